@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Command line: `pinlet [serve] | check-config | ref | resolve | pins | --version | --help`.
+ * Commands return a process exit code; only main() exits.
+ *
+ * Exit codes shared by all commands:
+ *   0 success, 1 runtime failure, 2 usage or configuration error;
+ *   resolve also: 3 not found, 4 unauthorized, 5 registry unavailable (or timeout),
+ *   6 protocol or TLS failure.
+ */
+#pragma once
+
+#include <getopt.h>
+
+#include "config/config.h"
+
+#define PINLET_EXIT_OK          0
+#define PINLET_EXIT_FAILURE     1
+#define PINLET_EXIT_USAGE       2
+#define PINLET_EXIT_NOT_FOUND   3
+#define PINLET_EXIT_UNAUTH      4
+#define PINLET_EXIT_UNAVAILABLE 5
+#define PINLET_EXIT_PROTOCOL    6
+
+int pinlet_cli_main(int argc, char **argv);
+
+/* One file per command. argv[0] is the command name; getopt state is reset. */
+int pinlet_cmd_serve(int argc, char **argv);        /* cli/serve.c */
+int pinlet_cmd_check_config(int argc, char **argv); /* cli/cli.c */
+int pinlet_cmd_ref(int argc, char **argv);          /* cli/ref_cmd.c */
+int pinlet_cmd_resolve(int argc, char **argv);      /* cli/resolve_cmd.c */
+int pinlet_cmd_pins(int argc, char **argv);         /* cli/pins_cmd.c */
+
+/*
+ * Options every command that reads the configuration accepts. Put PINLET_CONFIG_OPTIONS
+ * in a getopt_long() table and hand unknown option values to pinlet_cli_override();
+ * then pinlet_cli_load() reads the file and applies the overrides on top.
+ */
+enum {
+        PINLET_OPT_CONFIG = 0x100,
+        PINLET_OPT_LISTEN,
+        PINLET_OPT_RUNTIME_ENDPOINT,
+        PINLET_OPT_IMAGE_ENDPOINT,
+        PINLET_OPT_LOG_LEVEL,
+        PINLET_OPT_LOG_FORMAT,
+        PINLET_OPT_MODE,
+        PINLET_OPT_STATE_DIR,
+        PINLET_OPT_AUDIT_LOG,
+        PINLET_OPT_LAST_COMMON,
+};
+
+#define PINLET_CONFIG_OPTIONS                                                                     \
+        { "config", required_argument, NULL, PINLET_OPT_CONFIG },                                 \
+                { "listen", required_argument, NULL, PINLET_OPT_LISTEN },                         \
+                { "runtime-endpoint", required_argument, NULL, PINLET_OPT_RUNTIME_ENDPOINT },     \
+                { "image-endpoint", required_argument, NULL, PINLET_OPT_IMAGE_ENDPOINT },         \
+                { "log-level", required_argument, NULL, PINLET_OPT_LOG_LEVEL },                   \
+                { "log-format", required_argument, NULL, PINLET_OPT_LOG_FORMAT },                 \
+                { "mode", required_argument, NULL, PINLET_OPT_MODE },                             \
+                { "state-dir", required_argument, NULL, PINLET_OPT_STATE_DIR },                   \
+                { "audit-log", required_argument, NULL, PINLET_OPT_AUDIT_LOG }
+
+#define PINLET_CONFIG_OPTIONS_HELP                                                                \
+        "  --config FILE            configuration file (default " PINLET_DEFAULT_CONFIG ")\n"    \
+        "  --listen PATH            unix socket to serve CRI on\n"                                \
+        "  --runtime-endpoint URI   backend CRI runtime endpoint\n"                               \
+        "  --image-endpoint URI     backend CRI image endpoint (default: runtime endpoint)\n"    \
+        "  --log-level LEVEL        error, warn, info or debug\n"                                 \
+        "  --log-format FORMAT      text or json\n"                                               \
+        "  --mode MODE              enforce, audit or off\n"                                      \
+        "  --state-dir DIR          pin store directory\n"                                        \
+        "  --audit-log FILE|-       audit log file, - for stderr\n"
+
+struct pinlet_cli_overrides {
+        const char *config;
+        const char *values[PINLET_OPT_LAST_COMMON - PINLET_OPT_CONFIG]; /* by option - base */
+};
+
+/* Records a common option; returns 1 if opt was one, 0 otherwise. */
+int pinlet_cli_override(struct pinlet_cli_overrides *ov, int opt, const char *arg);
+
+/*
+ * Reads the configuration (the --config file, which must exist, or the default path, which
+ * may be missing), applies the overrides, validates, and sets up logging. On error prints
+ * the message to stderr and returns PINLET_EXIT_USAGE; cfg is initialised either way and
+ * must be freed by the caller.
+ */
+int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config *cfg);

@@ -3,8 +3,14 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "config/config.h"
@@ -131,13 +137,717 @@ const struct pinlet_registry_config *pinlet_config_registry(const struct pinlet_
         return NULL;
 }
 
+/* ---- scalar parsers ------------------------------------------------------------------ */
+
+int pinlet_parse_duration_ms(const char *s, uint64_t *ret)
+{
+        static const struct {
+                const char *unit;
+                uint64_t ms;
+        } units[] = {
+                /* longest first so "ms" is not read as "m" followed by junk */
+                { "ms", 1 },
+                { "s", 1000 },
+                { "m", 60000 },
+                { "h", 3600000 },
+        };
+        uint64_t total = 0;
+        const char *p = s;
+
+        if (!s || !*s)
+                return -EINVAL;
+        /* A bare number is seconds. */
+        if (strspn(s, "0123456789") == strlen(s)) {
+                errno = 0;
+                unsigned long long v = strtoull(s, NULL, 10);
+                if (errno || v > UINT64_MAX / 1000)
+                        return -ERANGE;
+                *ret = (uint64_t)v * 1000;
+                return 0;
+        }
+        while (*p) {
+                char *end;
+                size_t i;
+
+                if (!isdigit((unsigned char)*p))
+                        return -EINVAL;
+                errno = 0;
+                unsigned long long v = strtoull(p, &end, 10);
+                if (errno)
+                        return -ERANGE;
+                for (i = 0; i < ELEMENTSOF(units); i++)
+                        if (strncmp(end, units[i].unit, strlen(units[i].unit)) == 0)
+                                break;
+                if (i == ELEMENTSOF(units))
+                        return -EINVAL;
+                if (v > (UINT64_MAX - total) / units[i].ms)
+                        return -ERANGE;
+                total += (uint64_t)v * units[i].ms;
+                p = end + strlen(units[i].unit);
+        }
+        *ret = total;
+        return 0;
+}
+
+int pinlet_parse_size(const char *s, size_t *ret)
+{
+        static const struct {
+                const char *suffix;
+                size_t factor;
+        } suffixes[] = {
+                { "", 1 },           { "B", 1 },    { "KiB", 1u << 10 }, { "MiB", 1u << 20 },
+                { "GiB", 1u << 30 }, { "K", 1000 }, { "M", 1000000 },    { "G", 1000000000 },
+        };
+        char *end;
+
+        if (!s || !isdigit((unsigned char)*s))
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno)
+                return -ERANGE;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++)
+                if (strcmp(end, suffixes[i].suffix) == 0) {
+                        if (v > SIZE_MAX / suffixes[i].factor)
+                                return -ERANGE;
+                        *ret = (size_t)v * suffixes[i].factor;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static const char *const mode_names[] = {
+        [PINLET_MODE_ENFORCE] = "enforce",
+        [PINLET_MODE_AUDIT] = "audit",
+        [PINLET_MODE_OFF] = "off",
+};
+
+const char *pinlet_mode_to_string(enum pinlet_mode m)
+{
+        return (unsigned)m < ELEMENTSOF(mode_names) ? mode_names[m] : "unknown";
+}
+
+int pinlet_mode_from_string(const char *s, enum pinlet_mode *ret)
+{
+        for (size_t i = 0; i < ELEMENTSOF(mode_names); i++)
+                if (strcmp(s, mode_names[i]) == 0) {
+                        *ret = (enum pinlet_mode)i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+const char *pinlet_on_failure_to_string(enum pinlet_on_failure f)
+{
+        switch (f) {
+        case PINLET_FAIL_CLOSED:
+                return "closed";
+        case PINLET_FAIL_OPEN:
+                return "open";
+        default:
+                return "unset";
+        }
+}
+
+int pinlet_on_failure_from_string(const char *s, enum pinlet_on_failure *ret)
+{
+        if (strcmp(s, "closed") == 0)
+                *ret = PINLET_FAIL_CLOSED;
+        else if (strcmp(s, "open") == 0)
+                *ret = PINLET_FAIL_OPEN;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+static int parse_bool(const char *s, bool *ret)
+{
+        /* The YAML 1.1 spellings people write in config files; nothing more exotic. */
+        static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "on" };
+        static const char *const no[] = { "false", "False", "FALSE", "no", "No", "off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcmp(s, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+                if (strcmp(s, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *ret)
+{
+        char *end;
+
+        if (!isdigit((unsigned char)*s))
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end)
+                return -EINVAL;
+        if (v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+/* ---- the schema ---------------------------------------------------------------------- */
+
+enum key_type {
+        K_STRING,     /* char *; an empty value stores NULL */
+        K_BOOL,       /* bool */
+        K_DURATION,   /* uint64_t milliseconds */
+        K_SIZE,       /* size_t bytes */
+        K_COUNT,      /* size_t, 1 .. 100000000 */
+        K_WORKERS,    /* unsigned, 1 .. 256 */
+        K_FILE_MODE,  /* mode_t, octal */
+        K_USER,       /* uid_t, name or number */
+        K_GROUP,      /* gid_t, name or number */
+        K_LOG_LEVEL,  /* int */
+        K_LOG_FORMAT, /* int */
+        K_MODE,       /* enum pinlet_mode */
+        K_ON_FAILURE, /* enum pinlet_on_failure */
+        K_STRV,       /* char **: a sequence of strings (or one string) */
+        K_SECTION,    /* a mapping described by children */
+        K_REGISTRIES, /* the registries map */
+};
+
+struct key {
+        const char *name;
+        enum key_type type;
+        size_t offset; /* into struct pinlet_config, or pinlet_registry_config for those keys */
+        const struct key *children;
+};
+
+#define CFG(field) offsetof(struct pinlet_config, field)
+#define REG(field) offsetof(struct pinlet_registry_config, field)
+
+static const struct key socket_keys[] = {
+        { "mode", K_FILE_MODE, CFG(socket_mode) },
+        { "owner", K_USER, CFG(socket_uid) },
+        { "group", K_GROUP, CFG(socket_gid) },
+        {},
+};
+static const struct key log_keys[] = {
+        { "level", K_LOG_LEVEL, CFG(log_level) },
+        { "format", K_LOG_FORMAT, CFG(log_format) },
+        {},
+};
+static const struct key include_keys[] = {
+        { "registries", K_STRV, CFG(include.registries) },
+        { "repositories", K_STRV, CFG(include.repositories) },
+        { "namespaces", K_STRV, CFG(include.namespaces) },
+        {},
+};
+static const struct key exclude_keys[] = {
+        { "registries", K_STRV, CFG(exclude.registries) },
+        { "repositories", K_STRV, CFG(exclude.repositories) },
+        { "namespaces", K_STRV, CFG(exclude.namespaces) },
+        {},
+};
+static const struct key scope_keys[] = {
+        { "include", K_SECTION, 0, include_keys },
+        { "exclude", K_SECTION, 0, exclude_keys },
+        {},
+};
+static const struct key audit_keys[] = {
+        { "file", K_STRING, CFG(audit_file) },
+        { "stderr", K_BOOL, CFG(audit_stderr) },
+        {},
+};
+static const struct key cache_keys[] = {
+        { "ttl", K_DURATION, CFG(cache_ttl_ms) },
+        { "stale_if_error", K_DURATION, CFG(cache_stale_if_error_ms) },
+        { "negative_ttl", K_DURATION, CFG(cache_negative_ttl_ms) },
+        { "max_entries", K_COUNT, CFG(cache_max_entries) },
+        {},
+};
+static const struct key pins_keys[] = {
+        { "max_entries", K_COUNT, CFG(pins_max_entries) },
+        {},
+};
+static const struct key resolver_keys[] = {
+        { "connect_timeout", K_DURATION, CFG(connect_timeout_ms) },
+        { "timeout", K_DURATION, CFG(resolve_timeout_ms) },
+        { "workers", K_WORKERS, CFG(workers) },
+        {},
+};
+static const struct key credentials_keys[] = {
+        { "docker_config", K_STRV, CFG(docker_config_paths) },
+        {},
+};
+static const struct key registry_keys[] = {
+        { "ca_file", K_STRING, REG(ca_file) },           { "cert_file", K_STRING, REG(cert_file) },
+        { "key_file", K_STRING, REG(key_file) },         { "insecure", K_BOOL, REG(insecure) },
+        { "skip_verify", K_BOOL, REG(skip_verify) },     { "mirror", K_STRING, REG(mirror) },
+        { "on_failure", K_ON_FAILURE, REG(on_failure) }, {},
+};
+static const struct key root_keys[] = {
+        { "listen", K_STRING, CFG(listen) },
+        { "socket", K_SECTION, 0, socket_keys },
+        { "runtime_endpoint", K_STRING, CFG(runtime_endpoint) },
+        { "image_endpoint", K_STRING, CFG(image_endpoint) },
+        { "max_message_size", K_SIZE, CFG(max_message_size) },
+        { "shutdown_grace", K_DURATION, CFG(shutdown_grace_ms) },
+        { "log", K_SECTION, 0, log_keys },
+        { "mode", K_MODE, CFG(mode) },
+        { "on_failure", K_ON_FAILURE, CFG(on_failure) },
+        { "scope", K_SECTION, 0, scope_keys },
+        { "state_dir", K_STRING, CFG(state_dir) },
+        { "audit", K_SECTION, 0, audit_keys },
+        { "cache", K_SECTION, 0, cache_keys },
+        { "pins", K_SECTION, 0, pins_keys },
+        { "resolver", K_SECTION, 0, resolver_keys },
+        { "credentials", K_SECTION, 0, credentials_keys },
+        { "registries", K_REGISTRIES, 0 },
+        {},
+};
+
+/* ---- walking the YAML document --------------------------------------------------------- */
+
+struct loader {
+        const char *path;
+        yaml_document_t *doc;
+        struct pinlet_error **err;
+};
+
+static unsigned long node_line(const yaml_node_t *n)
+{
+        return (unsigned long)n->start_mark.line + 1;
+}
+
+_printf_(5, 6) static int fail(struct loader *l, const yaml_node_t *n, int code, const char *key,
+                               const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (key)
+                return pinlet_error_set(l->err, code, "%s:%lu: key '%s': %s", l->path, node_line(n),
+                                        key, strempty(msg));
+        return pinlet_error_set(l->err, code, "%s:%lu: %s", l->path, node_line(n), strempty(msg));
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+        return (const char *)n->data.scalar.value;
+}
+
+static bool scalar_is_null(const yaml_node_t *n)
+{
+        const char *s = scalar(n);
+
+        /* An unquoted empty value, "~" or "null" is YAML's null. */
+        return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+               (!*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0);
+}
+
+static int set_string(char **field, const char *v)
+{
+        char *c = NULL;
+
+        if (v && *v) {
+                c = strdup(v);
+                if (!c)
+                        return -ENOMEM;
+        }
+        free(*field);
+        *field = c;
+        return 0;
+}
+
+static int load_strv(struct loader *l, const yaml_node_t *n, const char *key, char ***field)
+{
+        char **v = NULL;
+
+        if (n->type == YAML_SCALAR_NODE) {
+                if (!scalar_is_null(n) && pinlet_strv_push(&v, scalar(n)) < 0)
+                        return -ENOMEM;
+        } else if (n->type == YAML_SEQUENCE_NODE) {
+                for (yaml_node_item_t *i = n->data.sequence.items.start;
+                     i < n->data.sequence.items.top; i++) {
+                        yaml_node_t *item = yaml_document_get_node(l->doc, *i);
+
+                        if (!item || item->type != YAML_SCALAR_NODE) {
+                                pinlet_strv_free(v);
+                                return fail(l, item ? item : n, -EINVAL, key,
+                                            "expected a list of strings");
+                        }
+                        if (pinlet_strv_push(&v, scalar(item)) < 0) {
+                                pinlet_strv_free(v);
+                                return -ENOMEM;
+                        }
+                }
+        } else
+                return fail(l, n, -EINVAL, key, "expected a list of strings");
+        pinlet_strv_free(*field);
+        *field = v;
+        return 0;
+}
+
+static int load_scalar(struct loader *l, const yaml_node_t *n, const struct key *k, const char *key,
+                       void *base)
+{
+        void *field = (char *)base + k->offset;
+        const char *v;
+        int r = 0;
+
+        if (n->type != YAML_SCALAR_NODE)
+                return fail(l, n, -EINVAL, key, "expected a single value");
+        v = scalar(n);
+
+        switch (k->type) {
+        case K_STRING:
+                r = set_string(field, scalar_is_null(n) ? NULL : v);
+                if (r < 0)
+                        return pinlet_error_set(l->err, r, "out of memory");
+                return 0;
+        case K_BOOL:
+                if (parse_bool(v, field) < 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid boolean '%s' (expected true "
+                                    "or false)",
+                                    v);
+                return 0;
+        case K_DURATION:
+                if (pinlet_parse_duration_ms(v, field) < 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid duration '%s' (expected e.g. 500ms, 30s, 5m, 1h)", v);
+                return 0;
+        case K_SIZE:
+                if (pinlet_parse_size(v, field) < 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid size '%s' (expected bytes or e.g. 16MiB)", v);
+                return 0;
+        case K_COUNT: {
+                unsigned long long c;
+                if (parse_uint(v, 100000000, &c) < 0 || c == 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid count '%s' (expected 1 to 100000000)", v);
+                *(size_t *)field = (size_t)c;
+                return 0;
+        }
+        case K_WORKERS: {
+                unsigned long long c;
+                if (parse_uint(v, 256, &c) < 0 || c == 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid worker count '%s' (expected 1 to 256)", v);
+                *(unsigned *)field = (unsigned)c;
+                return 0;
+        }
+        case K_FILE_MODE: {
+                char *end;
+                errno = 0;
+                unsigned long m = strtoul(v, &end, 8);
+                if (!*v || *end || errno || m > 07777)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid file mode '%s' (expected octal, e.g. \"0660\")", v);
+                *(mode_t *)field = (mode_t)m;
+                return 0;
+        }
+        case K_USER: {
+                unsigned long long id;
+                struct passwd *pw;
+                if (parse_uint(v, (uid_t)-2, &id) == 0) {
+                        *(uid_t *)field = (uid_t)id;
+                        return 0;
+                }
+                pw = getpwnam(v);
+                if (!pw)
+                        return fail(l, n, -EINVAL, key, "unknown user '%s'", v);
+                *(uid_t *)field = pw->pw_uid;
+                return 0;
+        }
+        case K_GROUP: {
+                unsigned long long id;
+                struct group *gr;
+                if (parse_uint(v, (gid_t)-2, &id) == 0) {
+                        *(gid_t *)field = (gid_t)id;
+                        return 0;
+                }
+                gr = getgrnam(v);
+                if (!gr)
+                        return fail(l, n, -EINVAL, key, "unknown group '%s'", v);
+                *(gid_t *)field = gr->gr_gid;
+                return 0;
+        }
+        case K_LOG_LEVEL: {
+                enum pinlet_log_level lv;
+                if (pinlet_log_level_from_string(v, &lv) < 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid log level '%s' (expected "
+                                    "error, warn, info or debug)",
+                                    v);
+                *(int *)field = (int)lv;
+                return 0;
+        }
+        case K_LOG_FORMAT: {
+                enum pinlet_log_format f;
+                if (pinlet_log_format_from_string(v, &f) < 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid log format '%s' (expected text or json)", v);
+                *(int *)field = (int)f;
+                return 0;
+        }
+        case K_MODE:
+                if (pinlet_mode_from_string(v, field) < 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid mode '%s' (expected enforce, audit or off)", v);
+                return 0;
+        case K_ON_FAILURE:
+                if (pinlet_on_failure_from_string(v, field) < 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid on_failure '%s' (expected closed or open)", v);
+                return 0;
+        default:
+                return fail(l, n, -EINVAL, key, "internal error: unexpected key type");
+        }
+}
+
+static int load_mapping(struct loader *l, const yaml_node_t *n, const struct key *table,
+                        const char *prefix, void *base);
+
+static int load_registries(struct loader *l, const yaml_node_t *n, const char *key,
+                           struct pinlet_config *cfg)
+{
+        if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
+                return 0;
+        if (n->type != YAML_MAPPING_NODE)
+                return fail(l, n, -EINVAL, key, "expected a map of registry hosts");
+
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+             p++) {
+                yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+                yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
+                _cleanup_free_ char *path = NULL;
+                struct pinlet_registry_config *regs, *reg;
+                const char *host;
+                int r;
+
+                if (!k || !v || k->type != YAML_SCALAR_NODE)
+                        return fail(l, n, -EINVAL, key, "registry hosts must be strings");
+                host = scalar(k);
+                if (!*host || strpbrk(host, "/ \t") || strstr(host, "://"))
+                        return fail(l, k, -EINVAL, key,
+                                    "invalid registry host '%s' (expected host[:port], no "
+                                    "scheme or path)",
+                                    host);
+                if (pinlet_config_registry(cfg, host))
+                        return fail(l, k, -EINVAL, key, "registry '%s' is listed twice", host);
+                if (asprintf(&path, "%s.%s", key, host) < 0)
+                        return pinlet_error_set(l->err, -ENOMEM, "out of memory");
+
+                regs = realloc(cfg->registries, (cfg->n_registries + 1) * sizeof(*regs));
+                if (!regs)
+                        return pinlet_error_set(l->err, -ENOMEM, "out of memory");
+                cfg->registries = regs;
+                reg = &regs[cfg->n_registries];
+                *reg = (struct pinlet_registry_config){ .on_failure = PINLET_FAIL_UNSET };
+                reg->host = strdup(host);
+                if (!reg->host)
+                        return pinlet_error_set(l->err, -ENOMEM, "out of memory");
+                cfg->n_registries++;
+                if (v->type == YAML_SCALAR_NODE && scalar_is_null(v))
+                        continue;
+                r = load_mapping(l, v, registry_keys, path, reg);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int load_mapping(struct loader *l, const yaml_node_t *n, const struct key *table,
+                        const char *prefix, void *base)
+{
+        if (n->type == YAML_SCALAR_NODE && scalar_is_null(n))
+                return 0; /* "cache:" with nothing under it */
+        if (n->type != YAML_MAPPING_NODE)
+                return prefix ? fail(l, n, -EINVAL, prefix, "expected a mapping")
+                              : fail(l, n, -EINVAL, NULL, "expected a mapping at the top level");
+
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+             p++) {
+                yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+                yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
+                _cleanup_free_ char *key = NULL;
+                const struct key *d = NULL;
+                int r;
+
+                if (!k || !v || k->type != YAML_SCALAR_NODE)
+                        return fail(l, k ? k : n, -EINVAL, prefix, "keys must be strings");
+                if (asprintf(&key, "%s%s%s", prefix ? prefix : "", prefix ? "." : "", scalar(k)) <
+                    0)
+                        return pinlet_error_set(l->err, -ENOMEM, "out of memory");
+
+                /* Duplicate keys: YAML forbids them and libyaml does not check. */
+                for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
+                        yaml_node_t *qk = yaml_document_get_node(l->doc, q->key);
+                        if (qk && qk->type == YAML_SCALAR_NODE &&
+                            strcmp(scalar(qk), scalar(k)) == 0)
+                                return fail(l, k, -EINVAL, key, "duplicate key");
+                }
+
+                for (const struct key *t = table; t->name; t++)
+                        if (strcmp(t->name, scalar(k)) == 0) {
+                                d = t;
+                                break;
+                        }
+                if (!d)
+                        return pinlet_error_set(l->err, -EINVAL, "%s:%lu: unknown key '%s'",
+                                                l->path, node_line(k), key);
+
+                switch (d->type) {
+                case K_SECTION:
+                        r = load_mapping(l, v, d->children, key, base);
+                        break;
+                case K_REGISTRIES:
+                        r = load_registries(l, v, key, base);
+                        break;
+                case K_STRV:
+                        r = load_strv(l, v, key, (char ***)((char *)base + d->offset));
+                        if (r == -ENOMEM)
+                                r = pinlet_error_set(l->err, r, "out of memory");
+                        break;
+                default:
+                        r = load_scalar(l, v, d, key, base);
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+#define CONFIG_MAX_SIZE (1024 * 1024) /* a config file is small; refuse anything huge */
+
+int pinlet_config_load_buffer(struct pinlet_config *cfg, const char *name, const char *data,
+                              size_t len, struct pinlet_error **err)
+{
+        yaml_parser_t parser;
+        yaml_document_t doc;
+        yaml_node_t *root;
+        struct loader l = { .path = name, .doc = &doc, .err = err };
+        int r;
+
+        if (len > CONFIG_MAX_SIZE)
+                return pinlet_error_set(err, -E2BIG, "%s: larger than %d bytes", name,
+                                        CONFIG_MAX_SIZE);
+        if (!yaml_parser_initialize(&parser))
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+        if (!yaml_parser_load(&parser, &doc)) {
+                r = pinlet_error_set(err, -EINVAL, "%s:%lu: invalid YAML: %s", name,
+                                     (unsigned long)parser.problem_mark.line + 1,
+                                     parser.problem ? parser.problem : "parse error");
+                yaml_parser_delete(&parser);
+                return r;
+        }
+        yaml_parser_delete(&parser);
+
+        root = yaml_document_get_root_node(&doc);
+        r = root ? load_mapping(&l, root, root_keys, NULL, cfg) : 0; /* empty file: defaults */
+        yaml_document_delete(&doc);
+        if (r < 0)
+                return r;
+        if (set_string(&cfg->path, name) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        return 0;
+}
+
 int pinlet_config_load(struct pinlet_config *cfg, const char *path, bool missing_ok,
                        struct pinlet_error **err)
 {
-        return 0; /* TEMPORARY: the YAML loader lands next */
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *data = NULL;
+        struct stat st;
+        size_t len = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                if (errno == ENOENT && missing_ok)
+                        return 0;
+                return pinlet_error_set(err, -errno, "%s: %s", path, strerror(errno));
+        }
+        if (fstat(fd, &st) < 0)
+                return pinlet_error_set(err, -errno, "%s: %s", path, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return pinlet_error_set(err, -EINVAL, "%s: not a regular file", path);
+        if (st.st_size > CONFIG_MAX_SIZE)
+                return pinlet_error_set(err, -E2BIG, "%s: larger than %d bytes", path,
+                                        CONFIG_MAX_SIZE);
+        data = malloc((size_t)st.st_size + 1);
+        if (!data)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        while (len < (size_t)st.st_size) {
+                ssize_t n = read(fd, data + len, (size_t)st.st_size - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return pinlet_error_set(err, -errno, "%s: %s", path, strerror(errno));
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        return pinlet_config_load_buffer(cfg, path, data, len, err);
+}
+
+static bool endpoint_valid(const char *e)
+{
+        /* gRPC targets pinlet supports for the runtime: unix sockets (as kubelet writes
+         * them) and plain host:port for tests and remote runtimes. */
+        return e && *e && !strpbrk(e, " \t\n");
 }
 
 int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error **err)
 {
+        const char *where = cfg->path ? cfg->path : "configuration";
+
+        if (!cfg->listen || cfg->listen[0] != '/')
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'listen': must be an absolute socket path", where);
+        if (strlen(cfg->listen) >= 108) /* sizeof(sockaddr_un.sun_path) */
+                return pinlet_error_set(
+                        err, -EINVAL, "%s: key 'listen': socket path longer than 107 bytes", where);
+        if (!endpoint_valid(cfg->runtime_endpoint))
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'runtime_endpoint': invalid endpoint '%s'", where,
+                                        strempty(cfg->runtime_endpoint));
+        if (cfg->image_endpoint && !endpoint_valid(cfg->image_endpoint))
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'image_endpoint': invalid endpoint '%s'", where,
+                                        cfg->image_endpoint);
+        if (cfg->max_message_size < 4u * 1024 * 1024 || cfg->max_message_size > 1024u * 1024 * 1024)
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'max_message_size': must be between 4MiB and "
+                                        "1GiB",
+                                        where);
+        if (!cfg->state_dir || cfg->state_dir[0] != '/')
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'state_dir': must be an absolute path", where);
+        if (cfg->resolve_timeout_ms == 0 || cfg->connect_timeout_ms == 0)
+                return pinlet_error_set(
+                        err, -EINVAL, "%s: key 'resolver': timeouts must be greater than 0", where);
+        for (size_t i = 0; i < cfg->n_registries; i++) {
+                const struct pinlet_registry_config *r = &cfg->registries[i];
+
+                if (!!r->cert_file != !!r->key_file)
+                        return pinlet_error_set(err, -EINVAL,
+                                                "%s: key 'registries.%s': cert_file and "
+                                                "key_file must be given together",
+                                                where, r->host);
+                if (r->insecure && r->skip_verify)
+                        return pinlet_error_set(err, -EINVAL,
+                                                "%s: key 'registries.%s': insecure (plain "
+                                                "HTTP) and skip_verify (TLS) exclude each "
+                                                "other",
+                                                where, r->host);
+        }
         return 0;
 }

@@ -112,6 +112,10 @@ int pinlet_config_init(struct pinlet_config *cfg);
 int pinlet_config_load(struct pinlet_config *cfg, const char *path, bool missing_ok,
                        struct pinlet_error **err);
 
+/* The same, from memory; name is used in messages (and for cfg->path). */
+int pinlet_config_load_buffer(struct pinlet_config *cfg, const char *name, const char *data,
+                              size_t len, struct pinlet_error **err);
+
 /* Validates cross-field constraints after flags were applied (for example cert_file
  * without key_file). */
 int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error **err);

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "util/log.h"
+
+static int load(struct pinlet_config *cfg, const char *yaml, struct pinlet_error **err)
+{
+        assert_int_equal(pinlet_config_init(cfg), 0);
+        return pinlet_config_load_buffer(cfg, "test.yaml", yaml, strlen(yaml), err);
+}
+
+static void test_defaults(void **state)
+{
+        struct pinlet_config cfg;
+
+        assert_int_equal(pinlet_config_init(&cfg), 0);
+        assert_string_equal(cfg.listen, "/run/pinlet/pinlet.sock");
+        assert_string_equal(cfg.runtime_endpoint, "unix:///run/containerd/containerd.sock");
+        assert_null(cfg.image_endpoint);
+        assert_int_equal(cfg.socket_mode, 0660);
+        assert_int_equal(cfg.max_message_size, 16 * 1024 * 1024);
+        assert_int_equal(cfg.mode, PINLET_MODE_ENFORCE);
+        assert_int_equal(cfg.on_failure, PINLET_FAIL_CLOSED);
+        assert_int_equal(cfg.cache_ttl_ms, 30000);
+        assert_string_equal(cfg.state_dir, "/var/lib/pinlet");
+        assert_string_equal(cfg.audit_file, "/var/log/pinlet/audit.jsonl");
+        assert_string_equal(cfg.docker_config_paths[0], "/var/lib/kubelet/config.json");
+        assert_int_equal(pinlet_config_validate(&cfg, NULL), 0);
+        pinlet_config_free(&cfg);
+}
+
+static void test_full_file(void **state)
+{
+        static const char yaml[] =
+                "# every key pinlet knows\n"
+                "listen: /tmp/p.sock\n"
+                "socket:\n"
+                "  mode: \"0600\"\n"
+                "  owner: 0\n"
+                "  group: root\n"
+                "runtime_endpoint: unix:///tmp/c.sock\n"
+                "image_endpoint: unix:///tmp/i.sock\n"
+                "max_message_size: 32MiB\n"
+                "shutdown_grace: 1m30s\n"
+                "log: {level: debug, format: json}\n"
+                "mode: audit\n"
+                "on_failure: open\n"
+                "scope:\n"
+                "  include:\n"
+                "    registries: ['*.corp.example', 'ghcr.io']\n"
+                "    repositories: [docker.io/library/*]\n"
+                "  exclude:\n"
+                "    namespaces: [kube-system]\n"
+                "state_dir: /tmp/state\n"
+                "audit: {file: '-', stderr: true}\n"
+                "cache: {ttl: 10s, stale_if_error: 5m, negative_ttl: 500ms, max_entries: 7}\n"
+                "pins: {max_entries: 9}\n"
+                "resolver: {connect_timeout: 2s, timeout: 4s, workers: 3}\n"
+                "credentials:\n"
+                "  docker_config: [/a.json, /b.json]\n"
+                "registries:\n"
+                "  registry.corp.example:5000:\n"
+                "    ca_file: /ca.pem\n"
+                "    cert_file: /c.pem\n"
+                "    key_file: /k.pem\n"
+                "    on_failure: closed\n"
+                "  127.0.0.1:5001:\n"
+                "    insecure: true\n"
+                "  plain.example:\n";
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        const struct pinlet_registry_config *r;
+        struct pinlet_config cfg;
+
+        assert_int_equal(load(&cfg, yaml, &err), 0);
+        assert_null(err);
+        assert_string_equal(cfg.listen, "/tmp/p.sock");
+        assert_int_equal(cfg.socket_mode, 0600);
+        assert_int_equal(cfg.socket_uid, 0);
+        assert_int_equal(cfg.socket_gid, 0);
+        assert_string_equal(cfg.image_endpoint, "unix:///tmp/i.sock");
+        assert_int_equal(cfg.max_message_size, 32 * 1024 * 1024);
+        assert_int_equal(cfg.shutdown_grace_ms, 90000);
+        assert_int_equal(cfg.log_level, PINLET_LOG_DEBUG);
+        assert_int_equal(cfg.log_format, PINLET_LOG_JSON);
+        assert_int_equal(cfg.mode, PINLET_MODE_AUDIT);
+        assert_int_equal(cfg.on_failure, PINLET_FAIL_OPEN);
+        assert_int_equal(pinlet_strv_length(cfg.include.registries), 2);
+        assert_string_equal(cfg.include.registries[0], "*.corp.example");
+        assert_string_equal(cfg.include.repositories[0], "docker.io/library/*");
+        assert_null(cfg.include.namespaces);
+        assert_string_equal(cfg.exclude.namespaces[0], "kube-system");
+        assert_string_equal(cfg.audit_file, "-");
+        assert_true(cfg.audit_stderr);
+        assert_int_equal(cfg.cache_ttl_ms, 10000);
+        assert_int_equal(cfg.cache_stale_if_error_ms, 300000);
+        assert_int_equal(cfg.cache_negative_ttl_ms, 500);
+        assert_int_equal(cfg.cache_max_entries, 7);
+        assert_int_equal(cfg.pins_max_entries, 9);
+        assert_int_equal(cfg.workers, 3);
+        assert_int_equal(pinlet_strv_length(cfg.docker_config_paths), 2);
+        assert_int_equal(cfg.n_registries, 3);
+        r = pinlet_config_registry(&cfg, "registry.corp.example:5000");
+        assert_non_null(r);
+        assert_string_equal(r->ca_file, "/ca.pem");
+        assert_int_equal(r->on_failure, PINLET_FAIL_CLOSED);
+        r = pinlet_config_registry(&cfg, "127.0.0.1:5001");
+        assert_non_null(r);
+        assert_true(r->insecure);
+        assert_int_equal(r->on_failure, PINLET_FAIL_UNSET);
+        assert_non_null(pinlet_config_registry(&cfg, "plain.example"));
+        assert_null(pinlet_config_registry(&cfg, "other.example"));
+        assert_int_equal(pinlet_config_validate(&cfg, &err), 0);
+        pinlet_config_free(&cfg);
+}
+
+/* Every malformed file names the file, the line and the key. */
+static const struct {
+        const char *yaml;
+        const char *message;
+} bad_files[] = {
+        { "listen: /x\nlisten_socket: /y\n", "test.yaml:2: unknown key 'listen_socket'" },
+        { "cache:\n  ttl: 30s\n  tll: 5s\n", "test.yaml:3: unknown key 'cache.tll'" },
+        { "cache:\n  ttl: 3 parsecs\n",
+          "test.yaml:2: key 'cache.ttl': invalid duration '3 parsecs'" },
+        { "mode: strict\n", "test.yaml:1: key 'mode': invalid mode 'strict'" },
+        { "on_failure: maybe\n", "test.yaml:1: key 'on_failure': invalid on_failure 'maybe'" },
+        { "log:\n  level: loud\n", "test.yaml:2: key 'log.level': invalid log level 'loud'" },
+        { "log:\n  format: xml\n", "test.yaml:2: key 'log.format': invalid log format 'xml'" },
+        { "socket:\n  mode: 0999\n", "test.yaml:2: key 'socket.mode': invalid file mode '0999'" },
+        { "socket:\n  owner: no-such-user-pinlet\n",
+          "test.yaml:2: key 'socket.owner': unknown user 'no-such-user-pinlet'" },
+        { "max_message_size: lots\n", "test.yaml:1: key 'max_message_size': invalid size" },
+        { "resolver:\n  workers: 0\n", "test.yaml:2: key 'resolver.workers': invalid worker" },
+        { "resolver:\n  workers: 1000\n", "test.yaml:2: key 'resolver.workers': invalid worker" },
+        { "cache: {max_entries: -1}\n", "test.yaml:1: key 'cache.max_entries': invalid count" },
+        { "audit:\n  stderr: perhaps\n",
+          "test.yaml:2: key 'audit.stderr': invalid boolean 'perhaps'" },
+        { "listen: [a, b]\n", "test.yaml:1: key 'listen': expected a single value" },
+        { "cache: 5\n", "test.yaml:1: key 'cache': expected a mapping" },
+        { "scope:\n  exclude:\n    namespaces: {a: b}\n",
+          "test.yaml:3: key 'scope.exclude.namespaces': expected a list of strings" },
+        { "registries:\n  https://r.example:\n    insecure: true\n",
+          "test.yaml:2: key 'registries': invalid registry host 'https://r.example'" },
+        { "registries:\n  r.example:\n    insecure: true\n    verify: false\n",
+          "test.yaml:4: unknown key 'registries.r.example.verify'" },
+        { "registries:\n  r.example: {on_failure: later}\n",
+          "test.yaml:2: key 'registries.r.example.on_failure': invalid on_failure 'later'" },
+        { "mode: audit\nmode: enforce\n", "test.yaml:2: key 'mode': duplicate key" },
+        { "- a\n- b\n", "test.yaml:1: expected a mapping at the top level" },
+        { "listen: /x\n  bad: indent\n", "test.yaml:2: invalid YAML" },
+        { "key: \"unterminated\n", "test.yaml:" },
+};
+
+static void test_bad_files(void **state)
+{
+        for (size_t i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
+                _cleanup_error_ struct pinlet_error *err = NULL;
+                struct pinlet_config cfg;
+                int r;
+
+                r = load(&cfg, bad_files[i].yaml, &err);
+                if (r >= 0 || !err || !strstr(err->message, bad_files[i].message))
+                        fail_msg("case %zu: expected error containing \"%s\", got r=%d \"%s\"", i,
+                                 bad_files[i].message, r, err ? err->message : "(none)");
+                pinlet_config_free(&cfg);
+        }
+}
+
+static void test_validate(void **state)
+{
+        static const struct {
+                const char *yaml;
+                const char *message;
+        } cases[] = {
+                { "listen: relative.sock\n", "key 'listen': must be an absolute socket path" },
+                { "registries:\n  r.example: {cert_file: /c}\n",
+                  "cert_file and key_file must be given together" },
+                { "registries:\n  r.example: {insecure: true, skip_verify: true}\n",
+                  "exclude each other" },
+                { "max_message_size: 1KiB\n", "must be between 4MiB and 1GiB" },
+                { "state_dir: var/lib\n", "key 'state_dir': must be an absolute path" },
+                { "resolver: {timeout: 0s}\n", "timeouts must be greater than 0" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_error_ struct pinlet_error *err = NULL;
+                struct pinlet_config cfg;
+
+                assert_int_equal(load(&cfg, cases[i].yaml, &err), 0);
+                assert_true(pinlet_config_validate(&cfg, &err) < 0);
+                if (!strstr(err->message, cases[i].message))
+                        fail_msg("case %zu: got \"%s\"", i, err->message);
+                assert_non_null(strstr(err->message, "test.yaml"));
+                pinlet_config_free(&cfg);
+        }
+}
+
+static void test_empty_and_null(void **state)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_config cfg;
+
+        assert_int_equal(load(&cfg, "", &err), 0);
+        assert_string_equal(cfg.listen, "/run/pinlet/pinlet.sock");
+        pinlet_config_free(&cfg);
+        assert_int_equal(load(&cfg, "# only a comment\ncache:\nimage_endpoint:\n", &err), 0);
+        assert_null(cfg.image_endpoint);
+        pinlet_config_free(&cfg);
+}
+
+static void test_missing_file(void **state)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_config cfg;
+
+        assert_int_equal(pinlet_config_init(&cfg), 0);
+        assert_int_equal(pinlet_config_load(&cfg, "/nonexistent/pinlet.yaml", true, &err), 0);
+        assert_true(pinlet_config_load(&cfg, "/nonexistent/pinlet.yaml", false, &err) < 0);
+        assert_non_null(strstr(err->message, "/nonexistent/pinlet.yaml"));
+        pinlet_config_free(&cfg);
+}
+
+static void test_durations(void **state)
+{
+        static const struct {
+                const char *in;
+                int ok;
+                uint64_t ms;
+        } cases[] = {
+                { "30", 1, 30000 },      { "30s", 1, 30000 },
+                { "500ms", 1, 500 },     { "2m", 1, 120000 },
+                { "1h30m", 1, 5400000 }, { "1m1s1ms", 1, 61001 },
+                { "0s", 1, 0 },          { "", 0, 0 },
+                { "s", 0, 0 },           { "5x", 0, 0 },
+                { "-5s", 0, 0 },         { "5 s", 0, 0 },
+                { "1.5s", 0, 0 },        { "99999999999999999999s", 0, 0 },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                uint64_t ms = 0;
+                int r = pinlet_parse_duration_ms(cases[i].in, &ms);
+
+                if ((r == 0) != cases[i].ok || (r == 0 && ms != cases[i].ms))
+                        fail_msg("duration '%s': r=%d ms=%llu", cases[i].in, r,
+                                 (unsigned long long)ms);
+        }
+}
+
+static void test_sizes(void **state)
+{
+        static const struct {
+                const char *in;
+                int ok;
+                size_t v;
+        } cases[] = {
+                { "16777216", 1, 16777216 },
+                { "16MiB", 1, 16777216 },
+                { "64KiB", 1, 65536 },
+                { "1GiB", 1, 1073741824 },
+                { "10M", 1, 10000000 },
+                { "7B", 1, 7 },
+                { "", 0, 0 },
+                { "MiB", 0, 0 },
+                { "16 MiB", 0, 0 },
+                { "16mib", 0, 0 },
+                { "-1", 0, 0 },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                size_t v = 0;
+                int r = pinlet_parse_size(cases[i].in, &v);
+
+                if ((r == 0) != cases[i].ok || (r == 0 && v != cases[i].v))
+                        fail_msg("size '%s': r=%d v=%zu", cases[i].in, r, v);
+        }
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),       cmocka_unit_test(test_full_file),
+                cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_validate),
+                cmocka_unit_test(test_empty_and_null), cmocka_unit_test(test_missing_file),
+                cmocka_unit_test(test_durations),      cmocka_unit_test(test_sizes),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -16,6 +16,7 @@ static const char usage[] =
         "  serve                  run the CRI proxy (the default)\n"
         "  check-config [FILE]    validate a configuration file and exit\n"
         "  ref REF...             parse and normalize image references, one JSON per line\n"
+        "                         (exit 1 if any is invalid)\n"
         "  resolve REF...         resolve tags to digests with the daemon's own code\n"
         "  pins [--json]          list the pin store\n"
         "\n"

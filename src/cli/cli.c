@@ -56,7 +56,7 @@ static int apply_overrides(const struct pinlet_cli_overrides *ov, struct pinlet_
         const char *v;
         int r = 0;
 
-#define OV(opt) ov->values[(opt) - PINLET_OPT_CONFIG]
+#define OV(opt) ov->values[(opt)-PINLET_OPT_CONFIG]
         if ((v = OV(PINLET_OPT_LISTEN)))
                 r = r ?: replace_string(&cfg->listen, v);
         if ((v = OV(PINLET_OPT_RUNTIME_ENDPOINT)))
@@ -140,7 +140,8 @@ int pinlet_cmd_check_config(int argc, char **argv)
                         printf("Usage: pinlet check-config [FILE] [OPTIONS]\n\n"
                                "Validates the configuration (FILE or --config) and the "
                                "overrides, prints the\nresult and exits 0, or 2 on the first "
-                               "error, naming the file, line and key.\n\n" PINLET_CONFIG_OPTIONS_HELP);
+                               "error, naming the file, line and "
+                               "key.\n\n" PINLET_CONFIG_OPTIONS_HELP);
                         return PINLET_EXIT_OK;
                 }
                 if (!pinlet_cli_override(&ov, c, optarg))
@@ -166,8 +167,8 @@ int pinlet_cli_main(int argc, char **argv)
                 const char *name;
                 int (*run)(int argc, char **argv);
         } commands[] = {
-                { "serve", pinlet_cmd_serve },     { "check-config", pinlet_cmd_check_config },
-                { "ref", pinlet_cmd_ref },         { "resolve", pinlet_cmd_resolve },
+                { "serve", pinlet_cmd_serve }, { "check-config", pinlet_cmd_check_config },
+                { "ref", pinlet_cmd_ref },     { "resolve", pinlet_cmd_resolve },
                 { "pins", pinlet_cmd_pins },
         };
 

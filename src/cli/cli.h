@@ -49,26 +49,28 @@ enum {
         PINLET_OPT_LAST_COMMON,
 };
 
-#define PINLET_CONFIG_OPTIONS                                                                     \
-        { "config", required_argument, NULL, PINLET_OPT_CONFIG },                                 \
-                { "listen", required_argument, NULL, PINLET_OPT_LISTEN },                         \
-                { "runtime-endpoint", required_argument, NULL, PINLET_OPT_RUNTIME_ENDPOINT },     \
-                { "image-endpoint", required_argument, NULL, PINLET_OPT_IMAGE_ENDPOINT },         \
-                { "log-level", required_argument, NULL, PINLET_OPT_LOG_LEVEL },                   \
-                { "log-format", required_argument, NULL, PINLET_OPT_LOG_FORMAT },                 \
-                { "mode", required_argument, NULL, PINLET_OPT_MODE },                             \
-                { "state-dir", required_argument, NULL, PINLET_OPT_STATE_DIR },                   \
-                { "audit-log", required_argument, NULL, PINLET_OPT_AUDIT_LOG }
+#define PINLET_CONFIG_OPTIONS                                                                 \
+        { "config", required_argument, NULL, PINLET_OPT_CONFIG },                             \
+                { "listen", required_argument, NULL, PINLET_OPT_LISTEN },                     \
+                { "runtime-endpoint", required_argument, NULL, PINLET_OPT_RUNTIME_ENDPOINT }, \
+                { "image-endpoint", required_argument, NULL, PINLET_OPT_IMAGE_ENDPOINT },     \
+                { "log-level", required_argument, NULL, PINLET_OPT_LOG_LEVEL },               \
+                { "log-format", required_argument, NULL, PINLET_OPT_LOG_FORMAT },             \
+                { "mode", required_argument, NULL, PINLET_OPT_MODE },                         \
+                { "state-dir", required_argument, NULL, PINLET_OPT_STATE_DIR },               \
+        {                                                                                     \
+                "audit-log", required_argument, NULL, PINLET_OPT_AUDIT_LOG                    \
+        }
 
-#define PINLET_CONFIG_OPTIONS_HELP                                                                \
-        "  --config FILE            configuration file (default " PINLET_DEFAULT_CONFIG ")\n"    \
-        "  --listen PATH            unix socket to serve CRI on\n"                                \
-        "  --runtime-endpoint URI   backend CRI runtime endpoint\n"                               \
-        "  --image-endpoint URI     backend CRI image endpoint (default: runtime endpoint)\n"    \
-        "  --log-level LEVEL        error, warn, info or debug\n"                                 \
-        "  --log-format FORMAT      text or json\n"                                               \
-        "  --mode MODE              enforce, audit or off\n"                                      \
-        "  --state-dir DIR          pin store directory\n"                                        \
+#define PINLET_CONFIG_OPTIONS_HELP                                                            \
+        "  --config FILE            configuration file (default " PINLET_DEFAULT_CONFIG ")\n" \
+        "  --listen PATH            unix socket to serve CRI on\n"                            \
+        "  --runtime-endpoint URI   backend CRI runtime endpoint\n"                           \
+        "  --image-endpoint URI     backend CRI image endpoint (default: runtime endpoint)\n" \
+        "  --log-level LEVEL        error, warn, info or debug\n"                             \
+        "  --log-format FORMAT      text or json\n"                                           \
+        "  --mode MODE              enforce, audit or off\n"                                  \
+        "  --state-dir DIR          pin store directory\n"                                    \
         "  --audit-log FILE|-       audit log file, - for stderr\n"
 
 struct pinlet_cli_overrides {

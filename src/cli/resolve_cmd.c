@@ -1,11 +1,199 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* PLACEHOLDER: replaced by the module owner. */
+/*
+ * `pinlet resolve REF...`: resolves tags to digests with the daemon's registry client and
+ * configuration (TLS, insecure registries, node credentials), one line per reference:
+ *   REF<TAB>name@digest
+ * Errors go to stderr, naming the image, the registry and the cause. The exit code is
+ * that of the first failure (see cli.h); the other references are still resolved.
+ */
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "ref/ref.h"
+#include "registry/registry.h"
+
+enum {
+        OPT_USERNAME = PINLET_OPT_LAST_COMMON + 1,
+        OPT_PASSWORD_STDIN,
+        OPT_TIMEOUT,
+};
+
+static const char usage[] =
+        "Usage: pinlet resolve [OPTIONS] REF...\n"
+        "\n"
+        "Resolves each image reference's tag to the digest it points at now, with the\n"
+        "daemon's own registry client and configuration, and prints REF<TAB>name@digest.\n"
+        "A reference that already holds a digest is printed pinned as it is.\n"
+        "\n"
+        "Credentials: --username with --password-stdin (used for every REF), else the\n"
+        "node's Docker config files from the configuration, else anonymous.\n"
+        "\n"
+        "Options:\n"
+        "  -h, --help               show this help\n"
+        "  --username USER          registry user name\n"
+        "  --password-stdin         read the password from the first line of stdin\n"
+        "  --timeout DURATION       deadline per reference (default: "
+        "resolve_timeout)\n" PINLET_CONFIG_OPTIONS_HELP "\n"
+        "Exit codes: 0 all resolved, 1 failure, 2 usage or configuration error,\n"
+        "3 not found, 4 unauthorized, 5 registry unavailable or timeout,\n"
+        "6 protocol or TLS error (the first failure decides).\n";
+
+static int exit_code_for(int code)
+{
+        switch (code) {
+        case PINLET_ENOTFOUND:
+                return PINLET_EXIT_NOT_FOUND;
+        case PINLET_EUNAUTH:
+                return PINLET_EXIT_UNAUTH;
+        case PINLET_EUNAVAIL:
+        case PINLET_ETIMEOUT:
+                return PINLET_EXIT_UNAVAILABLE;
+        case PINLET_EPROTO:
+        case PINLET_ETLS:
+                return PINLET_EXIT_PROTOCOL;
+        case PINLET_EINVAL:
+                return PINLET_EXIT_USAGE;
+        default:
+                return PINLET_EXIT_FAILURE;
+        }
+}
+
+static int read_password(char **ret)
+{
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+
+        n = getline(&line, &cap, stdin);
+        if (n < 0) {
+                free(line);
+                return -EINVAL;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = 0;
+        *ret = line;
+        return 0;
+}
+
+static int resolve_one(struct pinlet_registry *reg, const char *input,
+                       const struct pinlet_registry_auth *auth, uint64_t timeout_ms)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        _cleanup_ref_ struct pinlet_ref *ref = NULL;
+        _cleanup_free_ char *pinned = NULL;
+        struct pinlet_resolution res = { 0 };
+        int64_t deadline = 0;
+        int r;
+
+        r = pinlet_ref_parse(input, &ref, &err);
+        if (r < 0) {
+                fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
+                return exit_code_for(r);
+        }
+        if (ref->digest) {
+                pinned = pinlet_ref_with_digest(ref, NULL);
+        } else {
+                if (timeout_ms > 0)
+                        deadline = pinlet_registry_now_ms() + (int64_t)timeout_ms;
+                r = pinlet_registry_resolve(reg, ref, auth, deadline, &res, &err);
+                if (r < 0) {
+                        fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
+                        return exit_code_for(r);
+                }
+                pinned = pinlet_ref_with_digest(ref, res.digest);
+                pinlet_resolution_done(&res);
+        }
+        if (!pinned) {
+                fprintf(stderr, "pinlet resolve: out of memory\n");
+                return PINLET_EXIT_FAILURE;
+        }
+        printf("%s\t%s\n", input, pinned);
+        fflush(stdout);
+        return PINLET_EXIT_OK;
+}
 
 int pinlet_cmd_resolve(int argc, char **argv)
 {
-        fprintf(stderr, "pinlet resolve: not built yet\n");
-        return PINLET_EXIT_FAILURE;
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "username", required_argument, NULL, OPT_USERNAME },
+                { "password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN },
+                { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                PINLET_CONFIG_OPTIONS,
+                {},
+        };
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        _cleanup_(pinlet_registry_freep) struct pinlet_registry *reg = NULL;
+        _cleanup_erase_ char *password = NULL;
+        struct pinlet_cli_overrides ov = {};
+        struct pinlet_registry_auth auth = { 0 };
+        const char *username = NULL;
+        bool password_stdin = false;
+        uint64_t timeout_ms = 0;
+        struct pinlet_config cfg;
+        int c, r, rc = PINLET_EXIT_OK;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        fputs(usage, stdout);
+                        return PINLET_EXIT_OK;
+                case OPT_USERNAME:
+                        username = optarg;
+                        break;
+                case OPT_PASSWORD_STDIN:
+                        password_stdin = true;
+                        break;
+                case OPT_TIMEOUT:
+                        if (pinlet_parse_duration_ms(optarg, &timeout_ms) < 0 || timeout_ms == 0) {
+                                fprintf(stderr,
+                                        "pinlet resolve: --timeout: invalid duration '%s'\n",
+                                        optarg);
+                                return PINLET_EXIT_USAGE;
+                        }
+                        break;
+                default:
+                        if (!pinlet_cli_override(&ov, c, optarg)) {
+                                fputs(usage, stderr);
+                                return PINLET_EXIT_USAGE;
+                        }
+                }
+        }
+        if (optind >= argc) {
+                fprintf(stderr, "pinlet resolve: expected at least one REF\n");
+                return PINLET_EXIT_USAGE;
+        }
+        if (!!username != password_stdin) {
+                fprintf(stderr, "pinlet resolve: --username and --password-stdin go together\n");
+                return PINLET_EXIT_USAGE;
+        }
+        if (password_stdin && read_password(&password) < 0) {
+                fprintf(stderr, "pinlet resolve: no password on stdin\n");
+                return PINLET_EXIT_USAGE;
+        }
+        auth.username = username;
+        auth.password = password;
+
+        r = pinlet_cli_load(&ov, &cfg);
+        if (r != PINLET_EXIT_OK) {
+                pinlet_config_free(&cfg);
+                return r;
+        }
+        r = pinlet_registry_new(&cfg, &reg, &err);
+        if (r < 0) {
+                fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
+                pinlet_config_free(&cfg);
+                return PINLET_EXIT_USAGE;
+        }
+        for (int i = optind; i < argc; i++) {
+                r = resolve_one(reg, argv[i], username ? &auth : NULL, timeout_ms);
+                if (r != PINLET_EXIT_OK && rc == PINLET_EXIT_OK)
+                        rc = r;
+        }
+        pinlet_registry_free(TAKE_PTR(reg));
+        pinlet_config_free(&cfg);
+        return rc;
 }

@@ -60,8 +60,8 @@ struct pinlet_proxy_options {
         uid_t socket_uid; /* (uid_t)-1: unchanged */
         gid_t socket_gid; /* (gid_t)-1: unchanged */
         const char *runtime_endpoint;
-        const char *image_endpoint;          /* NULL: use runtime_endpoint */
-        const char *const *image_prefixes;   /* NULL-terminated; paths routed to image */
+        const char *image_endpoint;        /* NULL: use runtime_endpoint */
+        const char *const *image_prefixes; /* NULL-terminated; paths routed to image */
         size_t max_message_size;
         uint64_t shutdown_grace_ms;
         unsigned workers;

@@ -102,8 +102,8 @@ void pinlet_log(enum pinlet_log_level level, const char *fmt, ...)
                 json_t *o;
 
                 pinlet_format_rfc3339_now(now, sizeof(now));
-                o = json_pack("{s:s, s:s, s:s}", "time", now, "level", level_names[level],
-                              "msg", msg);
+                o = json_pack("{s:s, s:s, s:s}", "time", now, "level", level_names[level], "msg",
+                              msg);
                 if (!o)
                         return;
                 json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

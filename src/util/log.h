@@ -39,8 +39,8 @@ void pinlet_format_rfc3339_now(char *buf, size_t size);
 #define log_error(...) pinlet_log(PINLET_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  pinlet_log(PINLET_LOG_WARN, __VA_ARGS__)
 #define log_info(...)  pinlet_log(PINLET_LOG_INFO, __VA_ARGS__)
-#define log_debug(...)                                                                            \
-        do {                                                                                      \
-                if (pinlet_log_enabled(PINLET_LOG_DEBUG))                                         \
-                        pinlet_log(PINLET_LOG_DEBUG, __VA_ARGS__);                                \
+#define log_debug(...)                                             \
+        do {                                                       \
+                if (pinlet_log_enabled(PINLET_LOG_DEBUG))          \
+                        pinlet_log(PINLET_LOG_DEBUG, __VA_ARGS__); \
         } while (0)

@@ -19,18 +19,18 @@
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* Hands ownership of *p to the caller and leaves NULL behind for the cleanup handler. */
-#define TAKE_PTR(p)                                                                               \
-        ({                                                                                        \
-                __typeof__(p) _ptr_ = (p);                                                        \
-                (p) = NULL;                                                                       \
-                _ptr_;                                                                            \
+#define TAKE_PTR(p)                        \
+        ({                                 \
+                __typeof__(p) _ptr_ = (p); \
+                (p) = NULL;                \
+                _ptr_;                     \
         })
 
-#define TAKE_FD(fd)                                                                               \
-        ({                                                                                        \
-                int _fd_ = (fd);                                                                  \
-                (fd) = -1;                                                                        \
-                _fd_;                                                                             \
+#define TAKE_FD(fd)              \
+        ({                       \
+                int _fd_ = (fd); \
+                (fd) = -1;       \
+                _fd_;            \
         })
 
 static inline void freep(void *p)
@@ -54,11 +54,11 @@ static inline void fclosep(FILE **f)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Defines name##p(type **) calling func(*p) when *p is not NULL. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                   \
-        static inline void func##p(type *p)                                                       \
-        {                                                                                         \
-                if (*p)                                                                           \
-                        func(*p);                                                                 \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p)     \
+        {                                       \
+                if (*p)                         \
+                        func(*p);               \
         }
 
 /* Overwrites secrets before freeing them: credentials never linger in freed heap. */

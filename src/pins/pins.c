@@ -1,0 +1,925 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Memory: a chained hash table by reference plus a doubly linked recency list (head: most
+ * recently used), under a rwlock. Disk: see pins.h. Writers hold `io` for the whole
+ * change (memory update, then append) so that the log's order is the order of the
+ * changes in memory; readers only ever wait for the memory update.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pins/pins.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define TMP_PREFIX  "." PINLET_PINS_FILE ".tmp."
+#define LOCK_FILE   "pins.lock"
+#define CORRUPT_EXT ".corrupt"
+
+struct pin {
+        char *ref;
+        char *digest;
+        int64_t first_used, last_used;
+        char *pods[PINLET_PINS_MAX_PODS]; /* oldest first */
+        size_t n_pods;
+        struct pin *hnext;
+        struct pin *prev, *next; /* recency list */
+};
+
+struct pinlet_pins {
+        pthread_rwlock_t mem; /* the table and every pin in it */
+        pthread_mutex_t io;   /* writers: serializes changes and their appends */
+        size_t max;
+        struct pin **buckets;
+        size_t n_buckets; /* power of two */
+        size_t n;
+        struct pin *head, *tail;
+
+        char *dir;  /* NULL: memory only */
+        char *path; /* dir/pins.jsonl */
+        bool read_only;
+        int lock_fd;
+        int log_fd;        /* append descriptor; -1 when none */
+        size_t log_lines;  /* lines in the log file now */
+        bool need_compact; /* an append failed part-way: rewrite instead of appending */
+
+        struct pinlet_pins_load_report report;
+        char *first_problem;
+};
+
+/* Line splitter state while loading. */
+struct loader {
+        struct pinlet_pins *p;
+        char *line; /* PINLET_PINS_LINE_MAX + 1 bytes */
+        size_t len;
+        bool overflow; /* the current line is too long: skip to its end */
+        size_t lineno;
+};
+
+static uint64_t hash(const char *s)
+{
+        uint64_t h = 1469598103934665603ULL;
+
+        for (; *s; s++) {
+                h ^= (unsigned char)*s;
+                h *= 1099511628211ULL;
+        }
+        return h;
+}
+
+/* Printable ASCII without spaces, 1..max bytes: references, digests and pod keys are all
+ * ASCII by their grammars, and nothing else may reach the file or a terminal. */
+static bool valid_text(const char *s, size_t max)
+{
+        size_t n = 0;
+
+        if (!s)
+                return false;
+        for (; s[n]; n++)
+                if (n >= max || (unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f)
+                        return false;
+        return n > 0;
+}
+
+static bool valid_digest(const char *s)
+{
+        const char *colon;
+
+        if (!valid_text(s, PINLET_PINS_DIGEST_MAX))
+                return false;
+        colon = strchr(s, ':');
+        return colon && colon != s && colon[1];
+}
+
+static void pin_free(struct pin *pin)
+{
+        if (!pin)
+                return;
+        free(pin->ref);
+        free(pin->digest);
+        for (size_t i = 0; i < pin->n_pods; i++)
+                free(pin->pods[i]);
+        free(pin);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct pin *, pin_free)
+
+static void pin_clear_pods(struct pin *pin)
+{
+        for (size_t i = 0; i < pin->n_pods; i++)
+                free(pin->pods[i]);
+        pin->n_pods = 0;
+}
+
+/* Adds pod (taking it) as the most recent; an existing equal entry moves to the end. */
+static void pin_add_pod(struct pin *pin, char *pod)
+{
+        size_t i;
+
+        for (i = 0; i < pin->n_pods && strcmp(pin->pods[i], pod) != 0; i++)
+                ;
+        if (i < pin->n_pods) {
+                free(pin->pods[i]);
+        } else if (pin->n_pods == PINLET_PINS_MAX_PODS) {
+                free(pin->pods[0]);
+                i = 0;
+        } else {
+                pin->pods[pin->n_pods++] = pod;
+                return;
+        }
+        memmove(&pin->pods[i], &pin->pods[i + 1], (pin->n_pods - i - 1) * sizeof(char *));
+        pin->pods[pin->n_pods - 1] = pod;
+}
+
+static struct pin **find_slot(struct pinlet_pins *p, const char *ref)
+{
+        struct pin **s = &p->buckets[hash(ref) & (p->n_buckets - 1)];
+
+        while (*s && strcmp((*s)->ref, ref) != 0)
+                s = &(*s)->hnext;
+        return s;
+}
+
+static void lru_unlink(struct pinlet_pins *p, struct pin *pin)
+{
+        if (pin->prev)
+                pin->prev->next = pin->next;
+        else
+                p->head = pin->next;
+        if (pin->next)
+                pin->next->prev = pin->prev;
+        else
+                p->tail = pin->prev;
+        pin->prev = pin->next = NULL;
+}
+
+static void lru_push_front(struct pinlet_pins *p, struct pin *pin)
+{
+        pin->prev = NULL;
+        pin->next = p->head;
+        if (p->head)
+                p->head->prev = pin;
+        p->head = pin;
+        if (!p->tail)
+                p->tail = pin;
+}
+
+static void lru_touch(struct pinlet_pins *p, struct pin *pin)
+{
+        lru_unlink(p, pin);
+        lru_push_front(p, pin);
+}
+
+/* Inserts a new pin (the caller checked it is absent) as the most recent one. */
+static void insert(struct pinlet_pins *p, struct pin *pin)
+{
+        struct pin **s = find_slot(p, pin->ref);
+
+        pin->hnext = NULL;
+        *s = pin;
+        lru_push_front(p, pin);
+        p->n++;
+}
+
+/* Evicts least recently used pins beyond the bound; returns how many. */
+static size_t evict(struct pinlet_pins *p)
+{
+        size_t k = 0;
+
+        while (p->n > p->max && p->tail) {
+                struct pin *victim = p->tail, **s = find_slot(p, victim->ref);
+
+                *s = victim->hnext;
+                lru_unlink(p, victim);
+                p->n--;
+                log_debug("pins: evicted %s", victim->ref);
+                pin_free(victim);
+                k++;
+        }
+        return k;
+}
+
+/* One pin as a log line, '\n' included. NULL on allocation failure. */
+static char *pin_to_line(const struct pin *pin)
+{
+        json_t *o, *pods = json_array();
+        char *json, *line = NULL;
+
+        if (!pods)
+                return NULL;
+        for (size_t i = 0; i < pin->n_pods; i++)
+                if (json_array_append_new(pods, json_string(pin->pods[i])) < 0) {
+                        json_decref(pods);
+                        return NULL;
+                }
+        o = json_pack("{s:s, s:s, s:I, s:I, s:o}", "ref", pin->ref, "digest", pin->digest,
+                      "first_used", (json_int_t)pin->first_used, "last_used",
+                      (json_int_t)pin->last_used, "pods", pods);
+        if (!o)
+                return NULL;
+        json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        if (!json)
+                return NULL;
+        if (asprintf(&line, "%s\n", json) < 0)
+                line = NULL;
+        free(json);
+        return line;
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+static void problem(struct pinlet_pins *p, size_t lineno, const char *what)
+{
+        p->report.skipped++;
+        log_debug("pins: %s: line %zu skipped: %s", strempty(p->path), lineno, what);
+        if (!p->first_problem && asprintf(&p->first_problem, "line %zu: %s", lineno, what) < 0)
+                p->first_problem = NULL;
+        p->report.first_problem = p->first_problem;
+}
+
+static bool json_time(json_t *v, int64_t *ret)
+{
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+                return false;
+        *ret = json_integer_value(v);
+        return true;
+}
+
+/* Parses one line into a pin. Returns NULL with *ret_why set when the line is unusable
+ * (or on allocation failure, *ret_why then says so). */
+static struct pin *parse_line(const char *line, size_t len, const char **ret_why)
+{
+        _cleanup_(pin_freep) struct pin *pin = NULL;
+        json_t *o, *v, *pods;
+        json_error_t e;
+        const char *why = NULL;
+
+        o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
+        if (!o) {
+                *ret_why = "not JSON";
+                return NULL;
+        }
+        pin = calloc(1, sizeof(*pin));
+        if (!pin) {
+                why = "out of memory";
+                goto out;
+        }
+        if (!json_is_object(o)) {
+                why = "not a JSON object";
+                goto out;
+        }
+        v = json_object_get(o, "ref");
+        if (!valid_text(json_string_value(v), PINLET_PINS_REF_MAX)) {
+                why = "missing or invalid \"ref\"";
+                goto out;
+        }
+        v = json_object_get(o, "digest");
+        if (!valid_digest(json_string_value(v))) {
+                why = "missing or invalid \"digest\"";
+                goto out;
+        }
+        if (!json_time(json_object_get(o, "first_used"), &pin->first_used) ||
+            !json_time(json_object_get(o, "last_used"), &pin->last_used)) {
+                why = "missing or invalid \"first_used\" or \"last_used\"";
+                goto out;
+        }
+        pods = json_object_get(o, "pods");
+        if (pods && !json_is_array(pods)) {
+                why = "\"pods\" is not an array";
+                goto out;
+        }
+        pin->ref = strdup(json_string_value(json_object_get(o, "ref")));
+        pin->digest = strdup(json_string_value(json_object_get(o, "digest")));
+        if (!pin->ref || !pin->digest) {
+                why = "out of memory";
+                goto out;
+        }
+        /* Keep the last PINLET_PINS_MAX_PODS valid entries, as record() would have. */
+        for (size_t i = 0; pods && i < json_array_size(pods); i++) {
+                const char *s = json_string_value(json_array_get(pods, i));
+                char *copy;
+
+                if (!valid_text(s, PINLET_PINS_POD_MAX)) {
+                        why = "invalid entry in \"pods\"";
+                        goto out;
+                }
+                copy = strdup(s);
+                if (!copy) {
+                        why = "out of memory";
+                        goto out;
+                }
+                pin_add_pod(pin, copy);
+        }
+out:
+        json_decref(o);
+        if (why) {
+                *ret_why = why;
+                return NULL;
+        }
+        return TAKE_PTR(pin);
+}
+
+static bool blank(const char *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+                        return false;
+        return true;
+}
+
+/* Applies a parsed pin: the later line for a reference replaces the earlier one and makes
+ * it the most recent. Called single-threaded (open) or with mem held. */
+static void apply(struct pinlet_pins *p, struct pin *pin)
+{
+        struct pin **s = find_slot(p, pin->ref), *old = *s;
+
+        if (old) {
+                pin->hnext = old->hnext;
+                *s = pin;
+                lru_unlink(p, old);
+                lru_push_front(p, pin);
+                pin_free(old);
+        } else
+                insert(p, pin);
+        p->report.evicted += evict(p);
+}
+
+static void loader_end_line(struct loader *l, bool terminated)
+{
+        struct pinlet_pins *p = l->p;
+        const char *why = NULL;
+        struct pin *pin;
+
+        l->lineno++;
+        p->report.lines++;
+        if (l->overflow)
+                problem(p, l->lineno, "line too long");
+        else if (!blank(l->line, l->len)) {
+                pin = parse_line(l->line, l->len, &why);
+                if (pin)
+                        apply(p, pin);
+                else if (!terminated) {
+                        /* cut short by a crash, or by a writer we are reading under */
+                        p->report.truncated = 1;
+                        log_debug("pins: %s: last line %zu incomplete: %s", strempty(p->path),
+                                  l->lineno, why);
+                } else
+                        problem(p, l->lineno, why);
+        }
+        l->len = 0;
+        l->overflow = false;
+}
+
+static void loader_feed(struct loader *l, const char *data, size_t n)
+{
+        while (n > 0) {
+                const char *nl = memchr(data, '\n', n);
+                size_t k = nl ? (size_t)(nl - data) : n;
+
+                if (!l->overflow) {
+                        if (l->len + k > PINLET_PINS_LINE_MAX)
+                                l->overflow = true;
+                        else {
+                                memcpy(l->line + l->len, data, k);
+                                l->len += k;
+                        }
+                }
+                if (nl) {
+                        loader_end_line(l, true);
+                        k++;
+                }
+                data += k;
+                n -= k;
+        }
+}
+
+static void loader_finish(struct loader *l)
+{
+        if (l->len > 0 || l->overflow)
+                loader_end_line(l, false);
+        l->p->report.entries = l->p->n;
+}
+
+static int loader_init(struct loader *l, struct pinlet_pins *p)
+{
+        *l = (struct loader){ .p = p };
+        l->line = malloc(PINLET_PINS_LINE_MAX + 1);
+        return l->line ? 0 : -ENOMEM;
+}
+
+int pinlet_pins_load_data(struct pinlet_pins *p, const void *data, size_t size)
+{
+        struct loader l;
+
+        if (loader_init(&l, p) < 0)
+                return -ENOMEM;
+        pthread_rwlock_wrlock(&p->mem);
+        loader_feed(&l, data, size);
+        loader_finish(&l);
+        pthread_rwlock_unlock(&p->mem);
+        free(l.line);
+        return 0;
+}
+
+/* Loads p->path. A missing file is an empty store; an unreadable one is an error (the
+ * read-write open would otherwise compact it away). */
+static int load_file(struct pinlet_pins *p, struct pinlet_error **err)
+{
+        _cleanup_close_ int fd = -1;
+        struct loader l;
+        char buf[65536];
+        ssize_t k;
+        int r = 0;
+
+        fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return pinlet_error_set(err, -errno, "pin store %s: %s", p->path, strerror(errno));
+        }
+        if (loader_init(&l, p) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        for (;;) {
+                k = read(fd, buf, sizeof(buf));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = pinlet_error_set(err, -errno, "pin store %s: read: %s", p->path,
+                                             strerror(errno));
+                        break;
+                }
+                if (k == 0)
+                        break;
+                loader_feed(&l, buf, (size_t)k);
+        }
+        loader_finish(&l);
+        free(l.line);
+        return r;
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static int write_all(int fd, const char *s, size_t n)
+{
+        while (n > 0) {
+                ssize_t k = write(fd, s, n);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                s += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Rewrites the log with the live pins only: temp file, fsync, rename, fsync dir, then
+ * appends go to the new file. Called with io held (or single-threaded at open). */
+static int compact(struct pinlet_pins *p, struct pinlet_error **err)
+{
+        _cleanup_buf_ struct pinlet_buf b = {};
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        size_t count = 0;
+        int r = 0;
+
+        pinlet_buf_init(&b, SIZE_MAX / 2); /* bounded by max_entries pins of bounded size */
+        pthread_rwlock_rdlock(&p->mem);
+        for (struct pin *pin = p->tail; pin && r >= 0; pin = pin->prev) {
+                _cleanup_free_ char *line = pin_to_line(pin);
+
+                r = line ? pinlet_buf_append_str(&b, line) : -ENOMEM;
+                count++;
+        }
+        pthread_rwlock_unlock(&p->mem);
+        if (r < 0)
+                return pinlet_error_set(err, r, "pin store %s: out of memory", p->path);
+
+        if (asprintf(&tmp, "%s/" TMP_PREFIX "XXXXXX", p->dir) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+        if (fd < 0)
+                return pinlet_error_set(err, -errno, "pin store %s: %s", tmp, strerror(errno));
+        r = write_all(fd, b.data ? b.data : "", b.len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, p->path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                return pinlet_error_set(err, r, "pin store %s: compaction: %s", p->path,
+                                        strerror(-r));
+        }
+        r = fsync_dir(p->dir);
+        if (r < 0)
+                return pinlet_error_set(err, r, "pin store %s: fsync: %s", p->dir, strerror(-r));
+        /* The renamed file is ours: append to it from now on. */
+        if (p->log_fd >= 0)
+                close(p->log_fd);
+        p->log_fd = open(p->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+        if (p->log_fd < 0) {
+                p->need_compact = true;
+                return pinlet_error_set(err, -errno, "pin store %s: %s", p->path, strerror(errno));
+        }
+        p->log_lines = count;
+        p->need_compact = false;
+        return 0;
+}
+
+/* Appends one changed pin's line (io held). sync: fdatasync before returning. */
+static int append(struct pinlet_pins *p, const char *line, bool sync, struct pinlet_error **err)
+{
+        size_t n_live;
+        int r;
+
+        if (p->need_compact || p->log_fd < 0)
+                return compact(p, err); /* includes the change, and syncs it */
+        if (!line) {
+                p->need_compact = true;
+                return pinlet_error_set(err, -ENOMEM, "pin store %s: out of memory", p->path);
+        }
+        r = write_all(p->log_fd, line, strlen(line));
+        if (r >= 0 && sync && fdatasync(p->log_fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                /* Part of a line may have reached the file: never append after it. */
+                p->need_compact = true;
+                return pinlet_error_set(err, r, "pin store %s: %s", p->path, strerror(-r));
+        }
+        p->log_lines++;
+        pthread_rwlock_rdlock(&p->mem);
+        n_live = p->n;
+        pthread_rwlock_unlock(&p->mem);
+        if (p->log_lines > 2 * n_live + 1024)
+                return compact(p, err);
+        return 0;
+}
+
+/* ---- open / close ----------------------------------------------------------------- */
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = strchr(p + 1, '/');; s = strchr(s + 1, '/')) {
+                if (s)
+                        *s = '\0';
+                if (*p && mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                if (!s)
+                        return 0;
+                *s = '/';
+                while (s[1] == '/')
+                        s++;
+        }
+}
+
+/* Temp files of an earlier process that died mid-compaction: we hold the lock, so no live
+ * writer owns them. */
+static void remove_temp_files(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
+                        log_debug("pins: removing leftover %s/%s", dir, de->d_name);
+                        unlinkat(dirfd(d), de->d_name, 0);
+                }
+        closedir(d);
+}
+
+static int pins_new(const char *dir, size_t max_entries, bool read_only, struct pinlet_pins **ret)
+{
+        struct pinlet_pins *p = calloc(1, sizeof(*p));
+        size_t nb = 16;
+
+        if (!p)
+                return -ENOMEM;
+        p->max = max_entries ? max_entries : PINLET_PINS_DEFAULT_MAX;
+        while (nb < p->max && nb < (1u << 20))
+                nb <<= 1;
+        p->buckets = calloc(nb, sizeof(*p->buckets));
+        p->n_buckets = nb;
+        p->read_only = read_only;
+        p->lock_fd = p->log_fd = -1;
+        pthread_rwlock_init(&p->mem, NULL);
+        pthread_mutex_init(&p->io, NULL);
+        if (dir) {
+                p->dir = strdup(dir);
+                if (p->dir && asprintf(&p->path, "%s/" PINLET_PINS_FILE, dir) < 0)
+                        p->path = NULL;
+        }
+        if (!p->buckets || (dir && (!p->dir || !p->path))) {
+                pinlet_pins_close(p);
+                return -ENOMEM;
+        }
+        *ret = p;
+        return 0;
+}
+
+static int take_lock(struct pinlet_pins *p, struct pinlet_error **err)
+{
+        _cleanup_free_ char *lock = NULL;
+
+        if (asprintf(&lock, "%s/" LOCK_FILE, p->dir) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        p->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (p->lock_fd < 0)
+                return pinlet_error_set(err, -errno, "pin store %s: %s", lock, strerror(errno));
+        if (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return pinlet_error_set(err, -EBUSY,
+                                                "pin store %s is in use by another pinlet", p->dir);
+                return pinlet_error_set(err, -errno, "pin store %s: flock: %s", lock,
+                                        strerror(errno));
+        }
+        return 0;
+}
+
+/* Keeps the damaged log for a human to look at before compaction drops its bad lines. */
+static void keep_corrupt_copy(struct pinlet_pins *p)
+{
+        _cleanup_free_ char *copy = NULL;
+
+        if (asprintf(&copy, "%s" CORRUPT_EXT, p->path) < 0)
+                return;
+        unlink(copy);
+        if (link(p->path, copy) < 0)
+                log_debug("pins: cannot keep %s: %s", copy, strerror(errno));
+}
+
+int pinlet_pins_open(const char *dir, size_t max_entries, struct pinlet_pins **ret,
+                     struct pinlet_error **err)
+{
+        _cleanup_pins_ struct pinlet_pins *p = NULL;
+        int r;
+
+        if (dir && !*dir)
+                return pinlet_error_set(err, -EINVAL, "pin store: empty directory name");
+        r = pins_new(dir, max_entries, false, &p);
+        if (r < 0)
+                return pinlet_error_set(err, r, "out of memory");
+        if (dir) {
+                r = mkdir_p(dir, 0700);
+                if (r < 0)
+                        return pinlet_error_set(err, r, "pin store %s: mkdir: %s", dir,
+                                                strerror(-r));
+                r = take_lock(p, err);
+                if (r < 0)
+                        return r;
+                remove_temp_files(dir);
+                r = load_file(p, err);
+                if (r < 0)
+                        return r;
+                if (p->report.skipped > 0)
+                        keep_corrupt_copy(p);
+                /* Start from a clean file: no damaged or torn line to append after. */
+                r = compact(p, err);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int pinlet_pins_open_readonly(const char *dir, size_t max_entries, struct pinlet_pins **ret,
+                              struct pinlet_error **err)
+{
+        _cleanup_pins_ struct pinlet_pins *p = NULL;
+        int r;
+
+        if (!dir || !*dir)
+                return pinlet_error_set(err, -EINVAL, "pin store: no directory");
+        r = pins_new(dir, max_entries, true, &p);
+        if (r < 0)
+                return pinlet_error_set(err, r, "out of memory");
+        r = load_file(p, err);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+void pinlet_pins_close(struct pinlet_pins *p)
+{
+        struct pin *pin, *next;
+
+        if (!p)
+                return;
+        for (pin = p->head; pin; pin = next) {
+                next = pin->next;
+                pin_free(pin);
+        }
+        free(p->buckets);
+        if (p->log_fd >= 0)
+                close(p->log_fd);
+        if (p->lock_fd >= 0)
+                close(p->lock_fd); /* releases the flock */
+        free(p->dir);
+        free(p->path);
+        free(p->first_problem);
+        pthread_rwlock_destroy(&p->mem);
+        pthread_mutex_destroy(&p->io);
+        free(p);
+}
+
+const struct pinlet_pins_load_report *pinlet_pins_load_report(struct pinlet_pins *p)
+{
+        return &p->report;
+}
+
+/* ---- queries and changes ---------------------------------------------------------- */
+
+int pinlet_pins_lookup(struct pinlet_pins *p, const char *ref, char **ret_digest)
+{
+        struct pin *pin;
+        int r = -ENOENT;
+
+        if (!valid_text(ref, PINLET_PINS_REF_MAX))
+                return -EINVAL;
+        pthread_rwlock_rdlock(&p->mem);
+        pin = *find_slot(p, ref);
+        if (pin) {
+                char *d = strdup(pin->digest);
+                if (d) {
+                        *ret_digest = d;
+                        r = 0;
+                } else
+                        r = -ENOMEM;
+        }
+        pthread_rwlock_unlock(&p->mem);
+        return r;
+}
+
+static int check_args(struct pinlet_pins *p, const char *ref, const char *digest, const char *pod,
+                      struct pinlet_error **err)
+{
+        if (p->read_only)
+                return pinlet_error_set(err, -EROFS, "pin store %s is open read-only",
+                                        strempty(p->dir));
+        if (!valid_text(ref, PINLET_PINS_REF_MAX))
+                return pinlet_error_set(err, -EINVAL, "pin store: invalid reference");
+        if (digest && !valid_digest(digest))
+                return pinlet_error_set(err, -EINVAL, "pin store: invalid digest for %s", ref);
+        if (pod && !valid_text(pod, PINLET_PINS_POD_MAX))
+                return pinlet_error_set(err, -EINVAL, "pin store: invalid pod for %s", ref);
+        return 0;
+}
+
+/* The persistence half of a change: io is held, mem is not. */
+static int persist(struct pinlet_pins *p, const char *line, bool sync, struct pinlet_error **err)
+{
+        if (!p->dir)
+                return 0;
+        return append(p, line, sync, err);
+}
+
+int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *digest, const char *pod,
+                       char **ret_previous_digest, struct pinlet_error **err)
+{
+        _cleanup_free_ char *pod_copy = NULL, *digest_copy = NULL, *previous = NULL, *line = NULL;
+        _cleanup_(pin_freep) struct pin *fresh = NULL;
+        struct pin *pin;
+        bool sync = true;
+        int64_t now;
+        int r;
+
+        r = check_args(p, ref, digest, pod, err);
+        if (r < 0)
+                return r;
+        if (!digest)
+                return pinlet_error_set(err, -EINVAL, "pin store: no digest for %s", ref);
+        /* Allocate before taking locks, so the update itself cannot fail half-way. */
+        digest_copy = strdup(digest);
+        pod_copy = pod ? strdup(pod) : NULL;
+        fresh = calloc(1, sizeof(*fresh));
+        if (!digest_copy || (pod && !pod_copy) || !fresh || !(fresh->ref = strdup(ref)))
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+
+        pthread_mutex_lock(&p->io);
+        pthread_rwlock_wrlock(&p->mem);
+        now = (int64_t)time(NULL);
+        pin = *find_slot(p, ref);
+        if (!pin) {
+                pin = TAKE_PTR(fresh);
+                pin->digest = TAKE_PTR(digest_copy);
+                pin->first_used = now;
+                insert(p, pin);
+        } else if (strcmp(pin->digest, digest) != 0) {
+                /* The tag moved: a new digest starts a new history. */
+                previous = pin->digest;
+                pin->digest = TAKE_PTR(digest_copy);
+                pin->first_used = now;
+                pin_clear_pods(pin);
+                lru_touch(p, pin);
+        } else {
+                sync = false;
+                lru_touch(p, pin);
+        }
+        pin->last_used = now;
+        if (pod_copy)
+                pin_add_pod(pin, TAKE_PTR(pod_copy));
+        if (p->dir)
+                line = pin_to_line(pin);
+        evict(p);
+        pthread_rwlock_unlock(&p->mem);
+
+        r = persist(p, line, sync, err);
+        pthread_mutex_unlock(&p->io);
+        if (ret_previous_digest)
+                *ret_previous_digest = TAKE_PTR(previous);
+        return r;
+}
+
+int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
+                      struct pinlet_error **err)
+{
+        _cleanup_free_ char *pod_copy = NULL, *line = NULL;
+        struct pin *pin;
+        int r;
+
+        r = check_args(p, ref, NULL, pod, err);
+        if (r < 0)
+                return r;
+        pod_copy = pod ? strdup(pod) : NULL;
+        if (pod && !pod_copy)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+
+        pthread_mutex_lock(&p->io);
+        pthread_rwlock_wrlock(&p->mem);
+        pin = *find_slot(p, ref);
+        if (pin) {
+                pin->last_used = (int64_t)time(NULL);
+                if (pod_copy)
+                        pin_add_pod(pin, TAKE_PTR(pod_copy));
+                lru_touch(p, pin);
+                if (p->dir)
+                        line = pin_to_line(pin);
+        }
+        pthread_rwlock_unlock(&p->mem);
+        if (!pin) {
+                pthread_mutex_unlock(&p->io);
+                return pinlet_error_set(err, -ENOENT, "pin store: no pin for %s", ref);
+        }
+        r = persist(p, line, false, err);
+        pthread_mutex_unlock(&p->io);
+        return r;
+}
+
+int pinlet_pins_list(struct pinlet_pins *p, pinlet_pins_list_fn fn, void *userdata)
+{
+        int r = 0, n = 0;
+
+        pthread_rwlock_rdlock(&p->mem);
+        for (struct pin *pin = p->tail; pin; pin = pin->prev) {
+                const struct pinlet_pin view = {
+                        .reference = pin->ref,
+                        .digest = pin->digest,
+                        .first_used = pin->first_used,
+                        .last_used = pin->last_used,
+                        .pods = (const char *const *)pin->pods,
+                        .n_pods = pin->n_pods,
+                };
+
+                r = fn(userdata, &view);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        pthread_rwlock_unlock(&p->mem);
+        return r < 0 ? r : n;
+}
+
+size_t pinlet_pins_size(struct pinlet_pins *p)
+{
+        size_t n;
+
+        pthread_rwlock_rdlock(&p->mem);
+        n = p->n;
+        pthread_rwlock_unlock(&p->mem);
+        return n;
+}

@@ -51,7 +51,7 @@ typedef void (*pinlet_intercept_fn)(void *userdata, const struct pinlet_call_inf
 struct pinlet_method {
         const char *path;              /* full method path */
         bool unary;                    /* known to be unary: coalesce batches */
-        pinlet_intercept_fn intercept; /* NULL: never decoded */
+        pinlet_intercept_fn intercept; /* NULL: never decoded; used only when unary */
 };
 
 struct pinlet_proxy_options {

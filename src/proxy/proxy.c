@@ -1,0 +1,1169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pass-through proxy on gRPC core.
+ *
+ * Every completion-queue tag is a struct tag: a function and the proxied call it belongs
+ * to. Each proxied call (struct pcall) holds the server-side call (from the client) and the
+ * backend call, and a reference count: one reference per batch in flight, one per queued
+ * interceptor job, and one held by the dispatcher while it starts the first batches. The
+ * count only changes on the completion-queue thread, so it needs no atomics; workers never
+ * touch it (their job's reference is dropped when their wake-up tag is processed).
+ *
+ * State machine of one call (see also pinlet_proxy_run):
+ *
+ *   request_call ok -> RECV_CLOSE_ON_SERVER (always) -> method table lookup
+ *   unary:  server RECV_MESSAGE -> [interceptor on a worker -> zero-op batch wakes CQ]
+ *           -> ONE backend batch (send md+msg+close, recv md+msg+status)
+ *           -> ONE server batch (send md+msg+status) -> done
+ *   stream: backend SEND_INITIAL_METADATA, RECV_INITIAL_METADATA, RECV_STATUS_ON_CLIENT;
+ *           c2b pump: server RECV_MESSAGE -> backend SEND_MESSAGE -> ... -> NULL: close;
+ *           b2c pump (starts after the backend's initial metadata was passed on, never
+ *           waits for a client message): backend RECV_MESSAGE -> server SEND_MESSAGE -> ...;
+ *           server SEND_STATUS once the backend status arrived AND the b2c pump hit NULL.
+ *   client cancel (RECV_CLOSE cancelled=1) -> cancel backend call; every op then ends.
+ *   backend gone: its ops end with UNAVAILABLE, annotated with the endpoint when nothing
+ *           (no initial, no trailing metadata) came from the backend itself.
+ *   shutdown: server shutdown_and_notify (fails the pending request_call: wakes the CQ),
+ *           streams cancelled at once, unary calls get shutdown_grace_ms, then a status
+ *           "pinlet: shutting down"; once no call is left, 200 ms linger, then the idle
+ *           connections are dropped and pinlet_proxy_run() returns.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "proxy/proxy.h"
+#include "proxy/socket.h"
+#include "util/log.h"
+#include "util/macro.h"
+
+struct pcall;
+
+struct tag {
+        void (*fn)(struct pcall *c, bool ok);
+        struct pcall *c;
+};
+
+/* One backend endpoint: one persistent channel, multiplexing every call. */
+struct backend {
+        char *endpoint; /* as configured, for messages */
+        grpc_channel *channel;
+};
+
+struct pcall {
+        struct pinlet_proxy *p;
+        struct pcall *prev, *next; /* p->live, once accepted */
+        struct pcall *job_next;    /* worker queue */
+        unsigned refs;
+        bool accepted;
+
+        const struct pinlet_method *method; /* NULL: not in the table */
+        struct backend *backend_ep;
+        int64_t deadline_ms; /* CLOCK_MONOTONIC ms, INT64_MAX: none */
+
+        grpc_call *server;  /* from the client; owned */
+        grpc_call *backend; /* to the backend; owned */
+        grpc_call_details details;
+        grpc_metadata_array req_md;      /* client initial metadata */
+        grpc_metadata_array resp_md;     /* backend initial metadata */
+        grpc_metadata_array trailing_md; /* backend trailing metadata */
+        grpc_status_code status;
+        grpc_slice status_details; /* owned */
+        int server_cancelled;      /* RECV_CLOSE_ON_SERVER output */
+
+        grpc_byte_buffer *c2b; /* client -> backend message in flight; owned */
+        grpc_byte_buffer *b2c; /* backend -> client message in flight; owned */
+
+        bool closed;          /* RECV_CLOSE_ON_SERVER completed */
+        bool server_md_sent;  /* SEND_INITIAL_METADATA started on the server call */
+        bool status_received; /* backend RECV_STATUS_ON_CLIENT completed */
+        bool b2c_done;        /* the b2c pump reached the end */
+        bool status_sent;     /* SEND_STATUS_FROM_SERVER started */
+        bool shutdown_cancel; /* already cancelled by the shutdown */
+
+        struct pinlet_intercept_result ires; /* written by a worker */
+
+        struct tag t_request, t_close, t_unary_req, t_intercepted, t_unary_resp, t_status_sent,
+                t_backend_md_sent, t_backend_md, t_backend_status, t_server_md_sent, t_c2b_recv,
+                t_c2b_sent, t_c2b_close, t_b2c_recv, t_b2c_sent;
+};
+
+struct pinlet_proxy {
+        struct pinlet_proxy_options opts; /* strings below are our copies */
+        char *listen_path;
+        char **image_prefixes;               /* NULL-terminated copies */
+        const struct pinlet_method **sorted; /* methods sorted by path, for lookup */
+
+        grpc_completion_queue *cq;
+        grpc_server *server;
+        bool server_started;
+        struct backend runtime, image; /* image.channel NULL: same as runtime */
+        dev_t sock_dev;
+        ino_t sock_ino;
+        bool sock_created;
+
+        /* CQ thread only */
+        struct pcall *live;    /* accepted calls */
+        struct pcall *pending; /* the outstanding grpc_server_request_call */
+        bool draining;         /* shutdown seen by the CQ thread */
+        bool grace_over;
+        bool server_shut_down; /* the shutdown_and_notify tag arrived */
+        bool cancel_all_sent;  /* grpc_server_cancel_all_calls done */
+        bool lingering;        /* every call done, waiting for the server to finish */
+        gpr_timespec grace_deadline, linger_deadline;
+        struct tag t_shutdown;
+
+        /* lock protects everything below */
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool shutdown_called;
+        bool workers_stop;
+        struct pcall *jobs, **jobs_tail;
+        pthread_t *threads;
+        unsigned n_threads;
+        bool grpc_inited;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* call lifetime */
+
+static void ref(struct pcall *c)
+{
+        c->refs++;
+}
+
+static void pcall_free(struct pcall *c)
+{
+        struct pinlet_proxy *p = c->p;
+
+        if (c->accepted) {
+                if (c->prev)
+                        c->prev->next = c->next;
+                else
+                        p->live = c->next;
+                if (c->next)
+                        c->next->prev = c->prev;
+        }
+        if (c->server)
+                grpc_call_unref(c->server);
+        if (c->backend)
+                grpc_call_unref(c->backend);
+        grpc_call_details_destroy(&c->details);
+        grpc_metadata_array_destroy(&c->req_md);
+        grpc_metadata_array_destroy(&c->resp_md);
+        grpc_metadata_array_destroy(&c->trailing_md);
+        grpc_slice_unref(c->status_details);
+        if (c->c2b)
+                grpc_byte_buffer_destroy(c->c2b);
+        if (c->b2c)
+                grpc_byte_buffer_destroy(c->b2c);
+        free(c->ires.data);
+        free(c->ires.message);
+        free(c);
+}
+
+static void unref(struct pcall *c)
+{
+        if (--c->refs == 0)
+                pcall_free(c);
+}
+
+/* Starts a batch holding a reference for it. gRPC refuses a batch only on a programming
+ * error; the tag then runs at once with ok=false, so the state machine still ends. */
+static void start(struct pcall *c, grpc_call *call, const grpc_op *ops, size_t n, struct tag *t)
+{
+        grpc_call_error e;
+
+        ref(c);
+        e = grpc_call_start_batch(call, ops, n, t, NULL);
+        if (e != GRPC_CALL_OK) {
+                log_debug("proxy: grpc_call_start_batch refused (%d) for %s", (int)e,
+                          c->method ? c->method->path : "(unknown method)");
+                grpc_call_cancel(call, NULL);
+                t->fn(c, false);
+        }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* helpers */
+
+static int64_t monotonic_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The server call's deadline as CLOCK_MONOTONIC ms. gpr's clocks may use another epoch, so
+ * convert through the remaining time rather than the absolute value. */
+static int64_t deadline_to_ms(gpr_timespec deadline)
+{
+        gpr_timespec now, left;
+
+        if (deadline.tv_sec == INT64_MAX ||
+            gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0)
+                return INT64_MAX;
+        deadline = gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC);
+        now = gpr_now(GPR_CLOCK_MONOTONIC);
+        left = gpr_time_sub(deadline, now);
+        return monotonic_ms() + gpr_time_to_millis(left);
+}
+
+static int slice_cmp_str(grpc_slice s, const char *str)
+{
+        size_t n = GRPC_SLICE_LENGTH(s), m = strlen(str);
+        int r = memcmp(GRPC_SLICE_START_PTR(s), str, n < m ? n : m);
+
+        if (r != 0)
+                return r;
+        return n < m ? -1 : n > m ? 1 : 0;
+}
+
+static const struct pinlet_method *lookup_method(struct pinlet_proxy *p, grpc_slice path)
+{
+        size_t lo = 0, hi = p->opts.n_methods;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int r = slice_cmp_str(path, p->sorted[mid]->path);
+
+                if (r == 0)
+                        return p->sorted[mid];
+                if (r < 0)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return NULL;
+}
+
+static struct backend *route(struct pinlet_proxy *p, grpc_slice path)
+{
+        if (!p->image.channel || !p->image_prefixes)
+                return &p->runtime;
+        for (char **pre = p->image_prefixes; *pre; pre++) {
+                size_t n = strlen(*pre);
+
+                if (GRPC_SLICE_LENGTH(path) >= n &&
+                    memcmp(GRPC_SLICE_START_PTR(path), *pre, n) == 0)
+                        return &p->image;
+        }
+        return &p->runtime;
+}
+
+static void set_details(struct pcall *c, const char *msg)
+{
+        grpc_slice_unref(c->status_details);
+        c->status_details = grpc_slice_from_copied_string(msg);
+}
+
+/* A failure that never reached the backend (no initial and no trailing metadata came back)
+ * says which endpoint was unreachable; a status the backend itself sent passes unchanged. */
+static void annotate_local_failure(struct pcall *c)
+{
+        _cleanup_free_ char *msg = NULL;
+
+        if (c->status != GRPC_STATUS_UNAVAILABLE || c->resp_md.count > 0 ||
+            c->trailing_md.count > 0)
+                return;
+        if (asprintf(&msg, "pinlet: backend %s unavailable: %.*s", c->backend_ep->endpoint,
+                     (int)GRPC_SLICE_LENGTH(c->status_details),
+                     (const char *)GRPC_SLICE_START_PTR(c->status_details)) < 0)
+                return;
+        set_details(c, msg);
+}
+
+static bool create_backend_call(struct pcall *c)
+{
+        /* The parent call propagates the deadline and cancellation (GRPC_PROPAGATE_DEFAULTS);
+         * host NULL: the channel's default authority, whatever the client sent. */
+        c->backend = grpc_channel_create_call(c->backend_ep->channel, c->server,
+                                              GRPC_PROPAGATE_DEFAULTS, c->p->cq, c->details.method,
+                                              NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        return c->backend != NULL;
+}
+
+/* Ends the server call with a status of our own (interceptor failure, no backend call). */
+static void send_local_status(struct pcall *c, grpc_status_code code, const char *msg)
+{
+        grpc_op ops[2] = {};
+        size_t n = 0;
+
+        if (c->status_sent)
+                return;
+        c->status_sent = true;
+        c->status = code;
+        set_details(c, msg);
+        if (!c->server_md_sent) {
+                c->server_md_sent = true;
+                ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        }
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.status = code;
+        ops[n].data.send_status_from_server.status_details = &c->status_details;
+        n++;
+        start(c, c->server, ops, n, &c->t_status_sent);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* unary: one batch per direction */
+
+static void on_status_sent(struct pcall *c, bool ok)
+{
+        unref(c);
+}
+
+static void on_unary_resp(struct pcall *c, bool ok)
+{
+        grpc_op ops[3] = {};
+        size_t n = 0;
+
+        if (c->c2b) {
+                grpc_byte_buffer_destroy(c->c2b);
+                c->c2b = NULL;
+        }
+        if (c->status_sent) { /* ended by the shutdown meanwhile */
+                unref(c);
+                return;
+        }
+        if (!ok) /* only on a refused batch: status fields are unset */
+                c->status = GRPC_STATUS_INTERNAL;
+        annotate_local_failure(c);
+        c->status_sent = true;
+        c->server_md_sent = true;
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].data.send_initial_metadata.count = c->resp_md.count;
+        ops[n].data.send_initial_metadata.metadata = c->resp_md.metadata;
+        n++;
+        if (c->b2c) {
+                ops[n].op = GRPC_OP_SEND_MESSAGE;
+                ops[n].data.send_message.send_message = c->b2c;
+                n++;
+        }
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.trailing_metadata_count = c->trailing_md.count;
+        ops[n].data.send_status_from_server.trailing_metadata = c->trailing_md.metadata;
+        ops[n].data.send_status_from_server.status = c->status;
+        ops[n].data.send_status_from_server.status_details = &c->status_details;
+        n++;
+        start(c, c->server, ops, n, &c->t_status_sent);
+        unref(c);
+}
+
+static void forward_unary(struct pcall *c)
+{
+        grpc_op ops[6] = {};
+        size_t n = 0;
+
+        if ((c->closed && c->server_cancelled) || c->status_sent)
+                return; /* the client is gone, or the shutdown ended the call */
+        if (!create_backend_call(c)) {
+                send_local_status(c, GRPC_STATUS_INTERNAL, "pinlet: cannot create backend call");
+                return;
+        }
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].data.send_initial_metadata.count = c->req_md.count;
+        ops[n].data.send_initial_metadata.metadata = c->req_md.metadata;
+        n++;
+        if (c->c2b) {
+                ops[n].op = GRPC_OP_SEND_MESSAGE;
+                ops[n].data.send_message.send_message = c->c2b;
+                n++;
+        }
+        ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+        ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[n].data.recv_initial_metadata.recv_initial_metadata = &c->resp_md;
+        n++;
+        ops[n].op = GRPC_OP_RECV_MESSAGE;
+        ops[n].data.recv_message.recv_message = &c->b2c;
+        n++;
+        ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+        ops[n].data.recv_status_on_client.trailing_metadata = &c->trailing_md;
+        ops[n].data.recv_status_on_client.status = &c->status;
+        ops[n].data.recv_status_on_client.status_details = &c->status_details;
+        n++;
+        start(c, c->backend, ops, n, &c->t_unary_resp);
+}
+
+static void enqueue_job(struct pcall *c)
+{
+        struct pinlet_proxy *p = c->p;
+
+        ref(c); /* dropped by on_intercepted */
+        pthread_mutex_lock(&p->lock);
+        c->job_next = NULL;
+        *p->jobs_tail = c;
+        p->jobs_tail = &c->job_next;
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+static void on_unary_req(struct pcall *c, bool ok)
+{
+        if (ok && !(c->closed && c->server_cancelled)) {
+                if (c->method->intercept && c->p->n_threads > 0)
+                        enqueue_job(c);
+                else
+                        forward_unary(c);
+        }
+        unref(c);
+}
+
+/* Runs on the CQ thread after the worker's zero-op batch completed. */
+static void on_intercepted(struct pcall *c, bool ok)
+{
+        struct pinlet_intercept_result *r = &c->ires;
+
+        switch (r->action) {
+        case PINLET_FORWARD_ORIGINAL:
+                forward_unary(c);
+                break;
+        case PINLET_FORWARD_REWRITTEN: {
+                grpc_slice s;
+
+                if (c->c2b)
+                        grpc_byte_buffer_destroy(c->c2b);
+                if (r->len > 0) {
+                        s = grpc_slice_new(r->data, r->len, free);
+                } else {
+                        free(r->data);
+                        s = grpc_empty_slice();
+                }
+                r->data = NULL;
+                c->c2b = grpc_raw_byte_buffer_create(&s, 1);
+                grpc_slice_unref(s);
+                forward_unary(c);
+                break;
+        }
+        case PINLET_FAIL:
+        default: {
+                grpc_status_code code = (grpc_status_code)r->status;
+
+                if (code <= GRPC_STATUS_OK || code > GRPC_STATUS_UNAUTHENTICATED)
+                        code = GRPC_STATUS_INTERNAL;
+                send_local_status(c, code, r->message ? r->message : "pinlet: request refused");
+                break;
+        }
+        }
+        unref(c);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* streaming: the generic bidirectional pump */
+
+static void maybe_send_status(struct pcall *c)
+{
+        grpc_op ops[2] = {};
+        size_t n = 0;
+
+        if (!c->status_received || !c->b2c_done || c->status_sent)
+                return;
+        c->status_sent = true;
+        annotate_local_failure(c);
+        if (!c->server_md_sent) {
+                c->server_md_sent = true;
+                ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+                ops[n].data.send_initial_metadata.count = c->resp_md.count;
+                ops[n].data.send_initial_metadata.metadata = c->resp_md.metadata;
+                n++;
+        }
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.trailing_metadata_count = c->trailing_md.count;
+        ops[n].data.send_status_from_server.trailing_metadata = c->trailing_md.metadata;
+        ops[n].data.send_status_from_server.status = c->status;
+        ops[n].data.send_status_from_server.status_details = &c->status_details;
+        n++;
+        start(c, c->server, ops, n, &c->t_status_sent);
+}
+
+static void b2c_recv(struct pcall *c)
+{
+        grpc_op op = { .op = GRPC_OP_RECV_MESSAGE };
+
+        op.data.recv_message.recv_message = &c->b2c;
+        start(c, c->backend, &op, 1, &c->t_b2c_recv);
+}
+
+static void c2b_recv(struct pcall *c)
+{
+        grpc_op op = { .op = GRPC_OP_RECV_MESSAGE };
+
+        op.data.recv_message.recv_message = &c->c2b;
+        start(c, c->server, &op, 1, &c->t_c2b_recv);
+}
+
+static void on_backend_md(struct pcall *c, bool ok)
+{
+        if (ok) {
+                grpc_op op = { .op = GRPC_OP_SEND_INITIAL_METADATA };
+
+                op.data.send_initial_metadata.count = c->resp_md.count;
+                op.data.send_initial_metadata.metadata = c->resp_md.metadata;
+                c->server_md_sent = true;
+                start(c, c->server, &op, 1, &c->t_server_md_sent);
+                /* gRPC orders sends on a call: the messages follow the metadata. */
+                b2c_recv(c);
+        } else {
+                c->b2c_done = true;
+                maybe_send_status(c);
+        }
+        unref(c);
+}
+
+static void on_b2c_recv(struct pcall *c, bool ok)
+{
+        if (ok && c->b2c) {
+                grpc_op op = { .op = GRPC_OP_SEND_MESSAGE };
+
+                op.data.send_message.send_message = c->b2c;
+                start(c, c->server, &op, 1, &c->t_b2c_sent);
+        } else {
+                c->b2c_done = true;
+                maybe_send_status(c);
+        }
+        unref(c);
+}
+
+static void on_b2c_sent(struct pcall *c, bool ok)
+{
+        grpc_byte_buffer_destroy(c->b2c);
+        c->b2c = NULL;
+        if (ok) {
+                b2c_recv(c);
+        } else {
+                /* The client is gone: stop the backend too. */
+                grpc_call_cancel(c->backend, NULL);
+                c->b2c_done = true;
+                maybe_send_status(c);
+        }
+        unref(c);
+}
+
+static void on_c2b_recv(struct pcall *c, bool ok)
+{
+        if (ok && c->c2b) {
+                grpc_op op = { .op = GRPC_OP_SEND_MESSAGE };
+
+                op.data.send_message.send_message = c->c2b;
+                start(c, c->backend, &op, 1, &c->t_c2b_sent);
+        } else if (ok) {
+                /* The client half-closed. */
+                grpc_op op = { .op = GRPC_OP_SEND_CLOSE_FROM_CLIENT };
+
+                start(c, c->backend, &op, 1, &c->t_c2b_close);
+        }
+        unref(c);
+}
+
+static void on_c2b_sent(struct pcall *c, bool ok)
+{
+        grpc_byte_buffer_destroy(c->c2b);
+        c->c2b = NULL;
+        if (ok)
+                c2b_recv(c);
+        unref(c);
+}
+
+static void on_unref_only(struct pcall *c, bool ok)
+{
+        unref(c);
+}
+
+static void on_backend_status(struct pcall *c, bool ok)
+{
+        if (!ok)
+                c->status = GRPC_STATUS_INTERNAL;
+        c->status_received = true;
+        maybe_send_status(c);
+        unref(c);
+}
+
+static void start_stream(struct pcall *c)
+{
+        grpc_op op;
+
+        if (!create_backend_call(c)) {
+                send_local_status(c, GRPC_STATUS_INTERNAL, "pinlet: cannot create backend call");
+                return;
+        }
+        memset(&op, 0, sizeof(op));
+        op.op = GRPC_OP_SEND_INITIAL_METADATA;
+        op.data.send_initial_metadata.count = c->req_md.count;
+        op.data.send_initial_metadata.metadata = c->req_md.metadata;
+        start(c, c->backend, &op, 1, &c->t_backend_md_sent);
+
+        memset(&op, 0, sizeof(op));
+        op.op = GRPC_OP_RECV_INITIAL_METADATA;
+        op.data.recv_initial_metadata.recv_initial_metadata = &c->resp_md;
+        start(c, c->backend, &op, 1, &c->t_backend_md);
+
+        memset(&op, 0, sizeof(op));
+        op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+        op.data.recv_status_on_client.trailing_metadata = &c->trailing_md;
+        op.data.recv_status_on_client.status = &c->status;
+        op.data.recv_status_on_client.status_details = &c->status_details;
+        start(c, c->backend, &op, 1, &c->t_backend_status);
+
+        c2b_recv(c);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* accepting calls */
+
+static void on_close(struct pcall *c, bool ok)
+{
+        c->closed = true;
+        if (c->server_cancelled && c->backend)
+                grpc_call_cancel(c->backend, NULL);
+        unref(c);
+}
+
+static void request_next(struct pinlet_proxy *p);
+
+static void on_request(struct pcall *c, bool ok)
+{
+        struct pinlet_proxy *p = c->p;
+        grpc_op op = { .op = GRPC_OP_RECV_CLOSE_ON_SERVER };
+
+        p->pending = NULL;
+        if (!ok) {
+                /* The server is shutting down: the pending request was failed. */
+                unref(c);
+                return;
+        }
+        c->accepted = true;
+        c->next = p->live;
+        if (p->live)
+                p->live->prev = c;
+        p->live = c;
+        request_next(p);
+
+        c->method = lookup_method(p, c->details.method);
+        c->backend_ep = route(p, c->details.method);
+        c->deadline_ms = deadline_to_ms(c->details.deadline);
+        log_debug("proxy: call %.*s (%s)", (int)GRPC_SLICE_LENGTH(c->details.method),
+                  (const char *)GRPC_SLICE_START_PTR(c->details.method),
+                  c->method && c->method->unary ? "unary" : "stream");
+
+        op.data.recv_close_on_server.cancelled = &c->server_cancelled;
+        start(c, c->server, &op, 1, &c->t_close);
+
+        if (c->method && c->method->unary) {
+                grpc_op rm = { .op = GRPC_OP_RECV_MESSAGE };
+
+                rm.data.recv_message.recv_message = &c->c2b;
+                start(c, c->server, &rm, 1, &c->t_unary_req);
+        } else {
+                start_stream(c);
+        }
+        if (p->draining && !(c->method && c->method->unary))
+                grpc_call_cancel_with_status(c->server, GRPC_STATUS_UNAVAILABLE,
+                                             "pinlet: shutting down", NULL);
+        unref(c);
+}
+
+#define LINGER_MS 200
+
+#define TAG(c, name, f) ((c)->name = (struct tag){ .fn = (f), .c = (c) })
+
+static void request_next(struct pinlet_proxy *p)
+{
+        struct pcall *c;
+        grpc_call_error e;
+
+        if (p->draining)
+                return;
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                log_error("proxy: out of memory accepting a call");
+                return;
+        }
+        c->p = p;
+        c->refs = 1;
+        c->status_details = grpc_empty_slice();
+        grpc_call_details_init(&c->details);
+        grpc_metadata_array_init(&c->req_md);
+        grpc_metadata_array_init(&c->resp_md);
+        grpc_metadata_array_init(&c->trailing_md);
+        TAG(c, t_request, on_request);
+        TAG(c, t_close, on_close);
+        TAG(c, t_unary_req, on_unary_req);
+        TAG(c, t_intercepted, on_intercepted);
+        TAG(c, t_unary_resp, on_unary_resp);
+        TAG(c, t_status_sent, on_status_sent);
+        TAG(c, t_backend_md_sent, on_unref_only);
+        TAG(c, t_backend_md, on_backend_md);
+        TAG(c, t_backend_status, on_backend_status);
+        TAG(c, t_server_md_sent, on_unref_only);
+        TAG(c, t_c2b_recv, on_c2b_recv);
+        TAG(c, t_c2b_sent, on_c2b_sent);
+        TAG(c, t_c2b_close, on_unref_only);
+        TAG(c, t_b2c_recv, on_b2c_recv);
+        TAG(c, t_b2c_sent, on_b2c_sent);
+        e = grpc_server_request_call(p->server, &c->server, &c->details, &c->req_md, p->cq, p->cq,
+                                     &c->t_request);
+        if (e != GRPC_CALL_OK) {
+                log_error("proxy: grpc_server_request_call failed (%d)", (int)e);
+                pcall_free(c);
+                return;
+        }
+        p->pending = c;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* interceptor workers */
+
+static void *worker_main(void *arg)
+{
+        struct pinlet_proxy *p = arg;
+
+        for (;;) {
+                struct pcall *c;
+                struct pinlet_call_info info;
+                grpc_byte_buffer_reader reader;
+                grpc_slice flat = grpc_empty_slice();
+                grpc_call_error e;
+
+                pthread_mutex_lock(&p->lock);
+                while (!p->jobs && !p->workers_stop)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                c = p->jobs;
+                if (!c) {
+                        pthread_mutex_unlock(&p->lock);
+                        return NULL;
+                }
+                p->jobs = c->job_next;
+                if (!p->jobs)
+                        p->jobs_tail = &p->jobs;
+                pthread_mutex_unlock(&p->lock);
+
+                /* The CQ thread does not touch c2b or ires while the job is out. */
+                if (c->c2b && grpc_byte_buffer_reader_init(&reader, c->c2b)) {
+                        flat = grpc_byte_buffer_reader_readall(&reader);
+                        grpc_byte_buffer_reader_destroy(&reader);
+                }
+                info.method = c->method->path;
+                info.deadline_ms = c->deadline_ms;
+                memset(&c->ires, 0, sizeof(c->ires));
+                c->ires.action = PINLET_FORWARD_ORIGINAL;
+                c->method->intercept(p->opts.userdata, &info, GRPC_SLICE_START_PTR(flat),
+                                     GRPC_SLICE_LENGTH(flat), &c->ires);
+                grpc_slice_unref(flat);
+                /* A batch with no ops completes at once: it wakes the CQ thread, which then
+                 * continues the call in on_intercepted. */
+                e = grpc_call_start_batch(c->server, NULL, 0, &c->t_intercepted, NULL);
+                if (e != GRPC_CALL_OK)
+                        log_error("proxy: cannot wake the completion queue (%d)", (int)e);
+        }
+}
+
+static void stop_workers(struct pinlet_proxy *p)
+{
+        pthread_mutex_lock(&p->lock);
+        p->workers_stop = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        for (unsigned i = 0; i < p->n_threads; i++)
+                pthread_join(p->threads[i], NULL);
+        p->n_threads = 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* setup */
+
+static int cmp_method(const void *a, const void *b)
+{
+        const struct pinlet_method *const *x = a, *const *y = b;
+
+        return strcmp((*x)->path, (*y)->path);
+}
+
+/* Channel and server arguments. Measured on this kind of machine: the minimal stack and
+ * no retries / channelz / BDP probing saved ~12% CPU per call.
+ *
+ * GRPC_ARG_MINIMAL_STACK is set on the backend channels only. In gRPC core 1.51 it drops
+ * the message-size filter and the deadline filter from whichever stack it is set on.
+ * Tested (test/integration/proxy_smoke): on the server as well, a 16 MiB + 1 KiB request
+ * went through despite GRPC_ARG_MAX_*_MESSAGE_LENGTH. On the backend channels alone
+ * nothing is lost: the server stack still enforces the limits both ways (receive from the
+ * client, send to the client) and the call deadline (expiry cancels the server call, which
+ * cancels the backend call through the parent link), and the deadline is still sent to the
+ * backend as grpc-timeout (GRPC_PROPAGATE_DEADLINE). Retries, channelz and BDP probing are
+ * off everywhere: they change neither deadlines nor limits. */
+#define MAX_ARGS 10
+static size_t fill_args(grpc_arg *a, size_t max_msg, bool client)
+{
+        size_t n = 0;
+        int msg = max_msg > INT_MAX ? INT_MAX : (int)max_msg;
+
+#define INT_ARG(k, v) \
+        a[n++] = (grpc_arg){ .type = GRPC_ARG_INTEGER, .key = (char *)(k), .value.integer = (v) }
+        INT_ARG(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, msg);
+        INT_ARG(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, msg);
+        INT_ARG(GRPC_ARG_ENABLE_CHANNELZ, 0);
+        INT_ARG(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+        if (client) {
+                INT_ARG(GRPC_ARG_MINIMAL_STACK, 1);
+                INT_ARG(GRPC_ARG_ENABLE_RETRIES, 0);
+                /* Unix sockets: a restarted runtime is back within a second. */
+                INT_ARG(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+                INT_ARG(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+                INT_ARG(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+        }
+#undef INT_ARG
+        return n;
+}
+
+static int open_backend(struct backend *b, const char *endpoint, size_t max_msg,
+                        struct pinlet_error **err)
+{
+        _cleanup_free_ char *target = NULL;
+        grpc_arg a[MAX_ARGS];
+        grpc_channel_args args = { .args = a };
+        grpc_channel_credentials *creds;
+        int r;
+
+        b->endpoint = strdup(endpoint);
+        if (!b->endpoint)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        r = pinlet_proxy_endpoint_target(endpoint, &target);
+        if (r < 0)
+                return pinlet_error_set(err, r, "invalid backend endpoint '%s'", endpoint);
+        args.num_args = fill_args(a, max_msg, true);
+        creds = grpc_insecure_credentials_create();
+        b->channel = grpc_channel_create(target, creds, &args);
+        grpc_channel_credentials_release(creds);
+        if (!b->channel)
+                return pinlet_error_set(err, -EINVAL, "cannot create a channel to %s", endpoint);
+        /* Connect now rather than on the first call. */
+        grpc_channel_check_connectivity_state(b->channel, 1);
+        return 0;
+}
+
+static int listen_socket(struct pinlet_proxy *p, struct pinlet_error **err)
+{
+        const struct pinlet_proxy_options *o = &p->opts;
+        _cleanup_free_ char *addr = NULL;
+        grpc_server_credentials *creds;
+        struct stat st;
+        mode_t old;
+        int port, r;
+
+        r = pinlet_proxy_prepare_socket_path(p->listen_path, err);
+        if (r < 0)
+                return r;
+        if (asprintf(&addr, "unix:%s", p->listen_path) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        /* gRPC binds inside add_http2_port. Create the socket owner-only (0600) and widen it
+         * only after the owner is set, so it is never more open than configured. umask is
+         * process-wide: this runs at start, before any call is served. */
+        creds = grpc_insecure_server_credentials_create();
+        old = umask(0177);
+        port = grpc_server_add_http2_port(p->server, addr, creds);
+        umask(old);
+        grpc_server_credentials_release(creds);
+        if (port <= 0)
+                return pinlet_error_set(err, -EADDRNOTAVAIL, "cannot listen on %s", p->listen_path);
+        if (lstat(p->listen_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return pinlet_error_set(err, -EIO, "socket %s missing after bind", p->listen_path);
+        p->sock_created = true;
+        p->sock_dev = st.st_dev;
+        p->sock_ino = st.st_ino;
+        if ((o->socket_uid != (uid_t)-1 || o->socket_gid != (gid_t)-1) &&
+            lchown(p->listen_path, o->socket_uid, o->socket_gid) < 0)
+                return pinlet_error_set(err, -errno, "cannot chown %s to %d:%d: %s", p->listen_path,
+                                        (int)o->socket_uid, (int)o->socket_gid, strerror(errno));
+        if (chmod(p->listen_path, o->socket_mode & 07777) < 0)
+                return pinlet_error_set(err, -errno, "cannot chmod %s to %04o: %s", p->listen_path,
+                                        (unsigned)o->socket_mode, strerror(errno));
+        return 0;
+}
+
+int pinlet_proxy_new(const struct pinlet_proxy_options *opts, struct pinlet_proxy **ret,
+                     struct pinlet_error **err)
+{
+        struct pinlet_proxy *p;
+        grpc_arg a[MAX_ARGS];
+        grpc_channel_args args = { .args = a };
+        size_t n_prefixes = 0;
+        int r;
+
+        if (!opts->listen_path || !opts->runtime_endpoint)
+                return pinlet_error_set(err, -EINVAL, "listen path and runtime endpoint needed");
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        p->opts = *opts;
+        if (p->opts.max_message_size == 0)
+                p->opts.max_message_size = 16u * 1024 * 1024;
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+        p->jobs_tail = &p->jobs;
+        grpc_init();
+        p->grpc_inited = true;
+
+        p->listen_path = strdup(opts->listen_path);
+        if (opts->image_prefixes)
+                while (opts->image_prefixes[n_prefixes])
+                        n_prefixes++;
+        p->image_prefixes = calloc(n_prefixes + 1, sizeof(char *));
+        p->sorted = calloc(opts->n_methods + 1, sizeof(*p->sorted));
+        if (!p->listen_path || !p->image_prefixes || !p->sorted) {
+                r = pinlet_error_set(err, -ENOMEM, "out of memory");
+                goto fail;
+        }
+        for (size_t i = 0; i < n_prefixes; i++)
+                if (!(p->image_prefixes[i] = strdup(opts->image_prefixes[i]))) {
+                        r = pinlet_error_set(err, -ENOMEM, "out of memory");
+                        goto fail;
+                }
+        for (size_t i = 0; i < opts->n_methods; i++)
+                p->sorted[i] = &opts->methods[i];
+        qsort(p->sorted, opts->n_methods, sizeof(*p->sorted), cmp_method);
+
+        r = open_backend(&p->runtime, opts->runtime_endpoint, p->opts.max_message_size, err);
+        if (r < 0)
+                goto fail;
+        if (opts->image_endpoint && opts->image_endpoint[0] &&
+            strcmp(opts->image_endpoint, opts->runtime_endpoint) != 0) {
+                r = open_backend(&p->image, opts->image_endpoint, p->opts.max_message_size, err);
+                if (r < 0)
+                        goto fail;
+        }
+
+        p->cq = grpc_completion_queue_create_for_next(NULL);
+        args.num_args = fill_args(a, p->opts.max_message_size, false);
+        p->server = grpc_server_create(&args, NULL);
+        grpc_server_register_completion_queue(p->server, p->cq, NULL);
+        r = listen_socket(p, err);
+        if (r < 0)
+                goto fail;
+        grpc_server_start(p->server);
+        p->server_started = true;
+
+        p->threads = calloc(opts->workers ? opts->workers : 1, sizeof(pthread_t));
+        if (!p->threads) {
+                r = pinlet_error_set(err, -ENOMEM, "out of memory");
+                goto fail;
+        }
+        for (unsigned i = 0; i < (opts->workers ? opts->workers : 1); i++) {
+                r = -pthread_create(&p->threads[i], NULL, worker_main, p);
+                if (r < 0) {
+                        pinlet_error_set(err, r, "cannot start worker threads: %s", strerror(-r));
+                        goto fail;
+                }
+                p->n_threads++;
+        }
+        *ret = p;
+        return 0;
+fail:
+        pinlet_proxy_free(p);
+        return r;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* running and stopping */
+
+static void on_server_shutdown(struct pcall *c, bool ok)
+{
+        /* c is NULL: this tag belongs to the proxy (see pinlet_proxy_shutdown). */
+}
+
+/* On the CQ thread, once pinlet_proxy_shutdown() was called: streams are cancelled at once
+ * (a watch or a log follow would otherwise keep us forever); unary calls get the grace. */
+static void begin_drain(struct pinlet_proxy *p)
+{
+        p->draining = true;
+        p->grace_deadline = gpr_time_add(
+                gpr_now(GPR_CLOCK_MONOTONIC),
+                gpr_time_from_millis((int64_t)p->opts.shutdown_grace_ms, GPR_TIMESPAN));
+        for (struct pcall *c = p->live; c; c = c->next) {
+                if (c->method && c->method->unary)
+                        continue;
+                c->shutdown_cancel = true;
+                grpc_call_cancel_with_status(c->server, GRPC_STATUS_UNAVAILABLE,
+                                             "pinlet: shutting down", NULL);
+                if (c->backend)
+                        grpc_call_cancel(c->backend, NULL);
+        }
+}
+
+/* The grace is over: end whatever is left. A unary call still waiting for the backend (or
+ * an interceptor) gets a real status batch rather than a cancellation: when the last stream
+ * of a connection that was sent GOAWAY ends, gRPC may close it before a cancellation's
+ * trailers are written, and the client would see "Socket closed" instead of our message. */
+static void cancel_everything(struct pinlet_proxy *p)
+{
+        p->grace_over = true;
+        for (struct pcall *c = p->live; c; c = c->next) {
+                if (c->shutdown_cancel)
+                        continue;
+                c->shutdown_cancel = true;
+                if (c->backend)
+                        grpc_call_cancel(c->backend, NULL);
+                if (!c->status_sent)
+                        send_local_status(c, GRPC_STATUS_UNAVAILABLE, "pinlet: shutting down");
+                else
+                        grpc_call_cancel_with_status(c->server, GRPC_STATUS_UNAVAILABLE,
+                                                     "pinlet: shutting down", NULL);
+        }
+}
+
+/* How long the CQ thread waits for the next event: forever while serving; while draining,
+ * until the grace ends, and once every call is done, a short linger so that the statuses
+ * just written reach the clients before idle connections are dropped. */
+static gpr_timespec next_deadline(struct pinlet_proxy *p)
+{
+        if (p->draining && p->lingering && !p->cancel_all_sent)
+                return p->linger_deadline;
+        if (p->draining && !p->grace_over)
+                return p->grace_deadline;
+        return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+}
+
+int pinlet_proxy_run(struct pinlet_proxy *p)
+{
+        bool shutdown_seen;
+
+        p->t_shutdown = (struct tag){ .fn = on_server_shutdown, .c = NULL };
+        request_next(p);
+        for (;;) {
+                grpc_event ev = grpc_completion_queue_next(p->cq, next_deadline(p), NULL);
+
+                if (ev.type == GRPC_OP_COMPLETE) {
+                        struct tag *t = ev.tag;
+
+                        if (t == &p->t_shutdown)
+                                p->server_shut_down = true;
+                        else
+                                t->fn(t->c, ev.success != 0);
+                } else if (ev.type == GRPC_QUEUE_TIMEOUT) {
+                        if (p->lingering && !p->cancel_all_sent) {
+                                /* Idle client connections (kubelet keeps one open) hold the
+                                 * server's shutdown: every call is done, drop them now. */
+                                p->cancel_all_sent = true;
+                                grpc_server_cancel_all_calls(p->server);
+                        } else if (!p->grace_over) {
+                                cancel_everything(p);
+                        }
+                } else {
+                        break; /* GRPC_QUEUE_SHUTDOWN: not reached before we ask */
+                }
+
+                pthread_mutex_lock(&p->lock);
+                shutdown_seen = p->shutdown_called;
+                pthread_mutex_unlock(&p->lock);
+                if (shutdown_seen && !p->draining)
+                        begin_drain(p);
+                if (p->draining && !p->live && !p->pending) {
+                        if (p->server_shut_down)
+                                break;
+                        if (!p->lingering) {
+                                p->lingering = true;
+                                p->linger_deadline =
+                                        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                     gpr_time_from_millis(LINGER_MS, GPR_TIMESPAN));
+                        }
+                }
+        }
+        stop_workers(p);
+        return 0;
+}
+
+void pinlet_proxy_shutdown(struct pinlet_proxy *p)
+{
+        bool first;
+
+        pthread_mutex_lock(&p->lock);
+        first = !p->shutdown_called;
+        p->shutdown_called = true;
+        pthread_mutex_unlock(&p->lock);
+        /* Stops accepting and fails the pending grpc_server_request_call, which wakes the
+         * CQ thread; the tag itself arrives when every server call has ended. */
+        if (first && p->server_started)
+                grpc_server_shutdown_and_notify(p->server, p->cq, &p->t_shutdown);
+}
+
+static void drain_cq(grpc_completion_queue *cq)
+{
+        grpc_completion_queue_shutdown(cq);
+        while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+                ;
+}
+
+void pinlet_proxy_free(struct pinlet_proxy *p)
+{
+        struct stat st;
+
+        if (!p)
+                return;
+        stop_workers(p);
+        if (p->server) {
+                if (p->server_started && !p->server_shut_down) {
+                        /* run() never finished the shutdown: do it here, blocking. */
+                        bool called;
+
+                        pthread_mutex_lock(&p->lock);
+                        called = p->shutdown_called;
+                        p->shutdown_called = true;
+                        pthread_mutex_unlock(&p->lock);
+                        if (!called)
+                                grpc_server_shutdown_and_notify(p->server, p->cq, &p->t_shutdown);
+                        grpc_server_cancel_all_calls(p->server);
+                        for (;;) {
+                                grpc_event ev = grpc_completion_queue_next(
+                                        p->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                                if (ev.type != GRPC_OP_COMPLETE)
+                                        break;
+                                if (ev.tag == &p->t_shutdown)
+                                        break;
+                                /* a pending request failed by the shutdown */
+                                ((struct tag *)ev.tag)->fn(((struct tag *)ev.tag)->c, false);
+                        }
+                } else if (!p->server_started) {
+                        grpc_server_shutdown_and_notify(p->server, p->cq, &p->t_shutdown);
+                        grpc_completion_queue_next(p->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                                   NULL);
+                }
+                grpc_server_destroy(p->server);
+        }
+        if (p->runtime.channel)
+                grpc_channel_destroy(p->runtime.channel);
+        if (p->image.channel)
+                grpc_channel_destroy(p->image.channel);
+        if (p->cq) {
+                drain_cq(p->cq);
+                grpc_completion_queue_destroy(p->cq);
+        }
+        /* Remove the socket we created, and only that one (gRPC may have removed it). */
+        if (p->sock_created && lstat(p->listen_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            st.st_dev == p->sock_dev && st.st_ino == p->sock_ino)
+                unlink(p->listen_path);
+        free(p->runtime.endpoint);
+        free(p->image.endpoint);
+        if (p->image_prefixes)
+                for (char **s = p->image_prefixes; *s; s++)
+                        free(*s);
+        free(p->image_prefixes);
+        free(p->sorted);
+        free(p->threads);
+        free(p->listen_path);
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->cond);
+        if (p->grpc_inited)
+                grpc_shutdown();
+        free(p);
+}

@@ -1,0 +1,1147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Registry API V2 client on libcurl: manifest HEAD/GET, WWW-Authenticate driven auth,
+ * manual redirects (so the Authorization header never leaves its origin), bounded
+ * responses, and error classification. See registry.h for the contract.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "registry/challenge.h"
+#include "registry/registry.h"
+#include "registry/token.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define HINTS_MAX      256
+#define WWW_AUTH_MAX   16
+#define ERROR_BODY_MAX (64 * 1024) /* error bodies are read this far, then dropped */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup)
+
+enum auth_scheme {
+        AUTH_NONE,
+        AUTH_BASIC,
+        AUTH_BEARER,
+};
+
+/* What a registry asked for last time, so the next resolution can authenticate up front
+ * instead of paying a 401 round trip. Keyed by reference domain. */
+struct auth_hint {
+        char *host;
+        enum auth_scheme scheme;
+        char *realm;   /* bearer only */
+        char *service; /* bearer only, may be NULL */
+};
+
+struct pinlet_registry {
+        const struct pinlet_config *cfg; /* borrowed */
+        CURLSH *share;                   /* DNS cache and TLS sessions */
+        pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+        pthread_mutex_t pool_lock;
+        CURL *pool[PINLET_REGISTRY_POOL_MAX]; /* idle handles with their live connections */
+        size_t n_pool;
+
+        struct pinlet_token_cache tokens;
+
+        pthread_mutex_t hints_lock;
+        struct auth_hint hints[HINTS_MAX];
+        size_t n_hints;
+
+        atomic_uint_fast64_t st_requests, st_manifest, st_token, st_resolutions;
+};
+
+int64_t pinlet_registry_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *pinlet_registry_api_host(const char *domain)
+{
+        /* Docker Hub's API lives on registry-1.docker.io; "docker.io" itself redirects to
+         * the website. */
+        if (strcmp(domain, "docker.io") == 0 || strcmp(domain, "index.docker.io") == 0)
+                return "registry-1.docker.io";
+        return domain;
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *userp)
+{
+        struct pinlet_registry *r = userp;
+
+        if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+                pthread_mutex_lock(&r->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *userp)
+{
+        struct pinlet_registry *r = userp;
+
+        if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+                pthread_mutex_unlock(&r->share_locks[data]);
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init_once(void)
+{
+        curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int check_readable(const char *host, const char *what, const char *path,
+                          struct pinlet_error **err)
+{
+        if (path && access(path, R_OK) < 0)
+                return pinlet_error_set(err, PINLET_EINVAL, "registry %s: %s %s: %s", host, what,
+                                        path, strerror(errno));
+        return 0;
+}
+
+int pinlet_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+                        struct pinlet_error **err)
+{
+        struct pinlet_registry *r;
+        int e;
+
+        pthread_once(&curl_once, curl_init_once);
+        if (curl_init_result != CURLE_OK)
+                return pinlet_error_set(err, -EIO, "curl_global_init: %s",
+                                        curl_easy_strerror(curl_init_result));
+        for (size_t i = 0; i < cfg->n_registries; i++) {
+                const struct pinlet_registry_config *rc = &cfg->registries[i];
+
+                if ((e = check_readable(rc->host, "ca_file", rc->ca_file, err)) < 0 ||
+                    (e = check_readable(rc->host, "cert_file", rc->cert_file, err)) < 0 ||
+                    (e = check_readable(rc->host, "key_file", rc->key_file, err)) < 0)
+                        return e;
+        }
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        r->cfg = cfg;
+        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+                pthread_mutex_init(&r->share_locks[i], NULL);
+        pthread_mutex_init(&r->pool_lock, NULL);
+        pthread_mutex_init(&r->hints_lock, NULL);
+        pinlet_token_cache_init(&r->tokens);
+        r->share = curl_share_init();
+        if (!r->share) {
+                pinlet_registry_free(r);
+                return pinlet_error_set(err, -ENOMEM, "curl_share_init failed");
+        }
+        /* Connections are not shared: libcurl documents sharing the connection cache
+         * between concurrent threads as unsafe. Each pooled handle keeps its own. */
+        curl_share_setopt(r->share, CURLSHOPT_LOCKFUNC, share_lock);
+        curl_share_setopt(r->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+        curl_share_setopt(r->share, CURLSHOPT_USERDATA, r);
+        curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        *ret = r;
+        return 0;
+}
+
+static void hint_clear(struct auth_hint *h)
+{
+        free(h->host);
+        free(h->realm);
+        free(h->service);
+        *h = (struct auth_hint){ 0 };
+}
+
+void pinlet_registry_free(struct pinlet_registry *r)
+{
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n_pool; i++)
+                curl_easy_cleanup(r->pool[i]);
+        if (r->share)
+                curl_share_cleanup(r->share);
+        pinlet_token_cache_done(&r->tokens);
+        for (size_t i = 0; i < r->n_hints; i++)
+                hint_clear(&r->hints[i]);
+        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+                pthread_mutex_destroy(&r->share_locks[i]);
+        pthread_mutex_destroy(&r->pool_lock);
+        pthread_mutex_destroy(&r->hints_lock);
+        free(r);
+}
+
+void pinlet_resolution_done(struct pinlet_resolution *res)
+{
+        free(res->digest);
+        free(res->media_type);
+        res->digest = res->media_type = NULL;
+}
+
+void pinlet_registry_get_stats(struct pinlet_registry *r, struct pinlet_registry_stats *ret)
+{
+        *ret = (struct pinlet_registry_stats){
+                .requests = atomic_load_explicit(&r->st_requests, memory_order_relaxed),
+                .manifest_requests = atomic_load_explicit(&r->st_manifest, memory_order_relaxed),
+                .token_requests = atomic_load_explicit(&r->st_token, memory_order_relaxed),
+                .resolutions = atomic_load_explicit(&r->st_resolutions, memory_order_relaxed),
+        };
+}
+
+int pinlet_registry_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret)
+{
+        char **v = NULL;
+
+        for (size_t i = 0; i < cfg->n_registries; i++)
+                if (cfg->registries[i].skip_verify &&
+                    pinlet_strv_push(&v, cfg->registries[i].host) < 0) {
+                        pinlet_strv_free(v);
+                        return -ENOMEM;
+                }
+        *ret = v;
+        return 0;
+}
+
+/* ---- easy handle pool ---- */
+
+static CURL *handle_get(struct pinlet_registry *r)
+{
+        CURL *h = NULL;
+
+        pthread_mutex_lock(&r->pool_lock);
+        if (r->n_pool > 0)
+                h = r->pool[--r->n_pool];
+        pthread_mutex_unlock(&r->pool_lock);
+        if (h)
+                curl_easy_reset(h); /* keeps live connections, drops options */
+        else
+                h = curl_easy_init();
+        return h;
+}
+
+static void handle_put(struct pinlet_registry *r, CURL *h)
+{
+        if (!h)
+                return;
+        pthread_mutex_lock(&r->pool_lock);
+        if (r->n_pool < PINLET_REGISTRY_POOL_MAX) {
+                r->pool[r->n_pool++] = h;
+                h = NULL;
+        }
+        pthread_mutex_unlock(&r->pool_lock);
+        if (h)
+                curl_easy_cleanup(h);
+}
+
+/* ---- auth hints ---- */
+
+static void hint_get(struct pinlet_registry *r, const char *host, struct auth_hint *ret)
+{
+        *ret = (struct auth_hint){ 0 };
+        pthread_mutex_lock(&r->hints_lock);
+        for (size_t i = 0; i < r->n_hints; i++)
+                if (strcmp(r->hints[i].host, host) == 0) {
+                        ret->scheme = r->hints[i].scheme;
+                        ret->realm = r->hints[i].realm ? strdup(r->hints[i].realm) : NULL;
+                        ret->service = r->hints[i].service ? strdup(r->hints[i].service) : NULL;
+                        if ((r->hints[i].realm && !ret->realm) ||
+                            (r->hints[i].service && !ret->service))
+                                ret->scheme = AUTH_NONE; /* out of memory: no hint */
+                        break;
+                }
+        pthread_mutex_unlock(&r->hints_lock);
+}
+
+static void hint_set(struct pinlet_registry *r, const char *host, enum auth_scheme scheme,
+                     const char *realm, const char *service)
+{
+        struct auth_hint h = { 0 };
+        size_t i;
+
+        h.host = strdup(host);
+        h.scheme = scheme;
+        h.realm = realm ? strdup(realm) : NULL;
+        h.service = service ? strdup(service) : NULL;
+        if (!h.host || (realm && !h.realm) || (service && !h.service)) {
+                hint_clear(&h);
+                return;
+        }
+        pthread_mutex_lock(&r->hints_lock);
+        for (i = 0; i < r->n_hints; i++)
+                if (strcmp(r->hints[i].host, host) == 0)
+                        break;
+        if (i == r->n_hints) {
+                if (r->n_hints < HINTS_MAX)
+                        r->n_hints++;
+                else
+                        i = 0; /* full: overwrite the oldest slot; a hint is only a hint */
+        }
+        hint_clear(&r->hints[i]);
+        r->hints[i] = h;
+        pthread_mutex_unlock(&r->hints_lock);
+}
+
+/* ---- one HTTP exchange ---- */
+
+enum req_kind {
+        REQ_MANIFEST,
+        REQ_TOKEN,
+};
+
+struct request {
+        enum req_kind kind;
+        const char *method; /* "HEAD", "GET", "POST" */
+        const char *url;
+        const char *accept;      /* NULL: none */
+        const char *authz;       /* full "Authorization" value or NULL; secret */
+        const char *auth_origin; /* the only origin authz is sent to */
+        const char *post_body;   /* form body for POST; secret */
+        size_t body_max;
+        /* TLS settings for the origin the request starts at, and used for hops that stay
+         * there; other origins use their own cfg->registries entry. */
+        const struct pinlet_registry_config *tls;
+        const char *tls_origin;
+};
+
+struct response {
+        long status;
+        struct pinlet_buf body;
+        bool body_wanted; /* status is 2xx: the body must fit, else it is dropped */
+        size_t header_bytes;
+        bool headers_too_big;
+        bool body_too_big;
+        char *digest;       /* Docker-Content-Digest */
+        char *content_type; /* Content-Type without parameters */
+        int64_t content_length;
+        char *www_auth[WWW_AUTH_MAX];
+        size_t n_www_auth;
+};
+
+static void response_reset_headers(struct response *s)
+{
+        free(s->digest);
+        free(s->content_type);
+        s->digest = s->content_type = NULL;
+        s->content_length = -1;
+        for (size_t i = 0; i < s->n_www_auth; i++)
+                free(s->www_auth[i]);
+        s->n_www_auth = 0;
+        s->header_bytes = 0;
+        s->status = 0;
+}
+
+static void response_init(struct response *s, size_t body_max)
+{
+        *s = (struct response){ .content_length = -1 };
+        pinlet_buf_init(&s->body, body_max);
+}
+
+static void response_done(struct response *s)
+{
+        response_reset_headers(s);
+        pinlet_buf_free(&s->body);
+}
+
+/* Context of one resolution: shared by its requests. */
+struct resolve_ctx {
+        struct pinlet_registry *r;
+        const char *domain;
+        const struct pinlet_registry_config *regcfg; /* may be NULL */
+        int64_t deadline_ms;                         /* absolute, monotonic */
+        int64_t timeout_ms;                          /* the whole budget, for messages */
+        unsigned round_trips;
+};
+
+static char *trim_dup(const char *p, size_t n)
+{
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+                p++;
+                n--;
+        }
+        while (n > 0 &&
+               (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+                n--;
+        return strndup(p, n);
+}
+
+static bool header_is(const char *line, size_t n, const char *name, const char **ret_val,
+                      size_t *ret_len)
+{
+        size_t l = strlen(name);
+
+        if (n <= l || line[l] != ':' || strncasecmp(line, name, l) != 0)
+                return false;
+        *ret_val = line + l + 1;
+        *ret_len = n - l - 1;
+        return true;
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
+{
+        struct response *s = userp;
+        size_t n = size * nitems;
+        const char *v;
+        size_t vl;
+
+        /* A status line starts a new response (1xx interim, or a hop curl handles). */
+        if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+                const char *sp = memchr(line, ' ', n);
+
+                response_reset_headers(s);
+                if (sp)
+                        s->status = strtol(sp + 1, NULL, 10);
+                s->body_wanted = s->status >= 200 && s->status < 300;
+        }
+        s->header_bytes += n;
+        if (s->header_bytes > PINLET_REGISTRY_HEADERS_MAX) {
+                s->headers_too_big = true;
+                return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+        }
+        if (header_is(line, n, "docker-content-digest", &v, &vl)) {
+                free(s->digest);
+                s->digest = trim_dup(v, vl);
+        } else if (header_is(line, n, "content-type", &v, &vl)) {
+                const char *semi = memchr(v, ';', vl);
+
+                free(s->content_type);
+                s->content_type = trim_dup(v, semi ? (size_t)(semi - v) : vl);
+        } else if (header_is(line, n, "content-length", &v, &vl)) {
+                _cleanup_free_ char *t = trim_dup(v, vl);
+                char *end;
+                long long cl;
+
+                errno = 0;
+                cl = t ? strtoll(t, &end, 10) : -1;
+                s->content_length = (t && *t && !*end && errno == 0 && cl >= 0) ? cl : -1;
+        } else if (header_is(line, n, "www-authenticate", &v, &vl)) {
+                if (s->n_www_auth < WWW_AUTH_MAX) {
+                        char *d = trim_dup(v, vl);
+
+                        if (d)
+                                s->www_auth[s->n_www_auth++] = d;
+                }
+        }
+        return n;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+        struct response *s = userp;
+        size_t n = size * nmemb;
+
+        if (!s->body_wanted) {
+                /* error bodies: keep the start for the message, drop the rest */
+                if (s->body.len < ERROR_BODY_MAX)
+                        (void)pinlet_buf_append(&s->body, data,
+                                                n < ERROR_BODY_MAX - s->body.len
+                                                        ? n
+                                                        : ERROR_BODY_MAX - s->body.len);
+                return n;
+        }
+        if (pinlet_buf_append(&s->body, data, n) < 0) {
+                s->body_too_big = true;
+                return 0;
+        }
+        return n;
+}
+
+/* "scheme://host[:port]" of url, lowercased, port made explicit. */
+static int url_origin(const char *url, char **ret_origin, char **ret_scheme, char **ret_hostport)
+{
+        _cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
+        _cleanup_free_ char *scheme = NULL, *host = NULL, *port = NULL;
+        char *origin = NULL, *hostport = NULL;
+
+        if (!u)
+                return -ENOMEM;
+        if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+                return PINLET_EPROTO;
+        for (char *p = host; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+        if (asprintf(&origin, "%s://%s:%s", scheme, host, port) < 0)
+                return -ENOMEM;
+        /* the config key form: default ports are left out, as in a reference domain */
+        if ((strcmp(scheme, "https") == 0 && strcmp(port, "443") == 0) ||
+            (strcmp(scheme, "http") == 0 && strcmp(port, "80") == 0)) {
+                hostport = strdup(host);
+        } else if (asprintf(&hostport, "%s:%s", host, port) < 0) {
+                hostport = NULL;
+        }
+        if (!hostport) {
+                free(origin);
+                return -ENOMEM;
+        }
+        *ret_origin = origin;
+        if (ret_scheme)
+                *ret_scheme = TAKE_PTR(scheme);
+        if (ret_hostport)
+                *ret_hostport = hostport;
+        else
+                free(hostport);
+        return 0;
+}
+
+static void apply_tls(CURL *h, const struct pinlet_registry_config *tls)
+{
+        if (!tls)
+                return;
+        /* With OpenSSL, CAINFO adds to curl's CA directory (Debian: /etc/ssl/certs), so the
+         * registry's CA is trusted in addition to the system store. */
+        if (tls->ca_file)
+                curl_easy_setopt(h, CURLOPT_CAINFO, tls->ca_file);
+        if (tls->cert_file)
+                curl_easy_setopt(h, CURLOPT_SSLCERT, tls->cert_file);
+        if (tls->key_file)
+                curl_easy_setopt(h, CURLOPT_SSLKEY, tls->key_file);
+        if (tls->skip_verify) {
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+}
+
+static int classify_curl(struct resolve_ctx *ctx, CURLcode cc, const char *errbuf,
+                         const struct response *s, const char *what, struct pinlet_error **err)
+{
+        const char *detail = errbuf && *errbuf ? errbuf : curl_easy_strerror(cc);
+
+        if (s->headers_too_big)
+                return pinlet_error_set(err, PINLET_EPROTO, "%s: response headers exceed %d bytes",
+                                        what, PINLET_REGISTRY_HEADERS_MAX);
+        if (s->body_too_big || cc == CURLE_FILESIZE_EXCEEDED)
+                return pinlet_error_set(err, PINLET_EPROTO, "%s: response body exceeds %zu bytes",
+                                        what, s->body.max);
+        switch (cc) {
+        case CURLE_OPERATION_TIMEDOUT:
+                if (pinlet_registry_now_ms() + 50 >= ctx->deadline_ms)
+                        return pinlet_error_set(err, PINLET_ETIMEOUT,
+                                                "%s: timed out (budget %" PRId64 " ms)", what,
+                                                ctx->timeout_ms);
+                return pinlet_error_set(err, PINLET_EUNAVAIL, "%s: %s", what, detail);
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CIPHER:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_CRL_BADFILE:
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        case CURLE_SSL_INVALIDCERTSTATUS:
+        case CURLE_SSL_ENGINE_INITFAILED:
+        case CURLE_USE_SSL_FAILED:
+                return pinlet_error_set(err, PINLET_ETLS, "%s: TLS: %s", what, detail);
+        case CURLE_OUT_OF_MEMORY:
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_URL_MALFORMAT:
+                return pinlet_error_set(err, PINLET_EPROTO, "%s: %s", what, detail);
+        default:
+                return pinlet_error_set(err, PINLET_EUNAVAIL, "%s: %s", what, detail);
+        }
+}
+
+static bool is_redirect(long status)
+{
+        return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/*
+ * Performs q, following redirects by hand. On return (0) s holds the final response.
+ * Errors are transport-level only; HTTP statuses are for the caller to judge.
+ */
+static int http_do(struct resolve_ctx *ctx, const struct request *q, struct response *s,
+                   struct pinlet_error **err)
+{
+        struct pinlet_registry *r = ctx->r;
+        _cleanup_free_ char *url = strdup(q->url);
+        const char *method = q->method;
+        const char *what = q->kind == REQ_TOKEN ? "token request" : "manifest request";
+
+        if (!url)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        for (int hop = 0;; hop++) {
+                _cleanup_free_ char *origin = NULL, *scheme = NULL, *hostport = NULL;
+                struct curl_slist *hdrs = NULL;
+                char errbuf[CURL_ERROR_SIZE] = "";
+                _cleanup_free_ char *authz_line = NULL, *accept_line = NULL;
+                const struct pinlet_registry_config *tls;
+                char *next = NULL;
+                int64_t left;
+                CURLcode cc;
+                CURL *h;
+                int ret;
+
+                ret = url_origin(url, &origin, &scheme, &hostport);
+                if (ret < 0)
+                        return pinlet_error_set(err, ret, "%s: bad URL", what);
+                left = ctx->deadline_ms - pinlet_registry_now_ms();
+                if (left <= 0)
+                        return pinlet_error_set(err, PINLET_ETIMEOUT,
+                                                "%s: timed out (budget %" PRId64 " ms)", what,
+                                                ctx->timeout_ms);
+                tls = strcmp(origin, q->tls_origin) == 0 ? q->tls
+                                                         : pinlet_config_registry(r->cfg, hostport);
+
+                h = handle_get(r);
+                if (!h)
+                        return pinlet_error_set(err, -ENOMEM, "curl_easy_init failed");
+                curl_easy_setopt(h, CURLOPT_URL, url);
+                curl_easy_setopt(h, CURLOPT_SHARE, r->share);
+                curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM */
+                curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+                curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+                curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
+                curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+                curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                                 (long)((int64_t)r->cfg->connect_timeout_ms < left &&
+                                                        r->cfg->connect_timeout_ms > 0
+                                                ? (int64_t)r->cfg->connect_timeout_ms
+                                                : left));
+                curl_easy_setopt(h, CURLOPT_USERAGENT, "pinlet/" PINLET_VERSION);
+                curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+                curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+                curl_easy_setopt(h, CURLOPT_HEADERDATA, s);
+                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+                curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
+                curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->body.max);
+                apply_tls(h, tls);
+                if (strcmp(method, "HEAD") == 0) {
+                        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+                } else if (strcmp(method, "POST") == 0) {
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->post_body);
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(q->post_body));
+                        hdrs = curl_slist_append(hdrs,
+                                                 "Content-Type: application/x-www-form-urlencoded");
+                } else {
+                        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+                }
+                if (q->accept && asprintf(&accept_line, "Accept: %s", q->accept) >= 0)
+                        hdrs = curl_slist_append(hdrs, accept_line);
+                /* Credentials only to their own origin: a redirect to blob storage or any
+                 * other host goes without them. */
+                if (q->authz && q->auth_origin && strcmp(origin, q->auth_origin) == 0 &&
+                    asprintf(&authz_line, "Authorization: %s", q->authz) >= 0)
+                        hdrs = curl_slist_append(hdrs, authz_line);
+                curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+
+                response_reset_headers(s);
+                pinlet_buf_reset(&s->body);
+                s->headers_too_big = s->body_too_big = false;
+                cc = curl_easy_perform(h);
+                ctx->round_trips++;
+                atomic_fetch_add_explicit(&r->st_requests, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(q->kind == REQ_TOKEN ? &r->st_token : &r->st_manifest, 1,
+                                          memory_order_relaxed);
+                if (cc == CURLE_OK && is_redirect(s->status)) {
+                        char *loc = NULL;
+
+                        if (curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+                                next = strdup(loc);
+                }
+                curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+                curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+                curl_slist_free_all(hdrs);
+                if (authz_line)
+                        explicit_bzero(authz_line, strlen(authz_line));
+                if (cc != CURLE_OK) {
+                        /* a handle that failed mid-transfer may hold a dead connection;
+                         * curl discards it, but do not keep a handle whose state is odd */
+                        curl_easy_cleanup(h);
+                        return classify_curl(ctx, cc, errbuf, s, what, err);
+                }
+                handle_put(r, h);
+                if (!is_redirect(s->status))
+                        return 0;
+                if (!next)
+                        return pinlet_error_set(err, PINLET_EPROTO,
+                                                "%s: HTTP %ld redirect without Location", what,
+                                                s->status);
+                free(url);
+                url = next;
+                if (hop + 1 >= PINLET_REGISTRY_MAX_REDIRECTS)
+                        return pinlet_error_set(err, PINLET_EPROTO, "%s: more than %d redirects",
+                                                what, PINLET_REGISTRY_MAX_REDIRECTS);
+                if (strcmp(scheme, "https") == 0 && strncasecmp(url, "https://", 8) != 0)
+                        return pinlet_error_set(
+                                err, PINLET_EPROTO, "%s: refusing redirect from https to %s", what,
+                                strncasecmp(url, "http://", 7) == 0 ? "plain http"
+                                                                    : "another scheme");
+                /* RFC 7231: a 303 answer is fetched with GET */
+                if (s->status == 303 && strcmp(method, "POST") == 0)
+                        method = "GET";
+        }
+}
+
+/* ---- digests ---- */
+
+static int digest_body(const char *algo, const void *data, size_t len, char **ret)
+{
+        const EVP_MD *md = strcmp(algo, "sha256") == 0   ? EVP_sha256()
+                           : strcmp(algo, "sha384") == 0 ? EVP_sha384()
+                           : strcmp(algo, "sha512") == 0 ? EVP_sha512()
+                                                         : NULL;
+        unsigned char out[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        char *s, *p;
+
+        if (!md)
+                return -EINVAL;
+        if (!EVP_Digest(data, len, out, &n, md, NULL))
+                return -ENOMEM;
+        s = malloc(strlen(algo) + 1 + 2 * n + 1);
+        if (!s)
+                return -ENOMEM;
+        p = s + sprintf(s, "%s:", algo);
+        for (unsigned i = 0; i < n; i++)
+                p += sprintf(p, "%02x", out[i]);
+        *ret = s;
+        return 0;
+}
+
+/* The message distribution puts in an error body ({"errors":[{"code","message"}]}). */
+static char *registry_error_message(const struct response *s)
+{
+        _cleanup_(json_decrefp) json_t *root = NULL;
+        json_t *e0, *m;
+
+        if (s->body.len == 0)
+                return NULL;
+        root = json_loadb(s->body.data, s->body.len, 0, NULL);
+        e0 = json_array_get(json_object_get(root, "errors"), 0);
+        m = json_object_get(e0, "message");
+        if (!json_is_string(m) || json_string_length(m) == 0 || json_string_length(m) > 200)
+                return NULL;
+        for (const char *p = json_string_value(m); *p; p++)
+                if ((unsigned char)*p < 0x20)
+                        return NULL;
+        return strdup(json_string_value(m));
+}
+
+/* Classifies a final non-success HTTP status. fallback: the text for a manifest 404 when
+ * the body has no message; NULL for requests where 404 is not "not found". */
+static int status_error(const struct response *s, const char *what, const char *fallback,
+                        const struct pinlet_creds *creds, struct pinlet_error **err)
+{
+        _cleanup_free_ char *msg = registry_error_message(s);
+        const char *m = msg ? msg : fallback;
+        const char *src = creds->source ? creds->source : "anonymous";
+
+        /* 404 means "no such tag" only for a manifest; a token endpoint that is missing
+         * is the registry's misconfiguration */
+        if (s->status == 404 && fallback)
+                return pinlet_error_set(err, PINLET_ENOTFOUND, "%s (HTTP 404)", m);
+        if (s->status == 401 || s->status == 403)
+                return pinlet_error_set(err, PINLET_EUNAUTH, "%s: %s (HTTP %ld, credentials: %s)",
+                                        what, msg ? msg : "unauthorized", s->status, src);
+        if (s->status == 429)
+                return pinlet_error_set(err, PINLET_EUNAVAIL, "%s: rate limited (HTTP 429)", what);
+        if (s->status >= 500)
+                return pinlet_error_set(err, PINLET_EUNAVAIL, "%s: %s (HTTP %ld)", what,
+                                        msg ? msg : "server error", s->status);
+        return pinlet_error_set(err, PINLET_EPROTO, "%s: unexpected HTTP status %ld%s%s", what,
+                                s->status, msg ? ": " : "", strempty(msg));
+}
+
+/* ---- authentication ---- */
+
+static char *basic_authz(const struct pinlet_creds *c)
+{
+        _cleanup_erase_ char *plain = NULL;
+        char *out;
+        size_t n;
+
+        if (asprintf(&plain, "%s:%s", strempty(c->username), strempty(c->password)) < 0)
+                return NULL;
+        n = strlen(plain);
+        out = malloc(6 + 4 * ((n + 2) / 3) + 1);
+        if (!out)
+                return NULL;
+        memcpy(out, "Basic ", 6);
+        EVP_EncodeBlock((unsigned char *)out + 6, (const unsigned char *)plain, (int)n);
+        return out;
+}
+
+static char *token_cache_key(const char *realm, const char *service, const char *scope,
+                             const struct pinlet_creds *c)
+{
+        char fp[65];
+        char *k = NULL;
+
+        pinlet_creds_fingerprint(c, fp);
+        if (asprintf(&k, "%s\n%s\n%s\n%s", realm, strempty(service), scope, fp) < 0)
+                return NULL;
+        return k;
+}
+
+/* Appends "&name=value" (URL-encoded) to *q. */
+static int form_add(struct pinlet_buf *b, const char *name, const char *value)
+{
+        char *esc;
+        int ret;
+
+        if (!value)
+                return 0;
+        esc = curl_easy_escape(NULL, value, 0);
+        if (!esc)
+                return -ENOMEM;
+        ret = pinlet_buf_append_str(b, b->len ? "&" : "");
+        if (ret >= 0)
+                ret = pinlet_buf_append_str(b, name);
+        if (ret >= 0)
+                ret = pinlet_buf_append_str(b, "=");
+        if (ret >= 0)
+                ret = pinlet_buf_append_str(b, esc);
+        explicit_bzero(esc, strlen(esc));
+        curl_free(esc);
+        return ret;
+}
+
+/*
+ * Gets a bearer token for scope from realm: from the cache, or from the token server.
+ * With an identity token: OAuth2 POST (grant_type=refresh_token); with username and
+ * password: GET with Basic credentials; else anonymous GET.
+ */
+static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *service,
+                       const char *scope, const struct pinlet_creds *creds, char **ret_token,
+                       struct pinlet_error **err)
+{
+        struct pinlet_registry *r = ctx->r;
+        _cleanup_free_ char *key = NULL, *origin = NULL, *scheme = NULL, *hostport = NULL;
+        _cleanup_free_ char *url = NULL, *basic = NULL;
+        _cleanup_(curl_url_cleanupp) CURLU *u = NULL;
+        _cleanup_buf_ struct pinlet_buf form;
+        _cleanup_(response_done) struct response s;
+        struct pinlet_token tok = { 0 };
+        const struct pinlet_registry_config *tls;
+        struct request q = { .kind = REQ_TOKEN };
+        int64_t t0;
+        int ret;
+
+        pinlet_buf_init(&form, 128 * 1024);
+        response_init(&s, PINLET_TOKEN_RESPONSE_MAX);
+        key = token_cache_key(realm, service, scope, creds);
+        if (!key)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        if (pinlet_token_cache_get(&r->tokens, key, pinlet_registry_now_ms(), ret_token) > 0)
+                return 0;
+
+        ret = url_origin(realm, &origin, &scheme, &hostport);
+        if (ret < 0 || (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0))
+                return pinlet_error_set(err, PINLET_EPROTO, "token realm is not a valid URL");
+        /* The realm comes from the registry; without TLS a token (and the credentials
+         * sent to get it) would travel in clear. Only an explicitly insecure registry may
+         * name a plain http realm. */
+        if (strcmp(scheme, "https") != 0 && !(ctx->regcfg && ctx->regcfg->insecure))
+                return pinlet_error_set(err, PINLET_EPROTO,
+                                        "token realm %s is not https (mark the registry "
+                                        "insecure to allow it)",
+                                        origin);
+        /* TLS settings for the realm: its own registries entry, else the registry's (the
+         * realm is run by the registry's operator, typically under the same CA). */
+        tls = pinlet_config_registry(r->cfg, hostport);
+        if (!tls)
+                tls = ctx->regcfg;
+
+        if ((ret = form_add(&form, "service", service)) < 0 ||
+            (ret = form_add(&form, "scope", scope)) < 0)
+                return pinlet_error_set(err, ret, "out of memory");
+        if (creds->identity_token) {
+                if ((ret = form_add(&form, "grant_type", "refresh_token")) < 0 ||
+                    (ret = form_add(&form, "refresh_token", creds->identity_token)) < 0 ||
+                    (ret = form_add(&form, "client_id", "pinlet")) < 0)
+                        return pinlet_error_set(err, ret, "out of memory");
+                q.method = "POST";
+                q.url = realm;
+                q.post_body = form.data;
+        } else {
+                u = curl_url();
+                if (!u || curl_url_set(u, CURLUPART_URL, realm, 0) != CURLUE_OK ||
+                    curl_url_set(u, CURLUPART_QUERY, form.data, CURLU_APPENDQUERY) != CURLUE_OK ||
+                    curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+                        return pinlet_error_set(err, PINLET_EPROTO,
+                                                "token realm is not a valid URL");
+                q.method = "GET";
+                q.url = url;
+                if (creds->username || creds->password) {
+                        basic = basic_authz(creds);
+                        if (!basic)
+                                return pinlet_error_set(err, -ENOMEM, "out of memory");
+                        q.authz = basic;
+                        q.auth_origin = origin;
+                }
+        }
+        q.accept = "application/json";
+        q.body_max = PINLET_TOKEN_RESPONSE_MAX;
+        q.tls = tls;
+        q.tls_origin = origin;
+
+        t0 = pinlet_registry_now_ms();
+        ret = http_do(ctx, &q, &s, err);
+        if (basic)
+                explicit_bzero(basic, strlen(basic));
+        if (ret < 0)
+                return ret;
+        if (s.status != 200)
+                return status_error(&s, "token server", NULL, creds, err);
+        ret = pinlet_token_parse(s.body.data ? s.body.data : "", s.body.len, &tok, err);
+        if (ret < 0)
+                return pinlet_error_wrap(err, ret == PINLET_E2BIG ? PINLET_EPROTO : ret,
+                                         "token server");
+        /* The lifetime counts from when the request was sent, not from issued_at: that
+         * is never later than the server's issue time, and needs no synchronized clock. */
+        (void)pinlet_token_cache_put(&r->tokens, key, tok.token, t0, tok.expires_in * 1000);
+        *ret_token = TAKE_PTR(tok.token);
+        return 0;
+}
+
+/*
+ * Builds the Authorization value answering the challenges of a 401. Prefers Bearer, then
+ * Basic. Returns 0 with *ret set (NULL when anonymous access is all there is).
+ */
+static int authenticate(struct resolve_ctx *ctx, const struct response *s, const char *scope,
+                        const struct pinlet_creds *creds, char **ret, struct pinlet_error **err)
+{
+        _cleanup_(pinlet_challenges_clear) struct pinlet_auth_challenges list = { 0 };
+        const struct pinlet_auth_challenge *c;
+        _cleanup_erase_ char *token = NULL;
+        char *authz = NULL;
+        int r;
+
+        for (size_t i = 0; i < s->n_www_auth; i++) {
+                r = pinlet_challenge_parse(s->www_auth[i], strlen(s->www_auth[i]), &list, err);
+                if (r < 0)
+                        return pinlet_error_wrap(err, PINLET_EPROTO, "bad WWW-Authenticate");
+        }
+        c = pinlet_challenge_find(&list, "bearer");
+        if (c) {
+                const char *realm = pinlet_challenge_param(c, "realm");
+                const char *service = pinlet_challenge_param(c, "service");
+
+                if (creds->registry_token) {
+                        /* a registry token is a bearer token for the registry itself */
+                        hint_set(ctx->r, ctx->domain, AUTH_BEARER, realm, service);
+                        if (asprintf(&authz, "Bearer %s", creds->registry_token) < 0)
+                                return pinlet_error_set(err, -ENOMEM, "out of memory");
+                        *ret = authz;
+                        return 0;
+                }
+                if (!realm || !*realm)
+                        return pinlet_error_set(err, PINLET_EPROTO,
+                                                "Bearer challenge without realm");
+                r = fetch_token(ctx, realm, service, scope, creds, &token, err);
+                if (r < 0)
+                        return r;
+                hint_set(ctx->r, ctx->domain, AUTH_BEARER, realm, service);
+                if (asprintf(&authz, "Bearer %s", token) < 0)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                *ret = authz;
+                return 0;
+        }
+        c = pinlet_challenge_find(&list, "basic");
+        if (c) {
+                hint_set(ctx->r, ctx->domain, AUTH_BASIC, NULL, NULL);
+                if (!creds->username && !creds->password)
+                        return pinlet_error_set(err, PINLET_EUNAUTH,
+                                                "registry requires credentials (Basic) and "
+                                                "none were found");
+                authz = basic_authz(creds);
+                if (!authz)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                *ret = authz;
+                return 0;
+        }
+        return pinlet_error_set(err, PINLET_EUNAUTH,
+                                "HTTP 401 without a supported challenge (Basic or Bearer)");
+}
+
+/* Authorization for the first request, from what the registry asked last time. Never
+ * contacts the token server: only cached tokens are used. */
+static char *authz_from_hint(struct resolve_ctx *ctx, const char *scope,
+                             const struct pinlet_creds *creds, char **ret_token_key)
+{
+        struct auth_hint h;
+        char *authz = NULL;
+
+        hint_get(ctx->r, ctx->domain, &h);
+        if (h.scheme == AUTH_BASIC && (creds->username || creds->password)) {
+                authz = basic_authz(creds);
+        } else if (h.scheme == AUTH_BEARER && creds->registry_token) {
+                if (asprintf(&authz, "Bearer %s", creds->registry_token) < 0)
+                        authz = NULL;
+        } else if (h.scheme == AUTH_BEARER && h.realm) {
+                _cleanup_free_ char *key = token_cache_key(h.realm, h.service, scope, creds);
+                _cleanup_erase_ char *token = NULL;
+
+                if (key &&
+                    pinlet_token_cache_get(&ctx->r->tokens, key, pinlet_registry_now_ms(), &token) >
+                            0 &&
+                    asprintf(&authz, "Bearer %s", token) >= 0)
+                        *ret_token_key = TAKE_PTR(key);
+        }
+        hint_clear(&h);
+        return authz;
+}
+
+/* ---- resolution ---- */
+
+static int finish_from_get(const struct response *s, struct pinlet_resolution *res,
+                           struct pinlet_error **err)
+{
+        _cleanup_free_ char *computed = NULL;
+        const char *algo = "sha256";
+        char algo_buf[16];
+        int ret;
+
+        if (s->digest && *s->digest) {
+                const char *colon = strchr(s->digest, ':');
+
+                if (!pinlet_ref_digest_valid(s->digest) || !colon ||
+                    (size_t)(colon - s->digest) >= sizeof(algo_buf))
+                        return pinlet_error_set(err, PINLET_EPROTO,
+                                                "registry sent an invalid Docker-Content-Digest");
+                memcpy(algo_buf, s->digest, (size_t)(colon - s->digest));
+                algo_buf[colon - s->digest] = 0;
+                algo = algo_buf;
+        }
+        ret = digest_body(algo, s->body.data ? s->body.data : "", s->body.len, &computed);
+        if (ret < 0)
+                return pinlet_error_set(err, PINLET_EPROTO, "cannot verify a %s digest", algo);
+        if (s->digest && *s->digest && strcmp(computed, s->digest) != 0)
+                return pinlet_error_set(err, PINLET_EPROTO,
+                                        "manifest digest mismatch: registry says %s, content "
+                                        "is %s",
+                                        s->digest, computed);
+        res->digest = TAKE_PTR(computed);
+        res->size = s->body.len;
+        return 0;
+}
+
+static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
+                       const struct pinlet_creds *creds, struct pinlet_resolution *res,
+                       struct pinlet_error **err)
+{
+        struct pinlet_registry *r = ctx->r;
+        const char *scheme = ctx->regcfg && ctx->regcfg->insecure ? "http" : "https";
+        _cleanup_free_ char *url = NULL, *scope = NULL, *origin = NULL, *token_key = NULL;
+        _cleanup_erase_ char *authz = NULL;
+        _cleanup_(response_done) struct response s;
+        struct request q = { .kind = REQ_MANIFEST };
+        bool fresh_auth = false, use_get = false;
+        int ret;
+
+        response_init(&s, PINLET_MANIFEST_MAX);
+        if (asprintf(&url, "%s://%s/v2/%s/manifests/%s", scheme,
+                     pinlet_registry_api_host(ctx->domain), ref->path, ref->tag) < 0 ||
+            asprintf(&scope, "repository:%s:pull", ref->path) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        ret = url_origin(url, &origin, NULL, NULL);
+        if (ret < 0)
+                return pinlet_error_set(err, ret, "bad registry URL");
+
+        authz = authz_from_hint(ctx, scope, creds, &token_key);
+        q.method = "HEAD";
+        q.url = url;
+        q.accept = PINLET_MT_OCI_INDEX ", " PINLET_MT_DOCKER_LIST ", " PINLET_MT_OCI_MANIFEST
+                                       ", " PINLET_MT_DOCKER_V2;
+        q.auth_origin = origin;
+        q.body_max = PINLET_MANIFEST_MAX;
+        q.tls = ctx->regcfg;
+        q.tls_origin = origin;
+
+        for (;;) {
+                q.authz = authz;
+                ret = http_do(ctx, &q, &s, err);
+                if (ret < 0)
+                        return ret;
+                if (s.status == 401 && !fresh_auth) {
+                        /* a cached token the registry no longer takes: forget it */
+                        if (token_key)
+                                pinlet_token_cache_drop(&r->tokens, token_key);
+                        erase_and_free(TAKE_PTR(authz));
+                        ret = authenticate(ctx, &s, scope, creds, &authz, err);
+                        if (ret < 0)
+                                return ret;
+                        fresh_auth = true;
+                        continue;
+                }
+                if (s.status == 200 && strcmp(q.method, "HEAD") == 0) {
+                        if (s.digest && *s.digest) {
+                                if (!pinlet_ref_digest_valid(s.digest))
+                                        return pinlet_error_set(
+                                                err, PINLET_EPROTO,
+                                                "registry sent an invalid Docker-Content-Digest");
+                                res->digest = TAKE_PTR(s.digest);
+                                res->media_type = TAKE_PTR(s.content_type);
+                                res->size = s.content_length > 0 ? (uint64_t)s.content_length : 0;
+                                return 0;
+                        }
+                        use_get = true; /* no digest header: hash the manifest ourselves */
+                } else if ((s.status == 405 || s.status == 501) && strcmp(q.method, "HEAD") == 0) {
+                        use_get = true; /* HEAD refused */
+                } else if (s.status == 200) {
+                        ret = finish_from_get(&s, res, err);
+                        if (ret < 0)
+                                return ret;
+                        res->media_type = TAKE_PTR(s.content_type);
+                        return 0;
+                } else {
+                        return status_error(&s, "manifest request", "manifest unknown", creds, err);
+                }
+                if (use_get && strcmp(q.method, "GET") != 0) {
+                        q.method = "GET";
+                        continue;
+                }
+                return pinlet_error_set(err, PINLET_EPROTO, "unexpected manifest response");
+        }
+}
+
+int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
+                            const struct pinlet_registry_auth *auth, int64_t deadline_ms,
+                            struct pinlet_resolution *ret, struct pinlet_error **err)
+{
+        struct pinlet_resolution res = { 0 };
+        struct pinlet_creds creds = { 0 };
+        struct resolve_ctx ctx = { .r = r };
+        int64_t t0 = pinlet_registry_now_ms(), budget;
+        _cleanup_free_ char *image = NULL;
+        int rc;
+
+        atomic_fetch_add_explicit(&r->st_resolutions, 1, memory_order_relaxed);
+        if (!ref || !ref->domain || !ref->path || !ref->tag)
+                return pinlet_error_set(err, PINLET_EINVAL, "resolve: reference has no tag");
+        if (asprintf(&image, "%s/%s:%s", ref->domain, ref->path, ref->tag) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+
+        budget = r->cfg->resolve_timeout_ms > 0 ? (int64_t)r->cfg->resolve_timeout_ms
+                                                : INT64_MAX / 4;
+        ctx.deadline_ms = t0 + budget;
+        if (deadline_ms > 0 && deadline_ms < ctx.deadline_ms)
+                ctx.deadline_ms = deadline_ms;
+        ctx.timeout_ms = ctx.deadline_ms - t0;
+        ctx.domain = ref->domain;
+        ctx.regcfg = pinlet_config_registry(r->cfg, ref->domain);
+
+        rc = pinlet_creds_lookup(r->cfg->docker_config_paths, auth, ref->domain, &creds, err);
+        if (rc >= 0)
+                rc = resolve_tag(&ctx, ref, &creds, &res, err);
+        pinlet_creds_clear(&creds);
+        if (rc < 0) {
+                pinlet_resolution_done(&res);
+                return pinlet_error_wrap(err, rc, "%s: registry %s", image, ref->domain);
+        }
+        res.round_trips = ctx.round_trips;
+        res.registry_ms = (double)(pinlet_registry_now_ms() - t0);
+        log_debug("resolved %s to %s in %u requests", image, res.digest, res.round_trips);
+        *ret = res;
+        return 0;
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Registry API V2 client: resolves name:tag to the digest the tag points at now.
+ *
+ *   HEAD /v2/<path>/manifests/<tag>   Accept: the four manifest media types
+ *     200 + Docker-Content-Digest     -> that digest (validated)
+ *     405/501, or 200 without digest  -> GET the manifest (at most 4 MiB), SHA-256 it, and
+ *                                        check it against the header when one came
+ *     401 + WWW-Authenticate          -> authenticate (Basic, or Bearer via the token
+ *                                        realm) and retry once
+ * A multi-arch tag resolves to the index (manifest list) digest: that is what containerd
+ * records for the tag.
+ *
+ * Transport: https, verified against the system trust store or the registry's ca_file,
+ * with an optional client certificate; `insecure: true` registries are spoken to over
+ * plain http:// (as containerd does for a host configured with an http server), and only
+ * then may credentials travel unencrypted. `skip_verify` keeps https but does not verify.
+ * Docker Hub ("docker.io") is served by registry-1.docker.io.
+ * Redirects are followed (at most PINLET_REGISTRY_MAX_REDIRECTS); the Authorization
+ * header goes only to the registry's own origin (scheme, host, port) or, for token
+ * requests, the realm's; an https -> http redirect is refused.
+ *
+ * Threads: one struct pinlet_registry serves any number of threads at once. Easy handles
+ * are pooled (each keeps its own live connections, so sequential resolutions reuse them);
+ * DNS and TLS sessions are shared through a locked CURLSH; tokens and the auth scheme each
+ * registry asked for are cached under a mutex.
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "ref/ref.h"
+#include "registry/creds.h"
+#include "util/error.h"
+
+#define PINLET_MANIFEST_MAX           (4 * 1024 * 1024) /* bytes of manifest body */
+#define PINLET_REGISTRY_HEADERS_MAX   (64 * 1024)       /* bytes of one response's headers */
+#define PINLET_REGISTRY_MAX_REDIRECTS 5
+#define PINLET_REGISTRY_POOL_MAX      16 /* idle easy handles kept */
+
+/* The four manifest types, in the Accept header of every manifest request: without the
+ * OCI ones distribution 2.8 answers 404 for OCI images, without the list types it answers
+ * a child manifest for multi-arch tags, and without any it converts schema2 to schema1. */
+#define PINLET_MT_OCI_INDEX    "application/vnd.oci.image.index.v1+json"
+#define PINLET_MT_DOCKER_LIST  "application/vnd.docker.distribution.manifest.list.v2+json"
+#define PINLET_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define PINLET_MT_DOCKER_V2    "application/vnd.docker.distribution.manifest.v2+json"
+
+struct pinlet_registry;
+
+/* Result of one resolution; free the strings with pinlet_resolution_done(). */
+struct pinlet_resolution {
+        char *digest;         /* "sha256:<hex>" (or sha384/sha512 when the registry says so) */
+        char *media_type;     /* Content-Type of the manifest, NULL if the registry sent none */
+        uint64_t size;        /* manifest size in bytes, 0 if unknown */
+        unsigned round_trips; /* HTTP requests made (manifest, token, redirects) */
+        double registry_ms;   /* wall time spent, milliseconds */
+};
+
+/* Counters since creation (monotonic, relaxed atomics): for tests and metrics. */
+struct pinlet_registry_stats {
+        uint64_t requests;          /* every HTTP request, redirects included */
+        uint64_t manifest_requests; /* HEAD/GET of a manifest (each redirect hop counts) */
+        uint64_t token_requests;    /* requests to a token realm */
+        uint64_t resolutions;       /* pinlet_registry_resolve() calls */
+};
+
+/*
+ * Creates a client for cfg, which must outlive it (it is read, never copied). Checks that
+ * the ca/cert/key files named by cfg->registries are readable.
+ */
+int pinlet_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+                        struct pinlet_error **err);
+void pinlet_registry_free(struct pinlet_registry *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
+
+/*
+ * Resolves ref's tag (ref->tag must be set; a digest in ref is ignored) to a digest.
+ * auth: the caller's credentials (CRI AuthConfig), or NULL to use the node's Docker config
+ * files, then anonymous. deadline_ms: absolute CLOCK_MONOTONIC time in ms (<= 0: none);
+ * the whole resolution also stops after cfg->resolve_timeout_ms.
+ *
+ * Errors (the message names the image, the registry and the cause, never a secret):
+ *   PINLET_ENOTFOUND tag or repository unknown      PINLET_EUNAUTH  credentials refused
+ *   PINLET_EUNAVAIL  network error, 5xx, 429        PINLET_ETIMEOUT out of time
+ *   PINLET_EPROTO    bad/mismatching digest, bad JSON, oversized response, bad redirect
+ *   PINLET_ETLS      certificate or handshake failure   PINLET_EINVAL ref without tag
+ * *ret is written only on success.
+ */
+int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
+                            const struct pinlet_registry_auth *auth, int64_t deadline_ms,
+                            struct pinlet_resolution *ret, struct pinlet_error **err);
+
+void pinlet_resolution_done(struct pinlet_resolution *res);
+
+void pinlet_registry_get_stats(struct pinlet_registry *r, struct pinlet_registry_stats *ret);
+
+/* The hosts cfg marks skip_verify (a NULL-terminated strv, NULL when there are none), so
+ * the daemon can warn about them loudly at start. */
+int pinlet_registry_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret);
+
+/* The host that serves a reference domain's API: "docker.io" -> "registry-1.docker.io",
+ * others unchanged. Static or borrowed string. */
+const char *pinlet_registry_api_host(const char *domain);
+
+/* CLOCK_MONOTONIC now, in ms (the clock deadlines are expressed in). */
+int64_t pinlet_registry_now_ms(void);

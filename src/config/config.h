@@ -50,7 +50,7 @@ struct pinlet_registry_config {
         char *ca_file;
         char *cert_file;
         char *key_file;
-        bool insecure;    /* plain HTTP allowed (and tried first) */
+        bool insecure;    /* plain HTTP (http://) instead of https, as containerd does */
         bool skip_verify; /* TLS without certificate verification: warned about at start */
         char *mirror;     /* reserved: pull-through mirror "host[:port]" */
         enum pinlet_on_failure on_failure;

@@ -97,7 +97,9 @@ build_pause_binary() {
 	[ $# -eq 1 ] || { echo "usage: build_pause_binary OUT" >&2; return 2; }
 	src=$(mktemp /tmp/pinlet-pause-XXXXXX.c) || return 1
 	cat >"$src" <<'EOF'
-/* Sleeps until SIGTERM or SIGINT, then exits 0: a pause container and a workload. */
+/* Sleeps until SIGTERM or SIGINT, then exits 0: a pause container and a workload.
+ * The signals stay blocked except inside sigsuspend(), so one arriving between the
+ * check and the wait is not lost (as PID 1 of its namespace nothing else would end it). */
 #include <signal.h>
 #include <unistd.h>
 static volatile sig_atomic_t stop;
@@ -105,11 +107,18 @@ static void on_signal(int sig) { (void)sig; stop = 1; }
 int main(void)
 {
         struct sigaction sa = {0};
+        sigset_t block, wait;
+        sigemptyset(&block);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGINT);
+        sigprocmask(SIG_BLOCK, &block, &wait);
+        sigdelset(&wait, SIGTERM);
+        sigdelset(&wait, SIGINT);
         sa.sa_handler = on_signal;
         sigaction(SIGTERM, &sa, 0);
         sigaction(SIGINT, &sa, 0);
         while (!stop)
-                pause();
+                sigsuspend(&wait);
         return 0;
 }
 EOF

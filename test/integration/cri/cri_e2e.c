@@ -800,9 +800,9 @@ static int container_procs(const char *id)
 }
 
 /* True once some process in the container's cgroup catches SIGTERM (SigCgt in
- * /proc/PID/status) and sleeps: the workload installed its handler and waits in pause().
- * (images.sh's program checks its flag and then calls pause(): a SIGTERM landing between
- * the two would be lost, so the stop waits until it sleeps.) Polls for up to 10 s. */
+ * /proc/PID/status) and sleeps: the workload installed its handler and waits in
+ * sigsuspend(). As PID 1 of its namespace it ignores a SIGTERM that arrives before the
+ * handler exists, so the stop waits until then. Polls for up to 10 s. */
 static bool workload_ready(const char *container_id)
 {
         int tries;

@@ -6,7 +6,7 @@
  * starts its own threads, and one thread takes them with sigwait(): no async-signal-safety
  * puzzles, and gRPC threads never see them.
  *   SIGTERM, SIGINT  graceful shutdown (streams end at once, unary calls get the grace)
- *   SIGUSR1          runs the on_sigusr1 hooks (reopen the audit log after rotation)
+ *   SIGUSR1          reopens the audit log (after logrotate moved it)
  *   SIGHUP           ignored with a notice (configuration is read at start only)
  */
 #include <getopt.h>
@@ -18,28 +18,122 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "audit/audit.h"
+#include "cache/cache.h"
 #include "cli/cli.h"
 #include "cli/cri_methods.h"
+#include "intercept/intercept.h"
+#include "pins/pins.h"
 #include "proxy/proxy.h"
+#include "registry/registry.h"
 #include "util/log.h"
-
-/* Hooks run on SIGUSR1, in order, on the signal thread (they may block briefly). The list
- * ends with a NULL fn. Empty for now: the audit log's reopen function goes here, e.g.
- * { pinlet_audit_reopen_hook, &audit }. */
-struct signal_hook {
-        void (*fn)(void *userdata);
-        void *userdata;
-};
-static const struct signal_hook on_sigusr1[] = {
-        { NULL, NULL },
-};
 
 struct signal_thread {
         pthread_t thread;
         sigset_t set;
         struct pinlet_proxy *proxy;
-        atomic_bool done; /* set by the main thread after pinlet_proxy_run() returned */
+        struct pinlet_audit *audit; /* reopened on SIGUSR1; NULL when none */
+        atomic_bool done;           /* set by the main thread after pinlet_proxy_run() returned */
 };
+
+/* Everything the interceptors use, created before the proxy and freed after it (the
+ * proxy's workers are joined by then). */
+struct pipeline {
+        struct pinlet_registry *registry;
+        struct pinlet_cache *cache;
+        struct pinlet_pins *pins;
+        struct pinlet_audit *audit;
+        struct pinlet_interceptor *interceptor;
+};
+
+static void pipeline_done(struct pipeline *pl)
+{
+        pinlet_interceptor_free(pl->interceptor);
+        pinlet_audit_close(pl->audit);
+        pinlet_pins_close(pl->pins);
+        pinlet_cache_free(pl->cache);
+        pinlet_registry_free(pl->registry);
+        *pl = (struct pipeline){};
+}
+
+static void warn_skip_verify(const struct pinlet_config *cfg)
+{
+        char **hosts = NULL;
+
+        if (pinlet_registry_skip_verify_hosts(cfg, &hosts) < 0 || !hosts)
+                return;
+        for (char **h = hosts; *h; h++)
+                log_warn("TLS CERTIFICATE VERIFICATION IS OFF for registry %s (skip_verify): "
+                         "anyone on the network path can forge its digests",
+                         *h);
+        pinlet_strv_free(hosts);
+}
+
+/* Creates the resolution pipeline and plugs the interceptors into the method table. Mode
+ * off decodes nothing: no interceptor, no pin store, no audit records. */
+static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
+                         struct pinlet_error **err)
+{
+        const struct pinlet_cache_options co = {
+                .ttl_ms = cfg->cache_ttl_ms,
+                .stale_if_error_ms = cfg->cache_stale_if_error_ms,
+                .negative_ttl_ms = cfg->cache_negative_ttl_ms,
+                .max_entries = cfg->cache_max_entries,
+        };
+        const struct pinlet_audit_options ao = {
+                .path = cfg->audit_file,
+                .also_stderr = cfg->audit_stderr,
+        };
+        const struct pinlet_pins_load_report *report;
+        int r;
+
+        if (cfg->mode == PINLET_MODE_OFF) {
+                log_info("mode off: every call passes through untouched");
+                return 0;
+        }
+        warn_skip_verify(cfg);
+        r = pinlet_registry_new(cfg, &pl->registry, err);
+        if (r < 0)
+                return pinlet_error_wrap(err, r, "registry client");
+        r = pinlet_cache_new(&co, &pl->cache);
+        if (r < 0)
+                return pinlet_error_set(err, r, "resolution cache: %s", strerror(-r));
+        r = pinlet_pins_open(cfg->state_dir, cfg->pins_max_entries, &pl->pins, err);
+        if (r < 0)
+                return r;
+        report = pinlet_pins_load_report(pl->pins);
+        if (report && (report->skipped || report->truncated))
+                log_warn("pin store %s: skipped %zu damaged and %zu truncated lines (%s); "
+                         "kept %zu pins, the damaged file is saved as pins.jsonl.corrupt",
+                         cfg->state_dir, report->skipped, report->truncated,
+                         report->first_problem ? report->first_problem : "no detail",
+                         report->entries);
+        else if (report)
+                log_info("pin store %s: %zu pins", cfg->state_dir, report->entries);
+        r = pinlet_audit_open(&ao, &pl->audit, err);
+        if (r < 0)
+                return pinlet_error_wrap(err, r, "audit log");
+        r = pinlet_interceptor_new(
+                &(const struct pinlet_interceptor_options){
+                        .cfg = cfg,
+                        .registry = pl->registry,
+                        .cache = pl->cache,
+                        .pins = pl->pins,
+                        .audit = pl->audit,
+                },
+                &pl->interceptor, err);
+        if (r < 0)
+                return r;
+        pinlet_cri_methods_set_interceptor("ImageService/PullImage", pinlet_interceptor_pull_image);
+        pinlet_cri_methods_set_interceptor("ImageService/ImageStatus",
+                                           pinlet_interceptor_image_status);
+        pinlet_cri_methods_set_interceptor("RuntimeService/CreateContainer",
+                                           pinlet_interceptor_create_container);
+        log_info("mode %s, on_failure %s, audit log %s", pinlet_mode_to_string(cfg->mode),
+                 pinlet_on_failure_to_string(cfg->on_failure),
+                 cfg->audit_file && *cfg->audit_file ? cfg->audit_file : "(none)");
+        return 0;
+}
 
 static void *signal_main(void *arg)
 {
@@ -66,9 +160,16 @@ static void *signal_main(void *arg)
                         pinlet_proxy_shutdown(st->proxy);
                         break;
                 case SIGUSR1:
-                        log_info("SIGUSR1: reopening log files");
-                        for (const struct signal_hook *h = on_sigusr1; h->fn; h++)
-                                h->fn(h->userdata);
+                        if (st->audit) {
+                                _cleanup_error_ struct pinlet_error *err = NULL;
+                                int r = pinlet_audit_reopen(st->audit, &err);
+
+                                if (r < 0)
+                                        log_error("SIGUSR1: reopening the audit log: %s",
+                                                  pinlet_error_message(err, r));
+                                else
+                                        log_info("SIGUSR1: audit log reopened");
+                        }
                         break;
                 case SIGHUP:
                         log_info("SIGHUP ignored: the configuration is read at start only, "
@@ -104,17 +205,25 @@ static int serve(const struct pinlet_config *cfg, sigset_t *set)
                 .max_message_size = cfg->max_message_size,
                 .shutdown_grace_ms = cfg->shutdown_grace_ms,
                 .workers = cfg->workers,
-                .userdata = NULL,
         };
         _cleanup_error_ struct pinlet_error *err = NULL;
         struct signal_thread st = { .set = *set };
+        struct pipeline pl = {};
         struct pinlet_proxy *p = NULL;
         int r;
 
+        r = pipeline_init(&pl, cfg, &err);
+        if (r < 0) {
+                log_error("cannot start: %s", pinlet_error_message(err, r));
+                pipeline_done(&pl);
+                return PINLET_EXIT_FAILURE;
+        }
+        opts.userdata = pl.interceptor;
         opts.methods = pinlet_cri_methods(&opts.n_methods);
         r = pinlet_proxy_new(&opts, &p, &err);
         if (r < 0) {
                 log_error("cannot start: %s", pinlet_error_message(err, r));
+                pipeline_done(&pl);
                 return PINLET_EXIT_FAILURE;
         }
         log_info("listening on %s (mode %04o)", cfg->listen, (unsigned)cfg->socket_mode);
@@ -126,10 +235,12 @@ static int serve(const struct pinlet_config *cfg, sigset_t *set)
                 log_info("forwarding to %s", cfg->runtime_endpoint);
 
         st.proxy = p;
+        st.audit = pl.audit;
         r = pthread_create(&st.thread, NULL, signal_main, &st);
         if (r != 0) {
                 log_error("cannot start the signal thread: %s", strerror(r));
                 pinlet_proxy_free(p);
+                pipeline_done(&pl);
                 return PINLET_EXIT_FAILURE;
         }
         sd_notify(0, "READY=1");
@@ -142,6 +253,7 @@ static int serve(const struct pinlet_config *cfg, sigset_t *set)
         pthread_kill(st.thread, SIGTERM);
         pthread_join(st.thread, NULL);
         pinlet_proxy_free(p);
+        pipeline_done(&pl);
         log_info("stopped");
         return PINLET_EXIT_OK;
 }

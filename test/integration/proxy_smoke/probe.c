@@ -803,8 +803,8 @@ int main(int argc, char **argv)
                            argc > 4 && strcmp(c, "unary") == 0 ? argv[4] : NULL);
                 case_unary(ch, "/probe.Test/NotInTable", NULL);
         } else if (strcmp(c, "image") == 0) {
-                case_unary(ch, "/runtime.v1.ImageService/ImageStatus", argv[4]);
-                case_unary(ch, "/runtime.v1alpha2.ImageService/PullImage", argv[4]);
+                case_unary(ch, "/runtime.v1.ImageService/ListImages", argv[4]);
+                case_unary(ch, "/runtime.v1alpha2.ImageService/ImageFsInfo", argv[4]);
         } else if (strcmp(c, "status") == 0) {
                 case_status(ch, "/runtime.v1.RuntimeService/Version");
                 case_status(ch, "/probe.Test/NotInTable");

@@ -20,7 +20,8 @@ serve() { # NAME EXTRA_ARGS...: start pinlet in the background
 	local name=$1
 	shift
 	start_bg "$name" "$pinlet" serve --listen "$sock" \
-		--runtime-endpoint "unix://$rt" --log-level debug "$@"
+		--runtime-endpoint "unix://$rt" --state-dir "$d/state-$name" \
+		--audit-log "$d/audit-$name.jsonl" --log-level debug "$@"
 }
 probe() { "$probe" client "unix:$sock" "$@"; }
 
@@ -29,7 +30,7 @@ mkdir -p "$(dirname "$sock")"
 echo precious >"$sock"
 set +e
 "$pinlet" serve --listen "$sock" --runtime-endpoint "unix://$rt" \
-	>"$d/refuse.log" 2>&1
+	--state-dir "$d/state-refuse" --audit-log "$d/audit-refuse.jsonl" >"$d/refuse.log" 2>&1
 rc=$?
 set -e
 [ "$rc" = 1 ] || it_fail "non-socket: exit code $rc, want 1: $(cat "$d/refuse.log")"
@@ -52,7 +53,7 @@ grep -q "ready" "$d/logs/pinlet.log" || it_fail "no 'ready' log line"
 # 3. A second instance refuses to start while the first accepts on the socket.
 set +e
 "$pinlet" serve --listen "$sock" --runtime-endpoint "unix://$rt" \
-	>"$d/second.log" 2>&1
+	--state-dir "$d/state-second" --audit-log "$d/audit-second.jsonl" >"$d/second.log" 2>&1
 rc=$?
 set -e
 [ "$rc" = 1 ] || it_fail "second instance: exit code $rc, want 1"

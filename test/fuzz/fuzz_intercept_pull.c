@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Arbitrary bytes as a CRI PULL_IMAGE request; see fuzz_intercept_common.h for the checks. */
+#include "fuzz_intercept_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        return fuzz_intercept(PINLET_INTERCEPT_PULL_IMAGE, data, size);
+}

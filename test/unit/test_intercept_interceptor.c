@@ -1,0 +1,1224 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The interceptors end to end minus the network: a fake resolver stands in for the
+ * registry; the real cache, a real pin store in a temporary state directory and a real
+ * audit file are used, and every test reads the audit file back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <grpc/status.h>
+#include <jansson.h>
+
+#include "audit/audit.h"
+#include "cache/cache.h"
+#include "config/config.h"
+#include "cri.pb-c.h"
+#include "intercept/intercept.h"
+#include "pins/pins.h"
+#include "registry/registry.h"
+#include "util/log.h"
+
+#define D1       "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define D2       "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+#define D3       "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+#define IMAGE_ID "sha256:abababababababababababababababababababababababababababababababab"
+#define SECRET   "s3cret-pa55"
+
+/* ---- fake resolver ---- */
+
+struct fake {
+        atomic_int calls;
+        useconds_t delay;   /* per resolution */
+        const char *digest; /* answer */
+        int fail;           /* < 0: fail with this class */
+        char last_ref[256];
+        bool last_auth;
+        char last_user[64];
+        int64_t last_deadline;
+};
+
+static int fake_resolve(void *ctx, const struct pinlet_ref *ref,
+                        const struct pinlet_registry_auth *auth, int64_t deadline_ms,
+                        char **ret_digest, struct pinlet_error **err)
+{
+        struct fake *f = ctx;
+        char *s = pinlet_ref_string(ref);
+
+        f->calls++;
+        if (f->delay)
+                usleep(f->delay);
+        snprintf(f->last_ref, sizeof(f->last_ref), "%s", s);
+        free(s);
+        f->last_auth = auth != NULL;
+        snprintf(f->last_user, sizeof(f->last_user), "%s",
+                 auth && auth->username ? auth->username : "");
+        f->last_deadline = deadline_ms;
+        if (f->fail < 0)
+                return pinlet_error_set(err, f->fail, "resolve %s: %s: fake failure %s", ref->path,
+                                        ref->domain, pinlet_error_class(f->fail));
+        *ret_digest = strdup(f->digest);
+        return 0;
+}
+
+/* ---- fixture ---- */
+
+static int64_t fake_now;
+static int64_t fake_clock(void *ctx)
+{
+        return fake_now;
+}
+
+struct fx {
+        char dir[64];
+        char audit_path[128];
+        struct pinlet_config cfg;
+        struct pinlet_cache *cache;
+        struct pinlet_pins *pins;
+        struct pinlet_audit *audit;
+        struct pinlet_interceptor *ic;
+        struct fake fake;
+};
+
+static const char config_yaml[] = "scope:\n"
+                                  "  exclude:\n"
+                                  "    namespaces: [kube-system]\n"
+                                  "    registries: [internal.example]\n"
+                                  "registries:\n"
+                                  "  open.example:\n"
+                                  "    on_failure: open\n";
+
+static int setup(void **state)
+{
+        struct fx *fx = calloc(1, sizeof(*fx));
+        struct pinlet_cache_options co = {
+                .ttl_ms = 30000,
+                .stale_if_error_ms = 600000,
+                .clock = fake_clock,
+        };
+        struct pinlet_interceptor_options io = { 0 };
+        struct pinlet_audit_options ao = { 0 };
+        char path[128], state_dir[128];
+        FILE *f;
+
+        assert_non_null(fx);
+        strcpy(fx->dir, "/tmp/pinlet-ic-test-XXXXXX");
+        assert_non_null(mkdtemp(fx->dir));
+        snprintf(fx->audit_path, sizeof(fx->audit_path), "%s/audit.jsonl", fx->dir);
+        snprintf(path, sizeof(path), "%s/config.yaml", fx->dir);
+        snprintf(state_dir, sizeof(state_dir), "%s/state", fx->dir);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(config_yaml, f);
+        fclose(f);
+        assert_int_equal(pinlet_config_init(&fx->cfg), 0);
+        assert_int_equal(pinlet_config_load(&fx->cfg, path, false, NULL), 0);
+        fake_now = 1000000;
+        assert_int_equal(pinlet_cache_new(&co, &fx->cache), 0);
+        assert_int_equal(pinlet_pins_open(state_dir, 0, &fx->pins, NULL), 0);
+        ao.path = fx->audit_path;
+        assert_int_equal(pinlet_audit_open(&ao, &fx->audit, NULL), 0);
+        fx->fake.digest = D1;
+        io = (struct pinlet_interceptor_options){
+                .cfg = &fx->cfg,
+                .cache = fx->cache,
+                .pins = fx->pins,
+                .audit = fx->audit,
+                .resolve = fake_resolve,
+                .resolve_ctx = &fx->fake,
+        };
+        assert_int_equal(pinlet_interceptor_new(&io, &fx->ic, NULL), 0);
+        *state = fx;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fx *fx = *state;
+        char cmd[128];
+
+        pinlet_interceptor_free(fx->ic);
+        pinlet_audit_close(fx->audit);
+        pinlet_pins_close(fx->pins);
+        pinlet_cache_free(fx->cache);
+        pinlet_config_free(&fx->cfg);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+        assert_int_equal(system(cmd), 0);
+        free(fx);
+        return 0;
+}
+
+/* ---- requests ---- */
+
+struct pod {
+        const char *ns, *name, *uid;
+};
+static const struct pod WEB = { "prod", "web-0", "uid-1" };
+
+/* Request bytes (malloc'ed, freed by run()). */
+struct blob {
+        uint8_t *d;
+        size_t len;
+};
+
+static struct blob pack(const ProtobufCMessage *m)
+{
+        struct blob b = { malloc(protobuf_c_message_get_packed_size(m) + 1), 0 };
+
+        assert_non_null(b.d);
+        b.len = protobuf_c_message_pack(m, b.d);
+        return b;
+}
+
+static struct blob raw(const char *bytes, size_t len)
+{
+        struct blob b = { malloc(len + 1), len };
+
+        assert_non_null(b.d);
+        memcpy(b.d, bytes, len);
+        return b;
+}
+
+/* PullImage(image) with optional basic credentials and pod. */
+static struct blob pull_request(const char *image, const char *user, const char *server,
+                                const struct pod *pod)
+{
+        Pinlet__Cri__PullImageRequest m = PINLET__CRI__PULL_IMAGE_REQUEST__INIT;
+        Pinlet__Cri__ImageSpec spec = PINLET__CRI__IMAGE_SPEC__INIT;
+        Pinlet__Cri__AuthConfig auth = PINLET__CRI__AUTH_CONFIG__INIT;
+        Pinlet__Cri__PodSandboxConfig sc = PINLET__CRI__POD_SANDBOX_CONFIG__INIT;
+        Pinlet__Cri__PodSandboxMetadata md = PINLET__CRI__POD_SANDBOX_METADATA__INIT;
+
+        spec.image = (char *)image;
+        spec.user_specified_image = (char *)image;
+        m.image = &spec;
+        if (user) {
+                auth.username = (char *)user;
+                auth.password = SECRET;
+                if (server)
+                        auth.server_address = (char *)server;
+                m.auth = &auth;
+        }
+        if (pod) {
+                md.namespace_ = (char *)pod->ns;
+                md.name = (char *)pod->name;
+                md.uid = (char *)pod->uid;
+                sc.metadata = &md;
+                m.sandbox_config = &sc;
+        }
+        return pack(&m.base);
+}
+
+static struct blob status_request(const char *image)
+{
+        Pinlet__Cri__ImageStatusRequest m = PINLET__CRI__IMAGE_STATUS_REQUEST__INIT;
+        Pinlet__Cri__ImageSpec spec = PINLET__CRI__IMAGE_SPEC__INIT;
+
+        spec.image = (char *)image;
+        m.image = &spec;
+        m.verbose = 1;
+        return pack(&m.base);
+}
+
+/* CreateContainer(config.image = image, mounts with the given images; NULL: host path). */
+static struct blob create_request(const char *image, const char *const *mounts, size_t n_mounts,
+                                  const struct pod *pod)
+{
+        Pinlet__Cri__CreateContainerRequest m = PINLET__CRI__CREATE_CONTAINER_REQUEST__INIT;
+        Pinlet__Cri__ContainerConfig cc = PINLET__CRI__CONTAINER_CONFIG__INIT;
+        Pinlet__Cri__ContainerMetadata cm = PINLET__CRI__CONTAINER_METADATA__INIT;
+        Pinlet__Cri__ImageSpec spec = PINLET__CRI__IMAGE_SPEC__INIT;
+        Pinlet__Cri__PodSandboxConfig sc = PINLET__CRI__POD_SANDBOX_CONFIG__INIT;
+        Pinlet__Cri__PodSandboxMetadata md = PINLET__CRI__POD_SANDBOX_METADATA__INIT;
+        Pinlet__Cri__Mount mnt[4];
+        Pinlet__Cri__Mount *mp[4];
+        Pinlet__Cri__ImageSpec ms[4];
+
+        assert_true(n_mounts <= 4);
+        m.pod_sandbox_id = "sandbox-1";
+        cm.name = "app";
+        cc.metadata = &cm;
+        spec.image = (char *)image;
+        spec.user_specified_image = "app:user-wrote-this";
+        cc.image = &spec;
+        for (size_t i = 0; i < n_mounts; i++) {
+                pinlet__cri__mount__init(&mnt[i]);
+                pinlet__cri__image_spec__init(&ms[i]);
+                mnt[i].container_path = "/mnt";
+                if (mounts[i]) {
+                        ms[i].image = (char *)mounts[i];
+                        mnt[i].image = &ms[i];
+                }
+                mp[i] = &mnt[i];
+        }
+        cc.n_mounts = n_mounts;
+        cc.mounts = mp;
+        m.config = &cc;
+        if (pod) {
+                md.namespace_ = (char *)pod->ns;
+                md.name = (char *)pod->name;
+                md.uid = (char *)pod->uid;
+                sc.metadata = &md;
+                m.sandbox_config = &sc;
+        }
+        return pack(&m.base);
+}
+
+/* ---- running an interceptor ---- */
+
+typedef void (*icept_fn)(void *, const struct pinlet_call_info *, const uint8_t *, size_t,
+                         struct pinlet_intercept_result *);
+
+static struct pinlet_intercept_result run(struct fx *fx, icept_fn fn, struct blob req)
+{
+        struct pinlet_call_info info = { .method = "/runtime.v1.X/Y", .deadline_ms = INT64_MAX };
+        struct pinlet_intercept_result r;
+
+        memset(&r, 0x5a, sizeof(r)); /* the interceptor must fill everything it uses */
+        fn(fx->ic, &info, req.d, req.len, &r);
+        free(req.d);
+        return r;
+}
+
+static void result_done(struct pinlet_intercept_result *r)
+{
+        if (r->action == PINLET_FORWARD_REWRITTEN)
+                free(r->data);
+        if (r->action == PINLET_FAIL)
+                free(r->message);
+}
+
+/* The audit file as a JSON array of records. */
+static json_t *audit_records(struct fx *fx)
+{
+        json_t *a = json_array();
+        FILE *f = fopen(fx->audit_path, "r");
+        char *line = NULL;
+        size_t cap = 0;
+
+        if (!f)
+                return a;
+        while (getline(&line, &cap, f) > 0) {
+                json_t *rec = json_loads(line, 0, NULL);
+
+                assert_non_null(rec);
+                json_array_append_new(a, rec);
+        }
+        free(line);
+        fclose(f);
+        return a;
+}
+
+static const char *rec_str(json_t *recs, size_t i, const char *key)
+{
+        return json_string_value(json_object_get(json_array_get(recs, i), key));
+}
+
+static void assert_file_lacks(const char *path, const char *needle)
+{
+        FILE *f = fopen(path, "r");
+        char buf[65536];
+        size_t n;
+
+        if (!f)
+                return;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        assert_null(strstr(buf, needle));
+}
+
+static int pin_pods(void *userdata, const struct pinlet_pin *pin)
+{
+        char *out = userdata;
+
+        for (size_t i = 0; i < pin->n_pods; i++) {
+                strcat(out, pin->pods[i]);
+                strcat(out, ";");
+        }
+        return 0;
+}
+
+/* ---- PullImage ---- */
+
+static void test_pull_enforce(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__PullImageRequest *m;
+        json_t *recs, *pod;
+        char *digest = NULL;
+
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("nginx:1.25", "alice", "docker.io", &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__pull_image_request__unpack(NULL, r.len, r.data);
+        assert_non_null(m);
+        assert_string_equal(m->image->image, "docker.io/library/nginx@" D1);
+        assert_string_equal(m->image->user_specified_image, "nginx:1.25");
+        assert_string_equal(m->auth->username, "alice");
+        assert_string_equal(m->auth->password, SECRET);
+        assert_string_equal(m->sandbox_config->metadata->uid, "uid-1");
+        pinlet__cri__pull_image_request__free_unpacked(m, NULL);
+        result_done(&r);
+
+        /* the request's own credentials went to the resolver */
+        assert_int_equal(fx->fake.calls, 1);
+        assert_true(fx->fake.last_auth);
+        assert_string_equal(fx->fake.last_user, "alice");
+        assert_string_equal(fx->fake.last_ref, "docker.io/library/nginx:1.25");
+
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "docker.io/library/nginx:1.25", &digest), 0);
+        assert_string_equal(digest, D1);
+        free(digest);
+        {
+                char pods[256] = "";
+
+                assert_int_equal(pinlet_pins_list(fx->pins, pin_pods, pods), 1);
+                assert_string_equal(pods, "prod/web-0/uid-1;");
+        }
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 1);
+        assert_string_equal(rec_str(recs, 0, "method"), "PullImage");
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 0, "image"), "nginx:1.25");
+        assert_string_equal(rec_str(recs, 0, "resolved"), "docker.io/library/nginx@" D1);
+        assert_string_equal(rec_str(recs, 0, "source"), "registry");
+        assert_string_equal(rec_str(recs, 0, "mode"), "enforce");
+        assert_true(json_is_integer(json_object_get(json_array_get(recs, 0), "registry_ms")));
+        pod = json_object_get(json_array_get(recs, 0), "pod");
+        assert_string_equal(json_string_value(json_object_get(pod, "namespace")), "prod");
+        assert_string_equal(json_string_value(json_object_get(pod, "name")), "web-0");
+        assert_string_equal(json_string_value(json_object_get(pod, "uid")), "uid-1");
+        assert_null(json_object_get(json_array_get(recs, 0), "error"));
+        json_decref(recs);
+        assert_file_lacks(fx->audit_path, SECRET);
+}
+
+static void test_pull_cache_keys(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        /* same credentials twice: one resolution, then the cache */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", "alice", NULL, &WEB));
+        result_done(&r);
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("docker.io/library/nginx:1.25", "alice", NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+        /* other credentials: their own resolution (the registry may refuse them) */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", "bob", NULL, &WEB));
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 2);
+        /* credentials for another registry do not apply: the node's, another key */
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("nginx:1.25", "bob", "quay.io", &WEB));
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 3);
+        /* no credentials at all: the node's, same key as the previous one */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 3);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 5);
+        assert_string_equal(rec_str(recs, 0, "source"), "registry");
+        assert_string_equal(rec_str(recs, 1, "source"), "cache");
+        assert_null(json_object_get(json_array_get(recs, 1), "registry_ms"));
+        assert_string_equal(rec_str(recs, 2, "source"), "registry");
+        assert_string_equal(rec_str(recs, 3, "source"), "registry");
+        assert_string_equal(rec_str(recs, 4, "source"), "cache");
+        json_decref(recs);
+}
+
+static void test_pull_tag_moved(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+        char *digest = NULL;
+
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        result_done(&r);
+        fx->fake.digest = D2;
+        fake_now += 31000; /* past the cache's ttl */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "docker.io/library/nginx:1.25", &digest), 0);
+        assert_string_equal(digest, D2);
+        free(digest);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 3);
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 1, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 1, "resolved"), "docker.io/library/nginx@" D2);
+        assert_string_equal(rec_str(recs, 2, "decision"), "tag_moved");
+        assert_string_equal(rec_str(recs, 2, "previous"), D1);
+        assert_string_equal(rec_str(recs, 2, "resolved"), "docker.io/library/nginx@" D2);
+        json_decref(recs);
+}
+
+/* The registry is down after the ttl: the cache serves the old digest (stale). */
+static void test_pull_stale(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__PullImageRequest *m;
+        json_t *recs;
+
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        result_done(&r);
+        fx->fake.fail = PINLET_EUNAVAIL;
+        fake_now += 60000;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__pull_image_request__unpack(NULL, r.len, r.data);
+        assert_string_equal(m->image->image, "docker.io/library/nginx@" D1);
+        pinlet__cri__pull_image_request__free_unpacked(m, NULL);
+        result_done(&r);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        assert_string_equal(rec_str(recs, 1, "source"), "stale");
+        assert_string_equal(rec_str(recs, 1, "decision"), "substituted");
+        assert_non_null(strstr(rec_str(recs, 1, "error"), "fake failure"));
+        json_decref(recs);
+}
+
+static void test_pull_audit_mode(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+        char *digest = NULL;
+
+        fx->cfg.mode = PINLET_MODE_AUDIT;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 1);
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "docker.io/library/nginx:1.25", &digest),
+                         -ENOENT);
+        /* a failure in audit mode never fails the call */
+        fx->fake.fail = PINLET_ENOTFOUND;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:404", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        /* nor does a request pinlet cannot decode */
+        r = run(fx, pinlet_interceptor_pull_image, raw("\x0a\x05x", 3));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        assert_string_equal(rec_str(recs, 0, "decision"), "would_substitute");
+        assert_string_equal(rec_str(recs, 0, "resolved"), "docker.io/library/nginx@" D1);
+        assert_string_equal(rec_str(recs, 0, "mode"), "audit");
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        assert_non_null(rec_str(recs, 1, "error"));
+        json_decref(recs);
+}
+
+static void test_off_mode(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        fx->cfg.mode = PINLET_MODE_OFF;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_create_container,
+                create_request("nginx:1.25", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_pull_image, raw("\x0a\x05x", 3));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 0);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 0);
+        json_decref(recs);
+}
+
+static void test_closed_failures(void **state)
+{
+        static const struct {
+                int code;
+                int status;
+        } cases[] = {
+                { PINLET_ENOTFOUND, GRPC_STATUS_NOT_FOUND },
+                { PINLET_EUNAUTH, GRPC_STATUS_PERMISSION_DENIED },
+                { PINLET_EUNAVAIL, GRPC_STATUS_UNAVAILABLE },
+                { PINLET_ETIMEOUT, GRPC_STATUS_UNAVAILABLE },
+                { PINLET_ETLS, GRPC_STATUS_UNAVAILABLE },
+                { PINLET_EPROTO, GRPC_STATUS_UNAVAILABLE },
+        };
+        struct fx *fx = *state;
+        json_t *recs;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct pinlet_intercept_result r;
+
+                fx->fake.fail = cases[i].code;
+                r = run(fx, pinlet_interceptor_pull_image,
+                        pull_request("registry.example/team/app:v1", "alice", NULL, &WEB));
+                assert_int_equal(r.action, PINLET_FAIL);
+                assert_int_equal(r.status, cases[i].status);
+                assert_non_null(r.message);
+                assert_true(strncmp(r.message, "pinlet: ", 8) == 0);
+                assert_non_null(strstr(r.message, "registry.example/team/app:v1"));
+                assert_non_null(strstr(r.message, "registry registry.example"));
+                assert_non_null(strstr(r.message, "fake failure"));
+                assert_null(strstr(r.message, SECRET));
+                result_done(&r);
+        }
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), ELEMENTSOF(cases));
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_string_equal(rec_str(recs, i, "decision"), "rejected");
+                assert_non_null(strstr(rec_str(recs, i, "error"), "fake failure"));
+                assert_null(rec_str(recs, i, "resolved"));
+        }
+        json_decref(recs);
+        assert_file_lacks(fx->audit_path, SECRET);
+}
+
+static void test_open_failures(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        fx->fake.fail = PINLET_EUNAVAIL;
+        /* per registry: open.example fails open while the global setting is closed */
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("open.example/app:v1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_create_container,
+                create_request("open.example/app:v1", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        /* globally open */
+        fx->cfg.on_failure = PINLET_FAIL_OPEN;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 3);
+        for (size_t i = 0; i < 3; i++) {
+                assert_string_equal(rec_str(recs, i, "decision"), "passed_through");
+                assert_non_null(strstr(rec_str(recs, i, "error"), "fake failure"));
+        }
+        assert_string_equal(rec_str(recs, 1, "method"), "CreateContainer");
+        assert_string_equal(rec_str(recs, 1, "container"), "app");
+        json_decref(recs);
+}
+
+static void test_pull_bad_auth(void **state)
+{
+        struct fx *fx = *state;
+        Pinlet__Cri__PullImageRequest m = PINLET__CRI__PULL_IMAGE_REQUEST__INIT;
+        Pinlet__Cri__ImageSpec spec = PINLET__CRI__IMAGE_SPEC__INIT;
+        Pinlet__Cri__AuthConfig auth = PINLET__CRI__AUTH_CONFIG__INIT;
+        struct pinlet_intercept_result r;
+
+        spec.image = "nginx:1.25";
+        m.image = &spec;
+        auth.auth = "!!!not base64 " SECRET;
+        m.auth = &auth;
+        r = run(fx, pinlet_interceptor_pull_image, pack(&m.base));
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_INVALID_ARGUMENT);
+        assert_null(strstr(r.message, SECRET));
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 0);
+        assert_file_lacks(fx->audit_path, SECRET);
+}
+
+static void test_skips(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+        const struct pod system = { "kube-system", "coredns", "uid-9" };
+
+        /* digest references, image IDs, empty images: nothing to decide */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx@" D3, NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("nginx:1.25@" D3, NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_image_status, status_request(IMAGE_ID));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_image_status, status_request(""));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        /* out of scope: excluded namespace, excluded registry */
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("coredns:1.11", NULL, NULL, &system));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("internal.example/tool:1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 0);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 0);
+        json_decref(recs);
+
+        /* not a valid reference: the runtime answers it; pinlet records it went through */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("Nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 0);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 1);
+        assert_string_equal(rec_str(recs, 0, "decision"), "passed_through");
+        assert_non_null(rec_str(recs, 0, "error"));
+        json_decref(recs);
+}
+
+static void test_malformed(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        static const struct {
+                icept_fn fn;
+                const char *msg;
+        } cases[] = {
+                { pinlet_interceptor_pull_image, "pinlet: malformed PullImageRequest" },
+                { pinlet_interceptor_image_status, "pinlet: malformed ImageStatusRequest" },
+                { pinlet_interceptor_create_container, "pinlet: malformed CreateContainerRequest" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                r = run(fx, cases[i].fn, raw("\x12\x7f", 2));
+                assert_int_equal(r.action, PINLET_FAIL);
+                assert_int_equal(r.status, GRPC_STATUS_INVALID_ARGUMENT);
+                assert_string_equal(r.message, cases[i].msg);
+                result_done(&r);
+        }
+}
+
+/* ---- ImageStatus ---- */
+
+static void test_status(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__ImageStatusRequest *m;
+        json_t *recs;
+
+        r = run(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__image_status_request__unpack(NULL, r.len, r.data);
+        assert_string_equal(m->image->image, "docker.io/library/nginx@" D1);
+        assert_true(m->verbose);
+        pinlet__cri__image_status_request__free_unpacked(m, NULL);
+        result_done(&r);
+        assert_false(fx->fake.last_auth); /* node credentials */
+
+        /* registry unreachable, no pin: forwarded unchanged, never failed */
+        fx->fake.fail = PINLET_EUNAVAIL;
+        r = run(fx, pinlet_interceptor_image_status, status_request("redis:7"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        /* not found (an answer, not an outage), also with closed on_failure */
+        fx->fake.fail = PINLET_ENOTFOUND;
+        r = run(fx, pinlet_interceptor_image_status, status_request("redis:8"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 3);
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 0, "method"), "ImageStatus");
+        assert_null(json_object_get(json_array_get(recs, 0), "pod"));
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        assert_non_null(strstr(rec_str(recs, 1, "error"), "fake failure unavailable"));
+        assert_string_equal(rec_str(recs, 2, "decision"), "passed_through");
+        json_decref(recs);
+}
+
+/* An outage with a pin: ImageStatus asks about what was pulled. */
+static void test_status_outage_uses_pin(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__ImageStatusRequest *m;
+        json_t *recs;
+
+        assert_int_equal(
+                pinlet_pins_record(fx->pins, "docker.io/library/redis:7", D2, NULL, NULL, NULL), 0);
+        fx->fake.fail = PINLET_ETIMEOUT;
+        r = run(fx, pinlet_interceptor_image_status, status_request("redis:7"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__image_status_request__unpack(NULL, r.len, r.data);
+        assert_string_equal(m->image->image, "docker.io/library/redis@" D2);
+        pinlet__cri__image_status_request__free_unpacked(m, NULL);
+        result_done(&r);
+        /* refused credentials are not an outage: the pin is not used */
+        fx->fake.fail = PINLET_EUNAUTH;
+        r = run(fx, pinlet_interceptor_image_status, status_request("redis:7"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 0, "source"), "pin");
+        assert_non_null(rec_str(recs, 0, "error"));
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        json_decref(recs);
+}
+
+/* ---- CreateContainer ---- */
+
+static void test_create_uses_pin(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__CreateContainerRequest *m;
+        const char *mounts[] = { "registry.example/data:v1", NULL, "busybox@" D3, IMAGE_ID };
+        json_t *recs;
+
+        /* what PullImage recorded; the registry now fails (or would say otherwise) */
+        assert_int_equal(pinlet_pins_record(fx->pins, "registry.example/team/app:v1", D1,
+                                            "prod/web-0/uid-1", NULL, NULL),
+                         0);
+        assert_int_equal(pinlet_pins_record(fx->pins, "registry.example/data:v1", D2,
+                                            "prod/web-0/uid-1", NULL, NULL),
+                         0);
+        fx->fake.fail = PINLET_EUNAVAIL;
+        r = run(fx, pinlet_interceptor_create_container,
+                create_request("registry.example/team/app:v1", mounts, 4, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        assert_int_equal(fx->fake.calls, 0);
+        m = pinlet__cri__create_container_request__unpack(NULL, r.len, r.data);
+        assert_non_null(m);
+        assert_string_equal(m->config->image->image, "registry.example/team/app@" D1);
+        assert_string_equal(m->config->image->user_specified_image, "app:user-wrote-this");
+        assert_string_equal(m->config->mounts[0]->image->image, "registry.example/data@" D2);
+        assert_null(m->config->mounts[1]->image);
+        assert_string_equal(m->config->mounts[2]->image->image, "busybox@" D3);
+        assert_string_equal(m->config->mounts[3]->image->image, IMAGE_ID);
+        assert_string_equal(m->pod_sandbox_id, "sandbox-1");
+        pinlet__cri__create_container_request__free_unpacked(m, NULL);
+        result_done(&r);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        for (size_t i = 0; i < 2; i++) {
+                assert_string_equal(rec_str(recs, i, "method"), "CreateContainer");
+                assert_string_equal(rec_str(recs, i, "source"), "pin");
+                assert_string_equal(rec_str(recs, i, "decision"), "substituted");
+                assert_string_equal(rec_str(recs, i, "container"), "app");
+                assert_null(json_object_get(json_array_get(recs, i), "registry_ms"));
+        }
+        assert_string_equal(rec_str(recs, 1, "image"), "registry.example/data:v1");
+        json_decref(recs);
+}
+
+static void test_create_without_pin(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__CreateContainerRequest *m;
+        json_t *recs;
+
+        /* no pin: resolved with the node's credentials */
+        r = run(fx, pinlet_interceptor_create_container,
+                create_request("nginx:1.25", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__create_container_request__unpack(NULL, r.len, r.data);
+        assert_string_equal(m->config->image->image, "docker.io/library/nginx@" D1);
+        pinlet__cri__create_container_request__free_unpacked(m, NULL);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+        assert_false(fx->fake.last_auth);
+
+        /* kubelet's form: an image ID, untouched, nothing resolved or recorded */
+        r = run(fx, pinlet_interceptor_create_container, create_request(IMAGE_ID, NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 1);
+
+        /* closed failure of one mount fails the whole call; only that is recorded */
+        {
+                const char *mounts[] = { "quay.io/org/models:v3" };
+
+                /* config.image would be substituted from its pin, but the call fails */
+                assert_int_equal(pinlet_pins_record(fx->pins, "registry.example/pinned:v1", D2,
+                                                    NULL, NULL, NULL),
+                                 0);
+                fx->fake.fail = PINLET_ENOTFOUND;
+                fake_now += 31000;
+                r = run(fx, pinlet_interceptor_create_container,
+                        create_request("registry.example/pinned:v1", mounts, 1, &WEB));
+                assert_int_equal(r.action, PINLET_FAIL);
+                assert_int_equal(r.status, GRPC_STATUS_NOT_FOUND);
+                assert_non_null(strstr(r.message, "quay.io/org/models:v3"));
+                result_done(&r);
+        }
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        assert_string_equal(rec_str(recs, 0, "source"), "registry");
+        assert_string_equal(rec_str(recs, 1, "decision"), "rejected");
+        assert_string_equal(rec_str(recs, 1, "image"), "quay.io/org/models:v3");
+        json_decref(recs);
+}
+
+static void test_create_audit_mode(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        fx->cfg.mode = PINLET_MODE_AUDIT;
+        assert_int_equal(
+                pinlet_pins_record(fx->pins, "docker.io/library/nginx:1.25", D2, NULL, NULL, NULL),
+                0);
+        r = run(fx, pinlet_interceptor_create_container,
+                create_request("nginx:1.25", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 1);
+        assert_string_equal(rec_str(recs, 0, "decision"), "would_substitute");
+        assert_string_equal(rec_str(recs, 0, "resolved"), "docker.io/library/nginx@" D2);
+        assert_string_equal(rec_str(recs, 0, "source"), "pin");
+        json_decref(recs);
+}
+
+/* ---- deadlines and secrets ---- */
+
+static void test_deadline(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_call_info info = { .method = "/runtime.v1.ImageService/PullImage" };
+        struct pinlet_intercept_result r;
+        int64_t now = pinlet_cache_now_ms();
+        struct blob req;
+
+        /* the call's deadline, less a quarter kept for forwarding */
+        info.deadline_ms = now + 4000;
+        req = pull_request("nginx:1.25", NULL, NULL, &WEB);
+        pinlet_interceptor_pull_image(fx->ic, &info, req.d, req.len, &r);
+        free(req.d);
+        result_done(&r);
+        /* (a quarter of what was left when the interceptor looked: slack for a slow box) */
+        assert_true(fx->fake.last_deadline <= info.deadline_ms - 900);
+        assert_true(fx->fake.last_deadline >= now + 2900);
+
+        /* no deadline: the configured resolve timeout */
+        fx->cfg.resolve_timeout_ms = 5000;
+        info.deadline_ms = INT64_MAX;
+        now = pinlet_cache_now_ms();
+        req = pull_request("nginx:1.26", NULL, NULL, &WEB);
+        pinlet_interceptor_pull_image(fx->ic, &info, req.d, req.len, &r);
+        free(req.d);
+        result_done(&r);
+        assert_true(fx->fake.last_deadline >= now + 5000);
+        assert_true(fx->fake.last_deadline <= pinlet_cache_now_ms() + 5000);
+}
+
+static void test_no_secret_in_logs(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        char path[160];
+        int fd, saved;
+
+        snprintf(path, sizeof(path), "%s/stderr.log", fx->dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        saved = dup(STDERR_FILENO);
+        dup2(fd, STDERR_FILENO);
+        pinlet_log_setup(PINLET_LOG_DEBUG, PINLET_LOG_TEXT);
+
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", "alice", NULL, &WEB));
+        result_done(&r);
+        fx->fake.fail = PINLET_EUNAUTH;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:2", "alice", NULL, &WEB));
+        result_done(&r);
+        fx->cfg.on_failure = PINLET_FAIL_OPEN;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:3", "alice", NULL, &WEB));
+        result_done(&r);
+
+        pinlet_log_setup(PINLET_LOG_ERROR, PINLET_LOG_TEXT);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(fd);
+        {
+                char cmd[256];
+
+                snprintf(cmd, sizeof(cmd), "cat '%s' >&2", path);
+                if (getenv("PINLET_TEST_VERBOSE"))
+                        (void)!system(cmd);
+        }
+        assert_file_lacks(path, SECRET);
+        assert_file_lacks(fx->audit_path, SECRET);
+        {
+                /* the log did say something (the test would be empty otherwise) */
+                struct stat st;
+
+                assert_int_equal(stat(path, &st), 0);
+                assert_true(st.st_size > 0);
+        }
+}
+
+/* Concurrent pulls of one tag share one resolution (the cache's single flight) and each
+ * leaves its own complete audit line. */
+#define N_THREADS 8
+#define N_CALLS   25
+
+static void *pull_thread(void *arg)
+{
+        struct fx *fx = arg;
+
+        for (int i = 0; i < N_CALLS; i++) {
+                struct pinlet_intercept_result r =
+                        run(fx, pinlet_interceptor_pull_image,
+                            pull_request("nginx:1.25", NULL, NULL, &WEB));
+
+                if (r.action != PINLET_FORWARD_REWRITTEN)
+                        return (void *)1;
+                result_done(&r);
+        }
+        return NULL;
+}
+
+static void test_concurrent_pulls(void **state)
+{
+        struct fx *fx = *state;
+        pthread_t t[N_THREADS];
+        json_t *recs;
+
+        fx->fake.delay = 50000;
+        for (int i = 0; i < N_THREADS; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, pull_thread, fx), 0);
+        for (int i = 0; i < N_THREADS; i++) {
+                void *ret;
+
+                assert_int_equal(pthread_join(t[i], &ret), 0);
+                assert_null(ret);
+        }
+        assert_int_equal(fx->fake.calls, 1);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), N_THREADS * N_CALLS);
+        for (size_t i = 0; i < json_array_size(recs); i++)
+                assert_string_equal(rec_str(recs, i, "decision"), "substituted");
+        json_decref(recs);
+}
+
+/* ---- the real registry client, against a minimal Registry API V2 on loopback ---- */
+
+struct mini_registry {
+        int fd;
+        int port;
+        pthread_t thread;
+        atomic_int requests;
+};
+
+/* Answers HEAD/GET /v2/team/app/manifests/v1 with D1, everything else 404; one request
+ * per connection. Enough for the client's HEAD path; no external component needed. */
+static void *mini_registry_run(void *arg)
+{
+        struct mini_registry *m = arg;
+
+        for (;;) {
+                char req[4096], resp[512];
+                size_t n = 0;
+                int c = accept(m->fd, NULL, NULL);
+
+                if (c < 0)
+                        return NULL; /* shut down */
+                while (n < sizeof(req) - 1) {
+                        ssize_t k = read(c, req + n, sizeof(req) - 1 - n);
+
+                        if (k <= 0)
+                                break;
+                        n += (size_t)k;
+                        req[n] = 0;
+                        if (strstr(req, "\r\n\r\n"))
+                                break;
+                }
+                req[n] = 0;
+                m->requests++;
+                if (strstr(req, " /v2/team/app/manifests/v1 HTTP/"))
+                        snprintf(resp, sizeof(resp),
+                                 "HTTP/1.1 200 OK\r\n"
+                                 "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                                 "Docker-Content-Digest: %s\r\n"
+                                 "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                                 D1);
+                else
+                        snprintf(resp, sizeof(resp),
+                                 "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                                 "Connection: close\r\n\r\n");
+                (void)!write(c, resp, strlen(resp));
+                close(c);
+        }
+}
+
+static void mini_registry_start(struct mini_registry *m)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET };
+        socklen_t al = sizeof(a);
+
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        m->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(m->fd >= 0);
+        assert_int_equal(bind(m->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(listen(m->fd, 16), 0);
+        assert_int_equal(getsockname(m->fd, (struct sockaddr *)&a, &al), 0);
+        m->port = ntohs(a.sin_port);
+        assert_int_equal(pthread_create(&m->thread, NULL, mini_registry_run, m), 0);
+}
+
+static void mini_registry_stop(struct mini_registry *m)
+{
+        shutdown(m->fd, SHUT_RDWR); /* wakes accept() */
+        pthread_join(m->thread, NULL);
+        close(m->fd);
+}
+
+static void test_real_registry(void **state)
+{
+        struct fx *fx = *state;
+        struct mini_registry mr = { .fd = -1 };
+        struct pinlet_config cfg;
+        struct pinlet_registry *reg = NULL;
+        struct pinlet_interceptor *ic = NULL;
+        struct pinlet_interceptor_options io = { 0 };
+        struct pinlet_call_info info = { .method = "/runtime.v1.ImageService/PullImage",
+                                         .deadline_ms = INT64_MAX };
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__PullImageRequest *m;
+        char path[160], image[128], want[256], host[32];
+        struct blob req;
+        json_t *recs;
+        FILE *f;
+
+        mini_registry_start(&mr);
+        snprintf(host, sizeof(host), "127.0.0.1:%d", mr.port);
+        snprintf(path, sizeof(path), "%s/registry.yaml", fx->dir);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "resolver:\n  timeout: 5s\nregistries:\n  \"%s\":\n    insecure: true\n", host);
+        fclose(f);
+        assert_int_equal(pinlet_config_init(&cfg), 0);
+        assert_int_equal(pinlet_config_load(&cfg, path, false, NULL), 0);
+        assert_int_equal(pinlet_registry_new(&cfg, &reg, NULL), 0);
+        io = (struct pinlet_interceptor_options){
+                .cfg = &cfg,
+                .registry = reg,
+                .cache = fx->cache,
+                .pins = fx->pins,
+                .audit = fx->audit,
+        };
+        assert_int_equal(pinlet_interceptor_new(&io, &ic, NULL), 0);
+
+        /* the tag resolves through HEAD */
+        snprintf(image, sizeof(image), "%s/team/app:v1", host);
+        req = pull_request(image, NULL, NULL, &WEB);
+        pinlet_interceptor_pull_image(ic, &info, req.d, req.len, &r);
+        free(req.d);
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__pull_image_request__unpack(NULL, r.len, r.data);
+        snprintf(want, sizeof(want), "%s/team/app@%s", host, D1);
+        assert_string_equal(m->image->image, want);
+        pinlet__cri__pull_image_request__free_unpacked(m, NULL);
+        result_done(&r);
+        assert_true(mr.requests >= 1);
+
+        /* an unknown tag: NOT_FOUND naming image and registry */
+        snprintf(image, sizeof(image), "%s/team/app:missing", host);
+        req = pull_request(image, NULL, NULL, &WEB);
+        pinlet_interceptor_pull_image(ic, &info, req.d, req.len, &r);
+        free(req.d);
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_NOT_FOUND);
+        assert_non_null(strstr(r.message, image));
+        assert_non_null(strstr(r.message, host));
+        result_done(&r);
+
+        /* the registry goes away: UNAVAILABLE */
+        mini_registry_stop(&mr);
+        snprintf(image, sizeof(image), "%s/team/app:v2", host);
+        req = pull_request(image, NULL, NULL, &WEB);
+        pinlet_interceptor_pull_image(ic, &info, req.d, req.len, &r);
+        free(req.d);
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_UNAVAILABLE);
+        result_done(&r);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 3);
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 0, "source"), "registry");
+        assert_string_equal(rec_str(recs, 1, "decision"), "rejected");
+        assert_string_equal(rec_str(recs, 2, "decision"), "rejected");
+        json_decref(recs);
+
+        pinlet_interceptor_free(ic);
+        pinlet_registry_free(reg);
+        pinlet_config_free(&cfg);
+}
+
+static void test_new_errors(void **state)
+{
+        struct pinlet_interceptor *ic = NULL;
+        struct pinlet_interceptor_options o = { 0 };
+        struct pinlet_config cfg;
+        struct pinlet_error *err = NULL;
+
+        assert_int_equal(pinlet_interceptor_new(&o, &ic, &err), PINLET_EINVAL);
+        pinlet_error_free(err);
+        err = NULL;
+        assert_int_equal(pinlet_config_init(&cfg), 0);
+        o.cfg = &cfg;
+        assert_int_equal(pinlet_interceptor_new(&o, &ic, &err), PINLET_EINVAL);
+        pinlet_error_free(err);
+        assert_null(ic);
+        pinlet_config_free(&cfg);
+        pinlet_interceptor_free(NULL);
+        assert_int_equal(pinlet_interceptor_status_for_error(-ENOMEM), GRPC_STATUS_INTERNAL);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        const struct CMUnitTest tests[] = {
+                T(test_pull_enforce),
+                T(test_pull_cache_keys),
+                T(test_pull_tag_moved),
+                T(test_pull_stale),
+                T(test_pull_audit_mode),
+                T(test_off_mode),
+                T(test_closed_failures),
+                T(test_open_failures),
+                T(test_pull_bad_auth),
+                T(test_skips),
+                T(test_malformed),
+                T(test_status),
+                T(test_status_outage_uses_pin),
+                T(test_create_uses_pin),
+                T(test_create_without_pin),
+                T(test_create_audit_mode),
+                T(test_deadline),
+                T(test_no_secret_in_logs),
+                T(test_concurrent_pulls),
+                T(test_real_registry),
+                cmocka_unit_test(test_new_errors),
+        };
+
+        pinlet_log_setup(PINLET_LOG_ERROR, PINLET_LOG_TEXT);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

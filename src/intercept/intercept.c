@@ -404,9 +404,19 @@ static int from_pin(struct call *c, const char *refstr, struct outcome *o)
 static void fail_call(struct call *c, int code, const char *image, const char *registry,
                       const struct pinlet_error *err)
 {
+        const char *cause = pinlet_error_message(err, code);
+        _cleanup_free_ char *named = NULL;
+        int r;
+
         c->fail_status = pinlet_interceptor_status_for_error(code);
-        if (asprintf(&c->fail_message, "pinlet: cannot resolve %s (registry %s): %s", image,
-                     registry, pinlet_error_message(err, code)) < 0)
+        /* The registry client's messages already name the registry ("…: registry R: …");
+         * say it once. */
+        if (asprintf(&named, "registry %s", registry) >= 0 && strstr(cause, named))
+                r = asprintf(&c->fail_message, "pinlet: cannot resolve %s: %s", image, cause);
+        else
+                r = asprintf(&c->fail_message, "pinlet: cannot resolve %s (registry %s): %s", image,
+                             registry, cause);
+        if (r < 0)
                 c->fail_message = NULL;
 }
 

@@ -12,7 +12,7 @@ what=${1:-build}
 build=(build-essential cmake pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
        libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libsystemd-dev
        libmicrohttpd-dev)
-run=(containerd runc docker-registry skopeo jq openssl curl apache2-utils)
+run=(containerd runc docker-registry skopeo jq openssl curl apache2-utils iproute2 libcmocka-dev)
 test=(libcmocka-dev clang libclang-rt-14-dev clang-format nginx)
 
 pkgs=("${build[@]}")

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "util/json.h"
 #include "util/log.h"
 
 struct pinlet_audit {
@@ -121,7 +122,7 @@ static int set_str(json_t *o, const char *key, const char *v)
 char *pinlet_audit_format(const struct pinlet_audit_record *rec)
 {
         json_t *o = json_object(), *pod = NULL;
-        char now[48], *json = NULL, *line = NULL;
+        char now[48], *line = NULL;
         int r = 0;
 
         if (!o)
@@ -151,13 +152,8 @@ char *pinlet_audit_format(const struct pinlet_audit_record *rec)
         r |= set_str(o, "mode", rec->mode);
         r |= set_str(o, "error", rec->error);
         if (r == 0)
-                json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                line = pinlet_json_line(o);
         json_decref(o);
-        if (!json)
-                return NULL;
-        if (asprintf(&line, "%s\n", json) < 0)
-                line = NULL;
-        free(json);
         return line;
 }
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A chained hash table (FNV-1a, fixed bucket count sized for max_entries) plus a doubly
- * linked LRU list, both under one mutex. In-flight resolutions ("flights") live in a
- * separate short list: there are at most as many as resolution workers, so a linear scan
- * costs less than a second table.
+ * Entries live in a util/lru table (hash by key plus recency list, sized for max_entries)
+ * under one mutex. In-flight resolutions ("flights") live in a separate short list: there
+ * are at most as many as resolution workers, so a linear scan costs less than a second
+ * table.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,15 +14,15 @@
 
 #include "cache/cache.h"
 #include "util/log.h"
+#include "util/lru.h"
 
 struct entry {
-        char *key;
+        char *key;     /* owned; node.key points to it */
         char *value;   /* positive entry; NULL for a negative one */
         int err_code;  /* negative entry: the not-found class */
         char *err_msg; /* negative entry: the message to repeat */
         int64_t stored_ms;
-        struct entry *hnext;
-        struct entry *prev, *next; /* LRU: head is the most recently used */
+        struct pinlet_lru_node node;
 };
 
 /* One resolution in progress. Freed by whoever drops the last reference: the leader holds
@@ -43,10 +43,7 @@ struct flight {
 struct pinlet_cache {
         pthread_mutex_t lock;
         struct pinlet_cache_options o;
-        struct entry **buckets;
-        size_t n_buckets; /* power of two */
-        size_t n_entries;
-        struct entry *lru_head, *lru_tail;
+        struct pinlet_lru lru; /* of struct entry */
         struct flight *flights;
 };
 
@@ -61,17 +58,6 @@ int64_t pinlet_cache_now_ms(void)
 static int64_t now_ms(struct pinlet_cache *c)
 {
         return c->o.clock ? c->o.clock(c->o.clock_ctx) : pinlet_cache_now_ms();
-}
-
-static uint64_t hash(const char *s)
-{
-        uint64_t h = 1469598103934665603ULL;
-
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 1099511628211ULL;
-        }
-        return h;
 }
 
 const char *pinlet_cache_source_to_string(enum pinlet_cache_source s)
@@ -90,7 +76,6 @@ const char *pinlet_cache_source_to_string(enum pinlet_cache_source s)
 int pinlet_cache_new(const struct pinlet_cache_options *o, struct pinlet_cache **ret)
 {
         struct pinlet_cache *c;
-        size_t n = 16;
 
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -98,15 +83,10 @@ int pinlet_cache_new(const struct pinlet_cache_options *o, struct pinlet_cache *
         c->o = *o;
         if (c->o.max_entries == 0)
                 c->o.max_entries = PINLET_CACHE_DEFAULT_MAX_ENTRIES;
-        /* About one entry per bucket when full, capped so a huge bound costs no huge table. */
-        while (n < c->o.max_entries && n < (1u << 20))
-                n <<= 1;
-        c->buckets = calloc(n, sizeof(*c->buckets));
-        if (!c->buckets) {
+        if (pinlet_lru_init(&c->lru, c->o.max_entries) < 0) {
                 free(c);
                 return -ENOMEM;
         }
-        c->n_buckets = n;
         pthread_mutex_init(&c->lock, NULL);
         *ret = c;
         return 0;
@@ -122,66 +102,29 @@ static void entry_free(struct entry *e)
 
 void pinlet_cache_free(struct pinlet_cache *c)
 {
-        struct entry *e, *next;
+        struct pinlet_lru_node *n, *next;
 
         if (!c)
                 return;
-        for (e = c->lru_head; e; e = next) {
-                next = e->next;
-                entry_free(e);
+        for (n = pinlet_lru_newest(&c->lru); n; n = next) {
+                next = pinlet_lru_older(n);
+                entry_free(PINLET_LRU_ENTRY(n, struct entry, node));
         }
         /* No flight can be left: callers must not race with free (see the header). */
-        free(c->buckets);
+        pinlet_lru_done(&c->lru);
         pthread_mutex_destroy(&c->lock);
         free(c);
 }
 
-static struct entry **find_slot(struct pinlet_cache *c, const char *key)
-{
-        struct entry **p = &c->buckets[hash(key) & (c->n_buckets - 1)];
-
-        while (*p && strcmp((*p)->key, key) != 0)
-                p = &(*p)->hnext;
-        return p;
-}
-
-static void lru_unlink(struct pinlet_cache *c, struct entry *e)
-{
-        if (e->prev)
-                e->prev->next = e->next;
-        else
-                c->lru_head = e->next;
-        if (e->next)
-                e->next->prev = e->prev;
-        else
-                c->lru_tail = e->prev;
-        e->prev = e->next = NULL;
-}
-
-static void lru_push_front(struct pinlet_cache *c, struct entry *e)
-{
-        e->prev = NULL;
-        e->next = c->lru_head;
-        if (c->lru_head)
-                c->lru_head->prev = e;
-        c->lru_head = e;
-        if (!c->lru_tail)
-                c->lru_tail = e;
-}
-
 static void entry_remove(struct pinlet_cache *c, struct entry *e)
 {
-        struct entry **p = find_slot(c, e->key);
-
-        *p = e->hnext;
-        lru_unlink(c, e);
-        c->n_entries--;
+        pinlet_lru_remove(&c->lru, &e->node);
         entry_free(e);
 }
 
 static struct entry *entry_find(struct pinlet_cache *c, const char *key)
 {
-        return *find_slot(c, key);
+        return PINLET_LRU_ENTRY(pinlet_lru_find(&c->lru, key), struct entry, node);
 }
 
 /* Age of an entry; a clock that went backwards counts as age 0. */
@@ -209,12 +152,13 @@ static bool entry_dead(struct pinlet_cache *c, const struct entry *e, int64_t no
 static void entry_store(struct pinlet_cache *c, const char *key, char *value, int code, char *msg,
                         int64_t now)
 {
-        struct entry **slot = find_slot(c, key), *e = *slot;
+        struct entry *e = entry_find(c, key);
+        struct pinlet_lru_node *oldest;
 
         if (e) {
                 free(e->value);
                 free(e->err_msg);
-                lru_unlink(c, e);
+                pinlet_lru_touch(&c->lru, &e->node);
         } else {
                 e = calloc(1, sizeof(*e));
                 if (!e || !(e->key = strdup(key))) {
@@ -223,17 +167,17 @@ static void entry_store(struct pinlet_cache *c, const char *key, char *value, in
                         free(msg);
                         return;
                 }
-                *slot = e;
-                c->n_entries++;
+                e->node.key = e->key;
+                pinlet_lru_insert(&c->lru, &e->node);
         }
         e->value = value;
         e->err_code = code;
         e->err_msg = msg;
         e->stored_ms = now;
-        lru_push_front(c, e);
 
-        while (c->n_entries > c->o.max_entries && c->lru_tail && c->lru_tail != e)
-                entry_remove(c, c->lru_tail);
+        while (pinlet_lru_size(&c->lru) > c->o.max_entries &&
+               (oldest = pinlet_lru_oldest(&c->lru)) && oldest != &e->node)
+                entry_remove(c, PINLET_LRU_ENTRY(oldest, struct entry, node));
 }
 
 static struct flight *flight_find(struct pinlet_cache *c, const char *key)
@@ -397,8 +341,7 @@ int pinlet_cache_get(struct pinlet_cache *c, const char *key, int64_t deadline_m
                 e = NULL;
         }
         if (e && entry_fresh(c, e, now)) {
-                lru_unlink(c, e);
-                lru_push_front(c, e);
+                pinlet_lru_touch(&c->lru, &e->node);
                 if (!e->value)
                         r = pinlet_error_set(err, e->err_code, "%s", e->err_msg);
                 else if (!(value = strdup(e->value)))
@@ -485,7 +428,7 @@ size_t pinlet_cache_size(struct pinlet_cache *c)
         size_t n;
 
         pthread_mutex_lock(&c->lock);
-        n = c->n_entries;
+        n = pinlet_lru_size(&c->lru);
         pthread_mutex_unlock(&c->lock);
         return n;
 }

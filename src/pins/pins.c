@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Memory: a chained hash table by reference plus a doubly linked recency list (head: most
- * recently used), under a rwlock. Disk: see pins.h. Writers hold `io` for the whole
- * change (memory update, then append) so that the log's order is the order of the
- * changes in memory; readers only ever wait for the memory update.
+ * Memory: a util/lru table by reference (hash plus recency list), under a rwlock. Disk:
+ * see pins.h. Writers hold `io` for the whole change (memory update, then append) so that
+ * the log's order is the order of the changes in memory; readers only ever wait for the
+ * memory update.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,30 +19,30 @@
 
 #include "pins/pins.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/log.h"
+#include "util/lru.h"
 
 #define TMP_PREFIX  "." PINLET_PINS_FILE ".tmp."
 #define LOCK_FILE   "pins.lock"
 #define CORRUPT_EXT ".corrupt"
 
 struct pin {
-        char *ref;
+        char *ref; /* owned; node.key points to it */
         char *digest;
         int64_t first_used, last_used;
         char *pods[PINLET_PINS_MAX_PODS]; /* oldest first */
         size_t n_pods;
-        struct pin *hnext;
-        struct pin *prev, *next; /* recency list */
+        struct pinlet_lru_node node; /* in pinlet_pins.lru */
 };
+
+#define PIN(n) PINLET_LRU_ENTRY(n, struct pin, node)
 
 struct pinlet_pins {
         pthread_rwlock_t mem; /* the table and every pin in it */
         pthread_mutex_t io;   /* writers: serializes changes and their appends */
         size_t max;
-        struct pin **buckets;
-        size_t n_buckets; /* power of two */
-        size_t n;
-        struct pin *head, *tail;
+        struct pinlet_lru lru; /* of struct pin */
 
         char *dir;  /* NULL: memory only */
         char *path; /* dir/pins.jsonl */
@@ -64,17 +64,6 @@ struct loader {
         bool overflow; /* the current line is too long: skip to its end */
         size_t lineno;
 };
-
-static uint64_t hash(const char *s)
-{
-        uint64_t h = 1469598103934665603ULL;
-
-        for (; *s; s++) {
-                h ^= (unsigned char)*s;
-                h *= 1099511628211ULL;
-        }
-        return h;
-}
 
 /* Printable ASCII without spaces, 1..max bytes: references, digests and pod keys are all
  * ASCII by their grammars, and nothing else may reach the file or a terminal. */
@@ -139,54 +128,16 @@ static void pin_add_pod(struct pin *pin, char *pod)
         pin->pods[pin->n_pods - 1] = pod;
 }
 
-static struct pin **find_slot(struct pinlet_pins *p, const char *ref)
+static struct pin *find(struct pinlet_pins *p, const char *ref)
 {
-        struct pin **s = &p->buckets[hash(ref) & (p->n_buckets - 1)];
-
-        while (*s && strcmp((*s)->ref, ref) != 0)
-                s = &(*s)->hnext;
-        return s;
-}
-
-static void lru_unlink(struct pinlet_pins *p, struct pin *pin)
-{
-        if (pin->prev)
-                pin->prev->next = pin->next;
-        else
-                p->head = pin->next;
-        if (pin->next)
-                pin->next->prev = pin->prev;
-        else
-                p->tail = pin->prev;
-        pin->prev = pin->next = NULL;
-}
-
-static void lru_push_front(struct pinlet_pins *p, struct pin *pin)
-{
-        pin->prev = NULL;
-        pin->next = p->head;
-        if (p->head)
-                p->head->prev = pin;
-        p->head = pin;
-        if (!p->tail)
-                p->tail = pin;
-}
-
-static void lru_touch(struct pinlet_pins *p, struct pin *pin)
-{
-        lru_unlink(p, pin);
-        lru_push_front(p, pin);
+        return PIN(pinlet_lru_find(&p->lru, ref));
 }
 
 /* Inserts a new pin (the caller checked it is absent) as the most recent one. */
 static void insert(struct pinlet_pins *p, struct pin *pin)
 {
-        struct pin **s = find_slot(p, pin->ref);
-
-        pin->hnext = NULL;
-        *s = pin;
-        lru_push_front(p, pin);
-        p->n++;
+        pin->node.key = pin->ref;
+        pinlet_lru_insert(&p->lru, &pin->node);
 }
 
 /* Evicts least recently used pins beyond the bound; returns how many. */
@@ -194,12 +145,10 @@ static size_t evict(struct pinlet_pins *p)
 {
         size_t k = 0;
 
-        while (p->n > p->max && p->tail) {
-                struct pin *victim = p->tail, **s = find_slot(p, victim->ref);
+        while (pinlet_lru_size(&p->lru) > p->max && pinlet_lru_oldest(&p->lru)) {
+                struct pin *victim = PIN(pinlet_lru_oldest(&p->lru));
 
-                *s = victim->hnext;
-                lru_unlink(p, victim);
-                p->n--;
+                pinlet_lru_remove(&p->lru, &victim->node);
                 log_debug("pins: evicted %s", victim->ref);
                 pin_free(victim);
                 k++;
@@ -211,7 +160,7 @@ static size_t evict(struct pinlet_pins *p)
 static char *pin_to_line(const struct pin *pin)
 {
         json_t *o, *pods = json_array();
-        char *json, *line = NULL;
+        char *line;
 
         if (!pods)
                 return NULL;
@@ -225,13 +174,8 @@ static char *pin_to_line(const struct pin *pin)
                       (json_int_t)pin->last_used, "pods", pods);
         if (!o)
                 return NULL;
-        json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        line = pinlet_json_line(o);
         json_decref(o);
-        if (!json)
-                return NULL;
-        if (asprintf(&line, "%s\n", json) < 0)
-                line = NULL;
-        free(json);
         return line;
 }
 
@@ -340,16 +284,13 @@ static bool blank(const char *s, size_t n)
  * it the most recent. Called single-threaded (open) or with mem held. */
 static void apply(struct pinlet_pins *p, struct pin *pin)
 {
-        struct pin **s = find_slot(p, pin->ref), *old = *s;
+        struct pin *old = find(p, pin->ref);
 
         if (old) {
-                pin->hnext = old->hnext;
-                *s = pin;
-                lru_unlink(p, old);
-                lru_push_front(p, pin);
+                pinlet_lru_remove(&p->lru, &old->node);
                 pin_free(old);
-        } else
-                insert(p, pin);
+        }
+        insert(p, pin);
         p->report.evicted += evict(p);
 }
 
@@ -406,7 +347,7 @@ static void loader_finish(struct loader *l)
 {
         if (l->len > 0 || l->overflow)
                 loader_end_line(l, false);
-        l->p->report.entries = l->p->n;
+        l->p->report.entries = pinlet_lru_size(&l->p->lru);
 }
 
 static int loader_init(struct loader *l, struct pinlet_pins *p)
@@ -504,8 +445,9 @@ static int compact(struct pinlet_pins *p, struct pinlet_error **err)
 
         pinlet_buf_init(&b, SIZE_MAX / 2); /* bounded by max_entries pins of bounded size */
         pthread_rwlock_rdlock(&p->mem);
-        for (struct pin *pin = p->tail; pin && r >= 0; pin = pin->prev) {
-                _cleanup_free_ char *line = pin_to_line(pin);
+        for (struct pinlet_lru_node *n = pinlet_lru_oldest(&p->lru); n && r >= 0;
+             n = pinlet_lru_newer(n)) {
+                _cleanup_free_ char *line = pin_to_line(PIN(n));
 
                 r = line ? pinlet_buf_append_str(&b, line) : -ENOMEM;
                 count++;
@@ -567,7 +509,7 @@ static int append(struct pinlet_pins *p, const char *line, bool sync, struct pin
         }
         p->log_lines++;
         pthread_rwlock_rdlock(&p->mem);
-        n_live = p->n;
+        n_live = pinlet_lru_size(&p->lru);
         pthread_rwlock_unlock(&p->mem);
         if (p->log_lines > 2 * n_live + 1024)
                 return compact(p, err);
@@ -615,15 +557,12 @@ static void remove_temp_files(const char *dir)
 static int pins_new(const char *dir, size_t max_entries, bool read_only, struct pinlet_pins **ret)
 {
         struct pinlet_pins *p = calloc(1, sizeof(*p));
-        size_t nb = 16;
+        int r;
 
         if (!p)
                 return -ENOMEM;
         p->max = max_entries ? max_entries : PINLET_PINS_DEFAULT_MAX;
-        while (nb < p->max && nb < (1u << 20))
-                nb <<= 1;
-        p->buckets = calloc(nb, sizeof(*p->buckets));
-        p->n_buckets = nb;
+        r = pinlet_lru_init(&p->lru, p->max);
         p->read_only = read_only;
         p->lock_fd = p->log_fd = -1;
         pthread_rwlock_init(&p->mem, NULL);
@@ -633,7 +572,7 @@ static int pins_new(const char *dir, size_t max_entries, bool read_only, struct 
                 if (p->dir && asprintf(&p->path, "%s/" PINLET_PINS_FILE, dir) < 0)
                         p->path = NULL;
         }
-        if (!p->buckets || (dir && (!p->dir || !p->path))) {
+        if (r < 0 || (dir && (!p->dir || !p->path))) {
                 pinlet_pins_close(p);
                 return -ENOMEM;
         }
@@ -726,15 +665,15 @@ int pinlet_pins_open_readonly(const char *dir, size_t max_entries, struct pinlet
 
 void pinlet_pins_close(struct pinlet_pins *p)
 {
-        struct pin *pin, *next;
+        struct pinlet_lru_node *n, *next;
 
         if (!p)
                 return;
-        for (pin = p->head; pin; pin = next) {
-                next = pin->next;
-                pin_free(pin);
+        for (n = pinlet_lru_newest(&p->lru); n; n = next) {
+                next = pinlet_lru_older(n);
+                pin_free(PIN(n));
         }
-        free(p->buckets);
+        pinlet_lru_done(&p->lru);
         if (p->log_fd >= 0)
                 close(p->log_fd);
         if (p->lock_fd >= 0)
@@ -762,7 +701,7 @@ int pinlet_pins_lookup(struct pinlet_pins *p, const char *ref, char **ret_digest
         if (!valid_text(ref, PINLET_PINS_REF_MAX))
                 return -EINVAL;
         pthread_rwlock_rdlock(&p->mem);
-        pin = *find_slot(p, ref);
+        pin = find(p, ref);
         if (pin) {
                 char *d = strdup(pin->digest);
                 if (d) {
@@ -823,7 +762,7 @@ int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *diges
         pthread_mutex_lock(&p->io);
         pthread_rwlock_wrlock(&p->mem);
         now = (int64_t)time(NULL);
-        pin = *find_slot(p, ref);
+        pin = find(p, ref);
         if (!pin) {
                 pin = TAKE_PTR(fresh);
                 pin->digest = TAKE_PTR(digest_copy);
@@ -835,10 +774,10 @@ int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *diges
                 pin->digest = TAKE_PTR(digest_copy);
                 pin->first_used = now;
                 pin_clear_pods(pin);
-                lru_touch(p, pin);
+                pinlet_lru_touch(&p->lru, &pin->node);
         } else {
                 sync = false;
-                lru_touch(p, pin);
+                pinlet_lru_touch(&p->lru, &pin->node);
         }
         pin->last_used = now;
         if (pod_copy)
@@ -871,12 +810,12 @@ int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
 
         pthread_mutex_lock(&p->io);
         pthread_rwlock_wrlock(&p->mem);
-        pin = *find_slot(p, ref);
+        pin = find(p, ref);
         if (pin) {
                 pin->last_used = (int64_t)time(NULL);
                 if (pod_copy)
                         pin_add_pod(pin, TAKE_PTR(pod_copy));
-                lru_touch(p, pin);
+                pinlet_lru_touch(&p->lru, &pin->node);
                 if (p->dir)
                         line = pin_to_line(pin);
         }
@@ -895,7 +834,9 @@ int pinlet_pins_list(struct pinlet_pins *p, pinlet_pins_list_fn fn, void *userda
         int r = 0, n = 0;
 
         pthread_rwlock_rdlock(&p->mem);
-        for (struct pin *pin = p->tail; pin; pin = pin->prev) {
+        for (struct pinlet_lru_node *node = pinlet_lru_oldest(&p->lru); node;
+             node = pinlet_lru_newer(node)) {
+                const struct pin *pin = PIN(node);
                 const struct pinlet_pin view = {
                         .reference = pin->ref,
                         .digest = pin->digest,
@@ -919,7 +860,7 @@ size_t pinlet_pins_size(struct pinlet_pins *p)
         size_t n;
 
         pthread_rwlock_rdlock(&p->mem);
-        n = p->n;
+        n = pinlet_lru_size(&p->lru);
         pthread_rwlock_unlock(&p->mem);
         return n;
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/json.h"
 #include "util/log.h"
 
 static _Atomic int log_level = PINLET_LOG_INFO;
@@ -97,7 +98,6 @@ void pinlet_log(enum pinlet_log_level level, const char *fmt, ...)
                 return;
 
         if (log_format == PINLET_LOG_JSON) {
-                _cleanup_free_ char *json = NULL;
                 char now[48];
                 json_t *o;
 
@@ -106,9 +106,9 @@ void pinlet_log(enum pinlet_log_level level, const char *fmt, ...)
                               msg);
                 if (!o)
                         return;
-                json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                line = pinlet_json_line(o);
                 json_decref(o);
-                if (!json || asprintf(&line, "%s\n", json) < 0)
+                if (!line)
                         return;
         } else if (asprintf(&line, "pinlet %s: %s\n", level_names[level], msg) < 0)
                 return;

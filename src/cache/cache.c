@@ -261,9 +261,13 @@ static int follow(struct pinlet_cache *c, struct flight *f, const char *key, int
         /* Any error (ETIMEDOUT, or EINVAL for a deadline before the epoch) ends the wait. */
         while (!f->done && r == 0)
                 r = pthread_cond_timedwait(&f->cond, &c->lock, &ts);
-        if (f->done)
+        if (f->done) {
                 r = flight_result(f, ret_value, ret_source, err);
-        else
+                /* Only the leader asked the registry: a follower got the shared answer from
+                 * the cache layer, and the audit log must not count it as registry traffic. */
+                if (r >= 0 && *ret_source == PINLET_CACHE_SOURCE_REGISTRY)
+                        *ret_source = PINLET_CACHE_SOURCE_CACHE;
+        } else
                 r = pinlet_error_set(err, PINLET_ETIMEOUT,
                                      "%s: deadline exceeded while waiting for a resolution "
                                      "in progress",

@@ -51,8 +51,9 @@ typedef int (*pinlet_resolve_fn)(void *ctx, const char *key, int64_t deadline_ms
 typedef int64_t (*pinlet_clock_fn)(void *clock_ctx);
 
 enum pinlet_cache_source {
-        PINLET_CACHE_SOURCE_CACHE,    /* fresh entry, no resolution */
-        PINLET_CACHE_SOURCE_REGISTRY, /* resolved now (by us or by the leader we waited on) */
+        PINLET_CACHE_SOURCE_CACHE,    /* fresh entry, or the result of a resolution in
+                                       * progress we waited on (single-flight follower) */
+        PINLET_CACHE_SOURCE_REGISTRY, /* resolved now, by this caller */
         PINLET_CACHE_SOURCE_STALE,    /* resolution failed (unavailable/timeout): old value */
 };
 

@@ -313,16 +313,22 @@ static void test_single_flight(void **state)
         struct worker w[N_THREADS];
         pthread_t t[N_THREADS];
         struct resolver r;
+        int leaders = 0;
 
         resolver_init(&r, 0, NULL);
         run_flight(&r, w, t);
         for (int i = 0; i < N_THREADS; i++) {
                 assert_int_equal(w[i].ret, 0);
                 assert_string_equal(w[i].value, "sha256:1");
-                assert_int_equal(w[i].source, PINLET_CACHE_SOURCE_REGISTRY);
+                /* one leader asked the registry; every follower got the shared answer */
+                if (w[i].source == PINLET_CACHE_SOURCE_REGISTRY)
+                        leaders++;
+                else
+                        assert_int_equal(w[i].source, PINLET_CACHE_SOURCE_CACHE);
                 assert_null(w[i].err);
                 free(w[i].value);
         }
+        assert_int_equal(leaders, 1);
 }
 
 static void test_single_flight_error(void **state)

@@ -9,7 +9,7 @@
 #                     [--backends fake,containerd] [--rounds N] [--measure-ms N]
 #                     [--profile N] [--compare PINLET_BINARY]
 #
-#   (default)     3 rounds, 2.5 s per run, concurrency 1,16,64, both backends (~7 min)
+#   (default)     3 rounds, 2.5 s per run, concurrency 1,16,64, both backends (~6 min)
 #   --quick       1 round, 1 s per run (~2 min)
 #   --smoke       fake backend only, 1 round, 0.2 s per run, concurrency 1,4: proves
 #                 the whole chain works (ctest label bench-smoke); numbers mean nothing

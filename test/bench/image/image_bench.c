@@ -2,7 +2,7 @@
 /*
  * pinlet_bench_image: the measuring half of the image-path benchmark (test/bench/image/
  * run.sh starts containerd, the registry and pinlet, and counts registry requests in the
- * registry's log between the steps below; see docs/PERFORMANCE-image.md).
+ * registry's log between the steps below; see docs/PERFORMANCE.md ("The image path")).
  *
  *   pinlet_bench_image warm DIRECT PINLET IMAGE CALLS CONCURRENCY[,C...] ROUNDS
  *        PullImage(IMAGE) and ImageStatus(IMAGE) against DIRECT (the runtime's socket) and

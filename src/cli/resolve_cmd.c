@@ -35,7 +35,7 @@ static const char usage[] =
         "  --username USER          registry user name\n"
         "  --password-stdin         read the password from the first line of stdin\n"
         "  --timeout DURATION       deadline per reference (default: "
-        "resolve_timeout)\n" PINLET_CONFIG_OPTIONS_HELP "\n"
+        "resolver.timeout)\n" PINLET_CONFIG_OPTIONS_HELP "\n"
         "Exit codes: 0 all resolved, 1 failure, 2 usage or configuration error,\n"
         "3 not found, 4 unauthorized, 5 registry unavailable or timeout,\n"
         "6 protocol or TLS error (the first failure decides).\n";

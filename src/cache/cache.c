@@ -267,11 +267,26 @@ static int follow(struct pinlet_cache *c, struct flight *f, const char *key, int
                  * the cache layer, and the audit log must not count it as registry traffic. */
                 if (r >= 0 && *ret_source == PINLET_CACHE_SOURCE_REGISTRY)
                         *ret_source = PINLET_CACHE_SOURCE_CACHE;
-        } else
+        } else {
+                /* Out of time is an outage for this caller: stale-if-error applies as it
+                 * would have to its own resolution timing out. */
+                struct entry *e = entry_find(c, key);
+                int64_t now = now_ms(c);
+
                 r = pinlet_error_set(err, PINLET_ETIMEOUT,
                                      "%s: deadline exceeded while waiting for a resolution "
                                      "in progress",
                                      key);
+                if (e && e->value && !entry_dead(c, e, now)) {
+                        char *v = strdup(e->value);
+
+                        if (v) {
+                                *ret_value = v;
+                                *ret_source = PINLET_CACHE_SOURCE_STALE;
+                                r = 0;
+                        }
+                }
+        }
         flight_unref(f);
         return r;
 }

@@ -16,7 +16,8 @@
  * Single-flight: concurrent lookups of one key that miss share ONE resolution. The first
  * caller (leader) runs the resolver without holding the cache lock; the others (followers)
  * wait for its result, each bounded by its own deadline. A follower whose deadline passes
- * returns PINLET_ETIMEOUT while the leader carries on (its result is still cached). The
+ * returns PINLET_ETIMEOUT (or, like a timed-out resolution, the old value as STALE within
+ * the stale window, *err set) while the leader carries on (its result is still cached). The
  * resolver gets the LEADER's ctx and deadline: followers get the leader's answer, so the
  * key must contain everything that changes the answer (for example, resolution with
  * different credentials needs different keys). The cache compares keys as plain strings.

@@ -541,6 +541,8 @@ internal:
         if (asprintf(&c->fail_message, "pinlet: rewriting %s: %s", image,
                      pinlet_error_message(perr, r)) < 0)
                 c->fail_message = NULL;
+        /* the call fails: that decision needs its record too */
+        audit(c, image, NULL, NULL, NULL, PINLET_AUDIT_REJECTED, pinlet_error_message(perr, r));
         return -1;
 }
 

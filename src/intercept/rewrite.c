@@ -52,6 +52,15 @@ void pinlet_intercept_request_free(struct pinlet_intercept_request *r)
                 free(r->slots[i].replacement);
         }
         free(r->slots);
+        if (r->auth) {
+                /* the AuthConfig's secrets do not outlive the call in freed memory */
+                const char *secrets[] = { r->auth->username, r->auth->password, r->auth->auth,
+                                          r->auth->identity_token, r->auth->registry_token };
+
+                for (size_t i = 0; i < ELEMENTSOF(secrets); i++)
+                        if (secrets[i])
+                                explicit_bzero((char *)secrets[i], strlen(secrets[i]));
+        }
         if (r->msg)
                 protobuf_c_message_free_unpacked(r->msg, NULL);
         free(r);

@@ -133,6 +133,14 @@ static int dup_nonempty(const char *s, char **ret)
         return *ret ? 0 : -ENOMEM;
 }
 
+static bool header_value_ok(const char *v)
+{
+        for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
 /* Fills c from the individual fields; `auth` (when set) overrides username/password as
  * docker does. */
 static int creds_fill(struct pinlet_creds *c, const char *username, const char *password,
@@ -149,6 +157,10 @@ static int creds_fill(struct pinlet_creds *c, const char *username, const char *
                     (ret = dup_nonempty(password, &c->password)) < 0)
                         return ret;
         }
+        /* The registry token goes verbatim into "Authorization: Bearer <token>": a CR or
+         * LF there would add headers of the sender's choosing to the request. */
+        if (registry_token && !header_value_ok(registry_token))
+                return PINLET_EINVAL;
         if ((ret = dup_nonempty(identity_token, &c->identity_token)) < 0 ||
             (ret = dup_nonempty(registry_token, &c->registry_token)) < 0)
                 return ret;
@@ -170,7 +182,9 @@ int pinlet_creds_from_auth(const struct pinlet_registry_auth *a, const char *dom
         if (r == -ENOMEM)
                 return pinlet_error_set(err, r, "out of memory");
         if (r < 0)
-                return pinlet_error_set(err, r, "auth config: `auth` is not base64 of user:pass");
+                return pinlet_error_set(err, r,
+                                        "auth config: `auth` is not base64 of user:pass, or "
+                                        "the registry token is not a valid header value");
         if (pinlet_creds_empty(&c))
                 return 0;
         c.source = "pull request";
@@ -229,7 +243,9 @@ int pinlet_creds_from_docker_config(const char *json, size_t len, const char *do
         if (r == -ENOMEM)
                 return pinlet_error_set(err, r, "out of memory");
         if (r < 0)
-                return pinlet_error_set(err, r, "auths entry: `auth` is not base64 of user:pass");
+                return pinlet_error_set(err, r,
+                                        "auths entry: `auth` is not base64 of user:pass, or "
+                                        "the registry token is not a valid header value");
         if (pinlet_creds_empty(&c))
                 return 0;
         c.source = "docker config";

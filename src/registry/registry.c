@@ -323,6 +323,8 @@ struct response {
         int64_t content_length;
         char *www_auth[WWW_AUTH_MAX];
         size_t n_www_auth;
+        char *origin;  /* origin of the final hop (after redirects) */
+        bool at_start; /* the next header line is where a status line can be */
 };
 
 static void response_reset_headers(struct response *s)
@@ -348,6 +350,23 @@ static void response_done(struct response *s)
 {
         response_reset_headers(s);
         pinlet_buf_free(&s->body);
+        free(s->origin);
+        s->origin = NULL;
+}
+
+/* For buffers that held secrets: what realloc left behind is out of reach, the final
+ * copy at least is not left in freed memory. */
+static void buf_erase_free(struct pinlet_buf *b)
+{
+        if (b->data)
+                explicit_bzero(b->data, b->len);
+        pinlet_buf_free(b);
+}
+
+static void response_erase_done(struct response *s)
+{
+        buf_erase_free(&s->body);
+        response_done(s);
 }
 
 /* Context of one resolution: shared by its requests. */
@@ -391,8 +410,10 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
         const char *v;
         size_t vl;
 
-        /* A status line starts a new response (1xx interim, or a hop curl handles). */
-        if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+        /* A status line starts a new response (1xx interim, or a hop curl handles). Only
+         * where a response can start: a header line that merely looks like one must not
+         * reset the header count (and with it the bound). */
+        if (s->at_start && n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
                 const char *sp = memchr(line, ' ', n);
 
                 response_reset_headers(s);
@@ -400,6 +421,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
                         s->status = strtol(sp + 1, NULL, 10);
                 s->body_wanted = s->status >= 200 && s->status < 300;
         }
+        /* the blank line ends a response's headers; curl's status line may follow */
+        s->at_start = n <= 2 && (n == 0 || line[0] == '\r' || line[0] == '\n');
         s->header_bytes += n;
         if (s->header_bytes > PINLET_REGISTRY_HEADERS_MAX) {
                 s->headers_too_big = true;
@@ -589,6 +612,13 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                         return pinlet_error_set(err, PINLET_ETIMEOUT,
                                                 "%s: timed out (budget %" PRId64 " ms)", what,
                                                 ctx->timeout_ms);
+                /* A POST body holds the identity token: it goes to its own origin only,
+                 * never along a redirect to another host. */
+                if (hop > 0 && strcmp(method, "POST") == 0 && strcmp(origin, q->tls_origin) != 0)
+                        return pinlet_error_set(err, PINLET_EPROTO,
+                                                "%s: refusing to send the request body along "
+                                                "a redirect to another host",
+                                                what);
                 tls = strcmp(origin, q->tls_origin) == 0 ? q->tls
                                                          : pinlet_config_registry(r->cfg, hostport);
 
@@ -637,7 +667,10 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 response_reset_headers(s);
                 pinlet_buf_reset(&s->body);
                 s->headers_too_big = s->body_too_big = false;
+                s->at_start = true;
                 cc = curl_easy_perform(h);
+                free(s->origin);
+                s->origin = TAKE_PTR(origin);
                 ctx->round_trips++;
                 atomic_fetch_add_explicit(&r->st_requests, 1, memory_order_relaxed);
                 atomic_fetch_add_explicit(q->kind == REQ_TOKEN ? &r->st_token : &r->st_manifest, 1,
@@ -650,6 +683,8 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 }
                 curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
                 curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+                for (struct curl_slist *l = hdrs; l; l = l->next) /* curl's copy of authz */
+                        explicit_bzero(l->data, strlen(l->data));
                 curl_slist_free_all(hdrs);
                 if (authz_line)
                         explicit_bzero(authz_line, strlen(authz_line));
@@ -819,8 +854,8 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         _cleanup_free_ char *key = NULL, *origin = NULL, *scheme = NULL, *hostport = NULL;
         _cleanup_free_ char *url = NULL, *basic = NULL;
         _cleanup_(curl_url_cleanupp) CURLU *u = NULL;
-        _cleanup_buf_ struct pinlet_buf form;
-        _cleanup_(response_done) struct response s;
+        _cleanup_(buf_erase_free) struct pinlet_buf form; /* may hold the identity token */
+        _cleanup_(response_erase_done) struct response s; /* holds the token */
         struct pinlet_token tok = { 0 };
         const struct pinlet_registry_config *tls;
         struct request q = { .kind = REQ_TOKEN };
@@ -1063,6 +1098,14 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
                 ret = http_do(ctx, &q, &s, err);
                 if (ret < 0)
                         return ret;
+                if (s.status == 401 && !streq_ptr(s.origin, origin))
+                        /* a challenge from a host the registry redirected to: answering it
+                         * would hand the credentials to that host (or a realm it names) */
+                        return pinlet_error_set(err, PINLET_EUNAUTH,
+                                                "manifest request: HTTP 401 from %s after a "
+                                                "redirect; credentials are only sent to the "
+                                                "registry",
+                                                s.origin);
                 if (s.status == 401 && !fresh_auth) {
                         /* a cached token the registry no longer takes: forget it */
                         if (token_key)

@@ -398,6 +398,54 @@ static void test_follower_deadline(void **state)
         assert_int_equal(r.calls, 1);
 }
 
+/* A follower that runs out of time while the registry hangs is in an outage too: it gets
+ * the old value within the stale window, as the leader would on its own timeout. */
+static void test_follower_deadline_stale(void **state)
+{
+        _cleanup_cache_ struct pinlet_cache *c = new_cache(10);
+        atomic_int entered = 0;
+        struct worker leader, follower;
+        pthread_t tl, tf;
+        struct resolver r;
+
+        resolver_init(&r, 0, NULL);
+        check_value(c, &r, "docker.io/library/nginx:1.25", "sha256:1",
+                    PINLET_CACHE_SOURCE_REGISTRY);
+        fake_now += 60000; /* past the TTL, inside the stale window */
+        r.gated = true;
+        leader = (struct worker){
+                .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_cache_now_ms() + 60000
+        };
+        assert_int_equal(pthread_create(&tl, NULL, worker_run, &leader), 0);
+        while (r.calls < 2) /* the leader is inside the resolver */
+                usleep(1000);
+        follower = (struct worker){
+                .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_cache_now_ms() + 100
+        };
+        assert_int_equal(pthread_create(&tf, NULL, worker_run, &follower), 0);
+        pthread_join(tf, NULL);
+        assert_int_equal(follower.ret, 0);
+        assert_string_equal(follower.value, "sha256:1");
+        assert_int_equal(follower.source, PINLET_CACHE_SOURCE_STALE);
+        assert_non_null(follower.err);
+        assert_int_equal(follower.err->code, PINLET_ETIMEOUT);
+        free(follower.value);
+        pinlet_error_free(follower.err);
+
+        /* past the stale window: the timeout stands */
+        fake_now += 600000;
+        follower = (struct worker){ .c = c, .r = &r, .entered = &entered, .deadline_ms = 0 };
+        worker_run(&follower);
+        assert_int_equal(follower.ret, PINLET_ETIMEOUT);
+        assert_null(follower.value);
+        pinlet_error_free(follower.err);
+
+        resolver_open(&r);
+        pthread_join(tl, NULL);
+        assert_int_equal(leader.ret, 0);
+        free(leader.value);
+}
+
 /* Many threads, many keys, a small bound and a resolver that sometimes fails: no crash,
  * no leak (under ASan), every answer well-formed. */
 struct stress {
@@ -496,6 +544,7 @@ int main(void)
                 cmocka_unit_test(test_single_flight),
                 cmocka_unit_test(test_single_flight_error),
                 cmocka_unit_test(test_follower_deadline),
+                cmocka_unit_test(test_follower_deadline_stale),
                 cmocka_unit_test(test_stress),
                 cmocka_unit_test(test_invalid_key),
         };

@@ -61,6 +61,17 @@ static void test_decode_auth(void **state)
         assert_int_equal(pinlet_creds_decode_auth("YQBiOmM=", &u, &p), PINLET_EINVAL); /* NUL */
 }
 
+static int from_config_err(const char *json, const char *domain)
+{
+        struct pinlet_creds c = { 0 };
+        struct pinlet_error *err = NULL;
+        int r = pinlet_creds_from_docker_config(json, strlen(json), domain, &c, &err);
+
+        pinlet_creds_clear(&c);
+        pinlet_error_free(err);
+        return r;
+}
+
 static void test_from_auth(void **state)
 {
         struct pinlet_creds c = { 0 };
@@ -101,6 +112,20 @@ static void test_from_auth(void **state)
                 assert_int_equal(pinlet_creds_from_auth(&a, "reg", &c, &err), PINLET_EINVAL);
                 assert_null(strstr(pinlet_error_message(err, -1), "!!!!"));
                 pinlet_error_free(err);
+        }
+
+        /* a registry token goes verbatim into a header: CR/LF would inject headers */
+        a = (struct pinlet_registry_auth){ .registry_token = "rt\r\nX-Injected: 1" };
+        {
+                struct pinlet_error *err = NULL;
+
+                assert_int_equal(pinlet_creds_from_auth(&a, "reg", &c, &err), PINLET_EINVAL);
+                assert_null(strstr(pinlet_error_message(err, -1), "Injected"));
+                pinlet_error_free(err);
+                assert_int_equal(from_config_err("{\"auths\":{\"reg\":{\"registrytoken\":"
+                                                 "\"a\\nb\"}}}",
+                                                 "reg"),
+                                 PINLET_EINVAL);
         }
 }
 

@@ -401,6 +401,22 @@ static int from_pin(struct call *c, const char *refstr, struct outcome *o)
         return 1;
 }
 
+/* A PullImage passed through unpinned: the runtime pulls whatever the tag is now, which
+ * need not be the pinned digest. Drop the pin so CreateContainer resolves the tag (or
+ * passes it through) instead of running an image that was not what was pulled. */
+static void forget_pin(struct call *c, const char *refstr)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        int r = pinlet_pins_forget(c->ic->pins, refstr, &err);
+
+        if (r < 0)
+                log_warn("%s: forgetting the pin of %s: %s", c->method, refstr,
+                         pinlet_error_message(err, r));
+        else if (r > 0)
+                log_warn("%s: pin of %s forgotten: the pull went through unpinned", c->method,
+                         refstr);
+}
+
 static void fail_call(struct call *c, int code, const char *image, const char *registry,
                       const struct pinlet_error *err)
 {
@@ -492,6 +508,8 @@ static int handle_slot(struct call *c, size_t index)
                                          c->method, image, msg);
                         else
                                 log_debug("%s: %s forwarded unpinned: %s", c->method, image, msg);
+                        if (kind == PINLET_INTERCEPT_PULL_IMAGE && c->enforce && ic->pins)
+                                forget_pin(c, refstr);
                         o.source = NULL;
                         audit(c, image, NULL, NULL, &o, PINLET_AUDIT_PASSED_THROUGH, msg);
                         return 0;

@@ -37,7 +37,12 @@
  * When resolution fails (PullImage, CreateContainer) the registry's on_failure policy
  * decides: closed -> the call fails with a "pinlet: ..." status naming image, registry and
  * cause, audit rejected; open -> the original request goes through, a warning is logged,
- * audit passed_through. In audit mode a failure never fails the call.
+ * audit passed_through. In audit mode a failure never fails the call. A PullImage passed
+ * through in enforce mode also forgets the tag's pin (pinlet_pins_forget): the runtime
+ * pulls whatever the tag is now, so a later CreateContainer must resolve the tag (or pass
+ * it through) rather than use an older pinned digest that may not be what was pulled. The
+ * audit record is the ordinary passed_through one (its error is the resolution failure);
+ * the forgetting is logged as a warning.
  * gRPC status codes for closed failures:
  *   not found -> NOT_FOUND (what containerd answers for an unknown tag),
  *   credentials refused -> PERMISSION_DENIED (the pull is not permitted with these

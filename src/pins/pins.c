@@ -198,12 +198,27 @@ static bool json_time(json_t *v, int64_t *ret)
         return true;
 }
 
-/* Parses one line into a pin. Returns NULL with *ret_why set when the line is unusable
- * (or on allocation failure, *ret_why then says so). */
+/* A forget() as a log line, '\n' included: {"ref":R,"forgotten":true}. NULL on allocation
+ * failure. */
+static char *forgotten_line(const char *ref)
+{
+        json_t *o = json_pack("{s:s, s:b}", "ref", ref, "forgotten", 1);
+        char *line;
+
+        if (!o)
+                return NULL;
+        line = pinlet_json_line(o);
+        json_decref(o);
+        return line;
+}
+
+/* Parses one line into a pin, or for a deletion line into a pin with digest NULL. Returns
+ * NULL with *ret_why set when the line is unusable (or on allocation failure, *ret_why then
+ * says so). */
 static struct pin *parse_line(const char *line, size_t len, const char **ret_why)
 {
         _cleanup_(pin_freep) struct pin *pin = NULL;
-        json_t *o, *v, *pods;
+        json_t *o, *v, *pods, *forgotten;
         json_error_t e;
         const char *why = NULL;
 
@@ -224,6 +239,15 @@ static struct pin *parse_line(const char *line, size_t len, const char **ret_why
         v = json_object_get(o, "ref");
         if (!valid_text(json_string_value(v), PINLET_PINS_REF_MAX)) {
                 why = "missing or invalid \"ref\"";
+                goto out;
+        }
+        forgotten = json_object_get(o, "forgotten");
+        if (forgotten) {
+                /* a deletion: only the reference matters */
+                if (!json_is_true(forgotten))
+                        why = "invalid \"forgotten\"";
+                else if (!(pin->ref = strdup(json_string_value(v))))
+                        why = "out of memory";
                 goto out;
         }
         v = json_object_get(o, "digest");
@@ -281,7 +305,8 @@ static bool blank(const char *s, size_t n)
 }
 
 /* Applies a parsed pin: the later line for a reference replaces the earlier one and makes
- * it the most recent. Called single-threaded (open) or with mem held. */
+ * it the most recent; a deletion (digest NULL) removes it. Called single-threaded (open)
+ * or with mem held. */
 static void apply(struct pinlet_pins *p, struct pin *pin)
 {
         struct pin *old = find(p, pin->ref);
@@ -289,6 +314,10 @@ static void apply(struct pinlet_pins *p, struct pin *pin)
         if (old) {
                 pinlet_lru_remove(&p->lru, &old->node);
                 pin_free(old);
+        }
+        if (!pin->digest) {
+                pin_free(pin);
+                return;
         }
         insert(p, pin);
         p->report.evicted += evict(p);
@@ -827,6 +856,41 @@ int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
         r = persist(p, line, false, err);
         pthread_mutex_unlock(&p->io);
         return r;
+}
+
+int pinlet_pins_forget(struct pinlet_pins *p, const char *ref, struct pinlet_error **err)
+{
+        _cleanup_free_ char *line = NULL;
+        struct pin *pin;
+        int r;
+
+        r = check_args(p, ref, NULL, NULL, err);
+        if (r < 0)
+                return r;
+        /* Allocate before taking locks; with no pin the line is simply not used. */
+        if (p->dir) {
+                line = forgotten_line(ref);
+                if (!line)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+        }
+
+        pthread_mutex_lock(&p->io);
+        pthread_rwlock_wrlock(&p->mem);
+        pin = find(p, ref);
+        if (pin)
+                pinlet_lru_remove(&p->lru, &pin->node);
+        pthread_rwlock_unlock(&p->mem);
+        if (!pin) {
+                /* memory and log agree already: nothing to write */
+                pthread_mutex_unlock(&p->io);
+                return 0;
+        }
+        log_debug("pins: forgot %s (was %s)", pin->ref, pin->digest);
+        pin_free(pin);
+        /* Synced like a moved pin: after a crash the old digest must not come back. */
+        r = persist(p, line, true, err);
+        pthread_mutex_unlock(&p->io);
+        return r < 0 ? r : 1;
 }
 
 int pinlet_pins_list(struct pinlet_pins *p, pinlet_pins_list_fn fn, void *userdata)

@@ -11,11 +11,16 @@
  *   {"ref":"docker.io/library/nginx:1.25","digest":"sha256:…","first_used":1764172179,
  *    "last_used":1764172201,"pods":["prod/web-0/6c1f…"]}
  *
- * (times in unix seconds). Why a log rather than rewriting one file per change: a record
- * costs one small append instead of rewriting up to max_entries entries. Crash safety:
- *   - a new or moved pin is appended and fdatasync'ed before record() returns; touches
- *     and same-digest records are appended without a sync (losing a last_used update in a
- *     crash is harmless);
+ * (times in unix seconds). A forgotten pin (pinlet_pins_forget) is a deletion line,
+ *
+ *   {"ref":"docker.io/library/nginx:1.25","forgotten":true}
+ *
+ * which removes the reference's earlier lines; compaction drops it with them. Why a log
+ * rather than rewriting one file per change: a record costs one small append instead of
+ * rewriting up to max_entries entries. Crash safety:
+ *   - a new, moved or forgotten pin is appended and fdatasync'ed before record() or
+ *     forget() returns; touches and same-digest records are appended without a sync
+ *     (losing a last_used update in a crash is harmless);
  *   - a torn last line (crash mid-append) is not valid JSON: the loader skips it;
  *   - compaction writes the live entries to DIR/.pins.jsonl.tmp.XXXXXX, fsyncs it, renames
  *     it over pins.jsonl and fsyncs DIR, so the file is always either the old or the new
@@ -122,6 +127,15 @@ int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *diges
 /* Marks an existing pin as used now (by pod, when not NULL). -ENOENT when ref has none. */
 int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
                       struct pinlet_error **err);
+
+/*
+ * Removes ref's pin, so the store no longer claims a digest for it: used when the tag was
+ * pulled without pinlet knowing what it resolved to. Returns 1 when a pin was removed
+ * (the deletion is appended and fdatasync'ed), 0 when ref had none (nothing is written).
+ * As with record(), a failed write returns the -errno with *err set, yet the pin is gone
+ * from memory (and a later compaction leaves it out of the file).
+ */
+int pinlet_pins_forget(struct pinlet_pins *p, const char *ref, struct pinlet_error **err);
 
 /* Calls fn for every pin, least recently used first; stops at and returns the first
  * negative value fn returns; else returns the number of pins visited. */

@@ -4,6 +4,7 @@
  * short, a disk may have damaged, or a human may have edited. Feeds arbitrary bytes to it
  * (the same line splitter and parser the file goes through) and checks what it keeps.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(strcmp(digest, "sha256:00") == 0);
         free(prev);
         free(digest);
+        digest = NULL;
+        check(pinlet_pins_forget(p, "fuzz.example/app:v1", NULL) == 1);
+        check(pinlet_pins_lookup(p, "fuzz.example/app:v1", &digest) == -ENOENT);
+        check(pinlet_pins_forget(p, "fuzz.example/app:v1", NULL) == 0);
         pinlet_pins_close(p);
         return 0;
 }

@@ -629,6 +629,74 @@ static void test_open_failures(void **state)
         json_decref(recs);
 }
 
+/* A pull that fell open fetched whatever the tag is now: the old pin must not be used for
+ * the run. */
+static void test_open_pull_forgets_pin(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__CreateContainerRequest *m;
+        char *d = NULL, path[160], buf[4096];
+        json_t *recs;
+        FILE *f;
+        size_t n;
+
+        assert_int_equal(pinlet_pins_record(fx->pins, "open.example/app:v1", D2, NULL, NULL, NULL),
+                         0);
+        assert_int_equal(
+                pinlet_pins_record(fx->pins, "docker.io/library/nginx:1.25", D2, NULL, NULL, NULL),
+                0);
+        fx->fake.fail = PINLET_EUNAVAIL;
+        /* closed: the call fails, nothing was pulled, the pin stays */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FAIL);
+        result_done(&r);
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "docker.io/library/nginx:1.25", &d), 0);
+        assert_string_equal(d, D2);
+        free(d);
+        d = NULL;
+
+        /* open: the original tag goes through and its pin is forgotten, on disk too */
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("open.example/app:v1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "open.example/app:v1", &d), -ENOENT);
+        snprintf(path, sizeof(path), "%s/state/" PINLET_PINS_FILE, fx->dir);
+        f = fopen(path, "r");
+        assert_non_null(f);
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        assert_non_null(strstr(buf, "{\"ref\":\"open.example/app:v1\",\"forgotten\":true}"));
+
+        /* the run does not use the old digest: still failing -> passed through ... */
+        r = run(fx, pinlet_interceptor_create_container,
+                create_request("open.example/app:v1", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        /* ... and once the registry answers, what it says now */
+        fx->fake.fail = 0;
+        fx->fake.digest = D3;
+        r = run(fx, pinlet_interceptor_create_container,
+                create_request("open.example/app:v1", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__create_container_request__unpack(NULL, r.len, r.data);
+        assert_non_null(m);
+        assert_string_equal(m->config->image->image, "open.example/app@" D3);
+        pinlet__cri__create_container_request__free_unpacked(m, NULL);
+        result_done(&r);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 4);
+        assert_string_equal(rec_str(recs, 0, "decision"), "rejected");
+        assert_string_equal(rec_str(recs, 1, "method"), "PullImage");
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        assert_non_null(strstr(rec_str(recs, 1, "error"), "fake failure"));
+        assert_string_equal(rec_str(recs, 2, "decision"), "passed_through");
+        assert_string_equal(rec_str(recs, 3, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 3, "source"), "registry");
+        json_decref(recs);
+}
+
 static void test_pull_bad_auth(void **state)
 {
         struct fx *fx = *state;
@@ -1204,6 +1272,7 @@ int main(void)
                 T(test_off_mode),
                 T(test_closed_failures),
                 T(test_open_failures),
+                T(test_open_pull_forgets_pin),
                 T(test_pull_bad_auth),
                 T(test_skips),
                 T(test_malformed),

@@ -372,6 +372,87 @@ static void test_compaction(void **state)
         pinlet_pins_close(p);
 }
 
+static void test_forget(void **state)
+{
+        _cleanup_free_ char *dir = in_tmp("", "forget");
+        _cleanup_free_ char *file = in_tmp("/" PINLET_PINS_FILE, "forget");
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_pins *p = NULL, *ro = NULL;
+        struct collected c = {};
+
+        /* in memory */
+        assert_int_equal(pinlet_pins_open(NULL, 0, &p, &err), 0);
+        record(p, NGINX, D1, NULL, NULL);
+        assert_int_equal(pinlet_pins_forget(p, NGINX, &err), 1);
+        expect_none(p, NGINX);
+        assert_int_equal(pinlet_pins_size(p), 0);
+        assert_int_equal(pinlet_pins_forget(p, NGINX, &err), 0); /* unknown: fine */
+        assert_int_equal(pinlet_pins_forget(p, "", &err), -EINVAL);
+        pinlet_error_free(err);
+        err = NULL;
+        record(p, NGINX, D2, NULL, NULL); /* a new pin, not a move */
+        expect_pin(p, NGINX, D2);
+        pinlet_pins_close(p);
+
+        /* persisted: a deletion line, synced, understood by both loaders */
+        assert_int_equal(pinlet_pins_open(dir, 0, &p, &err), 0);
+        record(p, NGINX, D1, NULL, NULL);
+        record(p, REDIS, D2, NULL, NULL);
+        record(p, APP, D3, NULL, NULL);
+        assert_int_equal(pinlet_pins_forget(p, NGINX, &err), 1);
+        assert_null(err);
+        assert_int_equal(pinlet_pins_forget(p, "docker.io/library/unknown:1", &err), 0);
+        assert_int_equal(count_lines(file), 4); /* 3 pins + 1 deletion; unknown wrote none */
+        assert_int_equal(pinlet_pins_open_readonly(dir, 0, &ro, &err), 0);
+        assert_int_equal(pinlet_pins_load_report(ro)->skipped, 0);
+        assert_int_equal(pinlet_pins_load_report(ro)->entries, 2);
+        expect_none(ro, NGINX);
+        expect_pin(ro, REDIS, D2);
+        assert_int_equal(pinlet_pins_forget(ro, REDIS, &err), -EROFS);
+        pinlet_error_free(err);
+        err = NULL;
+        pinlet_pins_close(ro);
+        pinlet_pins_close(p);
+
+        /* reopen: still gone, and compaction dropped the deletion */
+        assert_int_equal(pinlet_pins_open(dir, 0, &p, &err), 0);
+        assert_int_equal(pinlet_pins_load_report(p)->skipped, 0);
+        expect_none(p, NGINX);
+        assert_int_equal(pinlet_pins_list(p, collect, &c), 2);
+        assert_string_equal(c.lines[0], REDIS " " D2 " ");
+        assert_string_equal(c.lines[1], APP " " D3 " ");
+        assert_int_equal(count_lines(file), 2);
+        /* a forgotten then re-recorded pin survives a reopen */
+        record(p, NGINX, D3, NULL, NULL);
+        pinlet_pins_close(p);
+        assert_int_equal(pinlet_pins_open(dir, 0, &p, &err), 0);
+        expect_pin(p, NGINX, D3);
+        pinlet_pins_close(p);
+}
+
+static void test_forget_compaction(void **state)
+{
+        _cleanup_free_ char *dir = in_tmp("", "forget-compact");
+        _cleanup_free_ char *file = in_tmp("/" PINLET_PINS_FILE, "forget-compact");
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_pins *p = NULL;
+
+        /* record/forget cycles: the deletions count towards compaction like any line */
+        assert_int_equal(pinlet_pins_open(dir, 10, &p, &err), 0);
+        record(p, REDIS, D2, NULL, NULL);
+        for (int i = 0; i < 700; i++) {
+                record(p, NGINX, D1, NULL, NULL);
+                assert_int_equal(pinlet_pins_forget(p, NGINX, &err), 1);
+        }
+        assert_true(count_lines(file) <= 2 * 1 + 1024 + 1);
+        pinlet_pins_close(p);
+        assert_int_equal(pinlet_pins_open(dir, 10, &p, &err), 0);
+        expect_none(p, NGINX);
+        expect_pin(p, REDIS, D2);
+        assert_int_equal(count_lines(file), 1);
+        pinlet_pins_close(p);
+}
+
 static void test_lock_and_readonly(void **state)
 {
         _cleanup_free_ char *dir = in_tmp("", "lock");
@@ -494,6 +575,16 @@ static void test_load_data(void **state)
                                    "\"last_used\":6}\n"
                                    "{\"ref\":\"q\",\"digest\":\"sha256:1\",\"first_used\":5,"
                                    "\"last_used\":6,\"pods\":\"x\"}";
+        static const char deletions[] =
+                "{\"ref\":\"d/e:f\",\"digest\":\"sha256:cd\",\"first_used\":1,"
+                "\"last_used\":2}\n"
+                "{\"ref\":\"g/h:i\",\"digest\":\"sha256:cd\",\"first_used\":1,"
+                "\"last_used\":2}\n"
+                "{\"ref\":\"d/e:f\",\"forgotten\":true}\n"
+                "{\"ref\":\"g/h:i\",\"forgotten\":false}\n"
+                "{\"ref\":\"x y\",\"forgotten\":true}\n"
+                "{\"forgotten\":true}\n"
+                "{\"ref\":\"never/pinned:1\",\"forgotten\":true}\n";
         struct collected c = {};
 
         assert_int_equal(pinlet_pins_open(NULL, 0, &p, &err), 0);
@@ -505,6 +596,14 @@ static void test_load_data(void **state)
         assert_string_equal(c.lines[0], "a/b:c sha256:ab 2,1");
         assert_int_equal(c.first[0], 5);
         assert_int_equal(c.last[0], 6);
+
+        /* deletion lines: "forgotten" must be true and "ref" valid; unknown refs are fine */
+        assert_int_equal(pinlet_pins_load_data(p, deletions, strlen(deletions)), 0);
+        assert_int_equal(pinlet_pins_load_report(p)->skipped, 3 + 3);
+        c.n = 0;
+        assert_int_equal(pinlet_pins_list(p, collect, &c), 2);
+        assert_string_equal(c.lines[0], "a/b:c sha256:ab 2,1");
+        assert_string_equal(c.lines[1], "g/h:i sha256:cd ");
 }
 
 int main(void)
@@ -515,6 +614,7 @@ int main(void)
                 cmocka_unit_test(test_crash_safety),  cmocka_unit_test(test_bound),
                 cmocka_unit_test(test_compaction),    cmocka_unit_test(test_lock_and_readonly),
                 cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_load_data),
+                cmocka_unit_test(test_forget),        cmocka_unit_test(test_forget_compaction),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

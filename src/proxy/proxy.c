@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -79,8 +80,13 @@ struct pcall {
         grpc_metadata_array resp_md;     /* backend initial metadata */
         grpc_metadata_array trailing_md; /* backend trailing metadata */
         grpc_status_code status;
-        grpc_slice status_details; /* owned */
-        int server_cancelled;      /* RECV_CLOSE_ON_SERVER output */
+        grpc_slice status_details; /* owned; written by gRPC while RECV_STATUS is in flight */
+        /* Our own status message (send_local_status). Separate from status_details: the
+         * shutdown may end a call while the backend's RECV_STATUS_ON_CLIENT is still in
+         * flight, and gRPC then stores into status_details from a transport thread, which
+         * would race with (and leak) a message written there by the CQ thread. */
+        grpc_slice local_details; /* owned */
+        int server_cancelled;     /* RECV_CLOSE_ON_SERVER output */
 
         grpc_byte_buffer *c2b; /* client -> backend message in flight; owned */
         grpc_byte_buffer *b2c; /* backend -> client message in flight; owned */
@@ -93,6 +99,10 @@ struct pcall {
         bool shutdown_cancel; /* already cancelled by the shutdown */
 
         struct pinlet_intercept_result ires; /* written by a worker */
+        /* Set by the CQ thread once the shutdown has ended the call: a worker that has not
+         * started the interceptor yet skips it (nobody waits for its result, and queued
+         * resolutions would otherwise hold the exit well past the grace period). */
+        atomic_bool abandoned;
 
         struct tag t_request, t_close, t_unary_req, t_intercepted, t_unary_resp, t_status_sent,
                 t_backend_md_sent, t_backend_md, t_backend_status, t_server_md_sent, t_c2b_recv,
@@ -164,6 +174,7 @@ static void pcall_free(struct pcall *c)
         grpc_metadata_array_destroy(&c->resp_md);
         grpc_metadata_array_destroy(&c->trailing_md);
         grpc_slice_unref(c->status_details);
+        grpc_slice_unref(c->local_details);
         if (c->c2b)
                 grpc_byte_buffer_destroy(c->c2b);
         if (c->b2c)
@@ -309,15 +320,17 @@ static void send_local_status(struct pcall *c, grpc_status_code code, const char
         if (c->status_sent)
                 return;
         c->status_sent = true;
-        c->status = code;
-        set_details(c, msg);
+        /* Neither c->status nor c->status_details: a backend RECV_STATUS_ON_CLIENT may still
+         * be in flight and gRPC writes those when it completes. */
+        grpc_slice_unref(c->local_details);
+        c->local_details = grpc_slice_from_copied_string(msg);
         if (!c->server_md_sent) {
                 c->server_md_sent = true;
                 ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         }
         ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
         ops[n].data.send_status_from_server.status = code;
-        ops[n].data.send_status_from_server.status_details = &c->status_details;
+        ops[n].data.send_status_from_server.status_details = &c->local_details;
         n++;
         start(c, c->server, ops, n, &c->t_status_sent);
 }
@@ -698,6 +711,7 @@ static void request_next(struct pinlet_proxy *p)
         c->p = p;
         c->refs = 1;
         c->status_details = grpc_empty_slice();
+        c->local_details = grpc_empty_slice();
         grpc_call_details_init(&c->details);
         grpc_metadata_array_init(&c->req_md);
         grpc_metadata_array_init(&c->resp_md);
@@ -763,8 +777,11 @@ static void *worker_main(void *arg)
                 info.deadline_ms = c->deadline_ms;
                 memset(&c->ires, 0, sizeof(c->ires));
                 c->ires.action = PINLET_FORWARD_ORIGINAL;
-                c->method->intercept(p->opts.userdata, &info, GRPC_SLICE_START_PTR(flat),
-                                     GRPC_SLICE_LENGTH(flat), &c->ires);
+                /* FORWARD_ORIGINAL on an abandoned call forwards nothing: on_intercepted
+                 * finds its status already sent. */
+                if (!atomic_load(&c->abandoned))
+                        c->method->intercept(p->opts.userdata, &info, GRPC_SLICE_START_PTR(flat),
+                                             GRPC_SLICE_LENGTH(flat), &c->ires);
                 grpc_slice_unref(flat);
                 /* A batch with no ops completes at once: it wakes the CQ thread, which then
                  * continues the call in on_intercepted. */
@@ -803,10 +820,10 @@ static int cmp_method(const void *a, const void *b)
  * Tested (test/integration/proxy_smoke): on the server as well, a 16 MiB + 1 KiB request
  * went through despite GRPC_ARG_MAX_*_MESSAGE_LENGTH. On the backend channels alone
  * nothing is lost: the server stack still enforces the limits both ways (receive from the
- * client, send to the client) and the call deadline (expiry cancels the server call, which
- * cancels the backend call through the parent link), and the deadline is still sent to the
- * backend as grpc-timeout (GRPC_PROPAGATE_DEADLINE). Retries, channelz and BDP probing are
- * off everywhere: they change neither deadlines nor limits. */
+ * client, send to the client) and the call deadline (expiry cancels the server call, and
+ * on_close() then cancels the backend call: there is no parent link), and the deadline,
+ * copied into the backend call, is still sent to the backend as grpc-timeout. Retries,
+ * channelz and BDP probing are off everywhere: they change neither deadlines nor limits. */
 #define MAX_ARGS 10
 static size_t fill_args(grpc_arg *a, size_t max_msg, bool client)
 {
@@ -1016,6 +1033,7 @@ static void cancel_everything(struct pinlet_proxy *p)
                 if (c->shutdown_cancel)
                         continue;
                 c->shutdown_cancel = true;
+                atomic_store(&c->abandoned, true);
                 if (c->backend)
                         grpc_call_cancel(c->backend, NULL);
                 if (!c->status_sent)

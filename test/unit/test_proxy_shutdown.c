@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The proxy's shutdown with interceptor jobs still queued: once the grace period has ended
+ * a call (the client got "pinlet: shutting down"), a queued interceptor for it must not
+ * run any more. One worker, a slow interceptor and several calls: before the fix every
+ * queued interceptor still ran one after the other, holding the exit for all of them.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "proxy/proxy.h"
+
+#define N_CALLS      4
+#define INTERCEPT_MS 1000
+
+static atomic_int intercepted;
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void slow_intercept(void *userdata, const struct pinlet_call_info *info,
+                           const uint8_t *request, size_t len, struct pinlet_intercept_result *ret)
+{
+        atomic_fetch_add(&intercepted, 1);
+        usleep(INTERCEPT_MS * 1000);
+        ret->action = PINLET_FAIL;
+        ret->status = GRPC_STATUS_PERMISSION_DENIED;
+        ret->message = strdup("refused by the test");
+}
+
+struct client {
+        pthread_t thread;
+        const char *target;
+        grpc_status_code status;
+        char details[128];
+};
+
+/* One unary call with grpc core; records the status the client saw. */
+static void *client_main(void *arg)
+{
+        struct client *cl = arg;
+        grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+        grpc_channel *ch = grpc_channel_create(cl->target, creds, NULL);
+        grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_slice method = grpc_slice_from_static_string("/test.Svc/Slow");
+        gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                             gpr_time_from_millis(20000, GPR_TIMESPAN));
+        grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method,
+                                                   NULL, deadline, NULL);
+        grpc_slice msg = grpc_slice_from_static_string("request");
+        grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&msg, 1), *resp = NULL;
+        grpc_metadata_array md, trailing;
+        grpc_slice details = grpc_empty_slice();
+        grpc_op ops[6] = {};
+        grpc_event ev;
+
+        grpc_channel_credentials_release(creds);
+        grpc_metadata_array_init(&md);
+        grpc_metadata_array_init(&trailing);
+        ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[1].op = GRPC_OP_SEND_MESSAGE;
+        ops[1].data.send_message.send_message = req;
+        ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+        ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[3].data.recv_initial_metadata.recv_initial_metadata = &md;
+        ops[4].op = GRPC_OP_RECV_MESSAGE;
+        ops[4].data.recv_message.recv_message = &resp;
+        ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+        ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+        ops[5].data.recv_status_on_client.status = &cl->status;
+        ops[5].data.recv_status_on_client.status_details = &details;
+        assert_int_equal(grpc_call_start_batch(call, ops, 6, cl, NULL), GRPC_CALL_OK);
+        ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+        snprintf(cl->details, sizeof(cl->details), "%.*s", (int)GRPC_SLICE_LENGTH(details),
+                 (const char *)GRPC_SLICE_START_PTR(details));
+
+        grpc_slice_unref(details);
+        grpc_metadata_array_destroy(&md);
+        grpc_metadata_array_destroy(&trailing);
+        if (resp)
+                grpc_byte_buffer_destroy(resp);
+        grpc_byte_buffer_destroy(req);
+        grpc_call_unref(call);
+        grpc_completion_queue_shutdown(cq);
+        while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+                ;
+        grpc_completion_queue_destroy(cq);
+        grpc_channel_destroy(ch);
+        return NULL;
+}
+
+static void *run_main(void *arg)
+{
+        pinlet_proxy_run(arg);
+        return NULL;
+}
+
+static void test_queued_interceptors_skipped_after_grace(void **state)
+{
+        static const struct pinlet_method methods[] = {
+                { .path = "/test.Svc/Slow", .unary = true, .intercept = slow_intercept },
+        };
+        char dir[] = "/tmp/pinlet-XXXXXX";
+        char listen[256], backend[256], target[300];
+        struct pinlet_proxy_options o = {
+                .listen_path = listen,
+                .socket_mode = 0600,
+                .socket_uid = (uid_t)-1,
+                .socket_gid = (gid_t)-1,
+                .runtime_endpoint = backend,
+                .shutdown_grace_ms = 200,
+                .workers = 1,
+                .methods = methods,
+                .n_methods = 1,
+        };
+        struct pinlet_error *err = NULL;
+        struct pinlet_proxy *p = NULL;
+        struct client cl[N_CALLS] = {};
+        pthread_t runner;
+        int64_t t0, took;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(listen, sizeof(listen), "%s/pinlet.sock", dir);
+        /* never reached: every call is refused or ended by the shutdown */
+        snprintf(backend, sizeof(backend), "%s/backend.sock", dir);
+        snprintf(target, sizeof(target), "unix:%s", listen);
+        assert_int_equal(pinlet_proxy_new(&o, &p, &err), 0);
+        assert_int_equal(pthread_create(&runner, NULL, run_main, p), 0);
+
+        for (int i = 0; i < N_CALLS; i++) {
+                cl[i].target = target;
+                assert_int_equal(pthread_create(&cl[i].thread, NULL, client_main, &cl[i]), 0);
+        }
+        /* the first call is in its interceptor; the others are queued behind it */
+        for (int i = 0; i < 500 && atomic_load(&intercepted) == 0; i++)
+                usleep(10 * 1000);
+        assert_int_equal(atomic_load(&intercepted), 1);
+        usleep(300 * 1000);
+
+        t0 = now_ms();
+        pinlet_proxy_shutdown(p);
+        assert_int_equal(pthread_join(runner, NULL), 0);
+        took = now_ms() - t0;
+        for (int i = 0; i < N_CALLS; i++) {
+                assert_int_equal(pthread_join(cl[i].thread, NULL), 0);
+                assert_int_equal(cl[i].status, GRPC_STATUS_UNAVAILABLE);
+                assert_string_equal(cl[i].details, "pinlet: shutting down");
+        }
+        /* only the interceptor that was already running ran */
+        assert_int_equal(atomic_load(&intercepted), 1);
+        if (took > INTERCEPT_MS + 1500)
+                fail_msg("shutdown took %lld ms with %d calls queued", (long long)took,
+                         N_CALLS - 1);
+        pinlet_proxy_free(p);
+        assert_int_equal(access(listen, F_OK), -1);
+        assert_int_equal(rmdir(dir), 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_queued_interceptors_skipped_after_grace),
+        };
+        int rc;
+
+        grpc_init();
+        rc = cmocka_run_group_tests(tests, NULL, NULL);
+        grpc_shutdown();
+        return rc;
+}

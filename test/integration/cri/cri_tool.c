@@ -12,7 +12,7 @@
  *   version                          RuntimeService/Version
  *   status                           RuntimeService/Status (conditions)
  *   wait SECONDS                     Version until it answers OK (retry every 0.1 s)
- *   pull IMAGE [POD OPTIONS] [-u USER -p PASSWORD]
+ *   pull IMAGE [POD OPTIONS] [-u USER (-p PASSWORD | -P PASSWORD_FILE)]
  *                                    ImageService/PullImage -> image_ref
  *   image-status IMAGE               ImageService/ImageStatus -> image (null: absent)
  *   images                           ImageService/ListImages
@@ -495,8 +495,24 @@ static int usage(void)
                 "  images | rmi IMAGE | run IMAGE | container-status ID | ps [POD_ID] |\n"
                 "  rm-pod POD_ID | call METHOD\n"
                 "options after the command: -n NAMESPACE -N POD_NAME -I POD_UID -l LOG_DIR\n"
-                "  -U USER_SPECIFIED_IMAGE -u USER -p PASSWORD\n");
+                "  -U USER_SPECIFIED_IMAGE -u USER -p PASSWORD (or -P FILE)\n");
         return 2;
+}
+
+/* Reads the first line of path (without its newline) into buf. */
+static int read_secret(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "re");
+
+        if (!f || !fgets(buf, (int)size, f)) {
+                fprintf(stderr, "pinlet_it_cri: cannot read %s\n", path);
+                if (f)
+                        fclose(f);
+                return -1;
+        }
+        fclose(f);
+        buf[strcspn(buf, "\n")] = '\0';
+        return 0;
 }
 
 int main(int argc, char **argv)
@@ -505,6 +521,7 @@ int main(int argc, char **argv)
         struct pod_opts po = { 0 };
         double timeout = 30;
         const char *cmd, *arg = NULL;
+        char password[512];
         int c, ret, base;
 
         /* "+": stop at the command; its own options are parsed below. */
@@ -530,7 +547,7 @@ int main(int argc, char **argv)
         base = optind - 1;
         argv[base] = (char *)cmd;
         optind = 0;
-        while ((c = getopt(argc - base, argv + base, "+n:N:I:l:U:u:p:")) != -1) {
+        while ((c = getopt(argc - base, argv + base, "+n:N:I:l:U:u:p:P:")) != -1) {
                 switch (c) {
                 case 'n':
                         po.ns = optarg;
@@ -552,6 +569,12 @@ int main(int argc, char **argv)
                         break;
                 case 'p':
                         po.password = optarg;
+                        break;
+                case 'P':
+                        /* From a file, so the secret is not in /proc/PID/cmdline. */
+                        if (read_secret(optarg, password, sizeof(password)) < 0)
+                                return 2;
+                        po.password = password;
                         break;
                 default:
                         return usage();

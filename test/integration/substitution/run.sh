@@ -399,6 +399,7 @@ case_auth() {
 	setup_base
 	mkdir -p "$D/auth"
 	printf '%s' "$PW" >"$D/auth/password"
+	printf 'wrong-%s' "$PW" >"$D/auth/wrong-password"
 	if [ "$kind" = basic ]; then
 		htpasswd -Bbn alice "$PW" >"$D/auth/htpasswd" 2>/dev/null || it_fail "htpasswd"
 		PINLET_REGISTRY_AUTH_YAML="{htpasswd: {realm: pinlet-test, path: \"$D/auth/htpasswd\"}}" \
@@ -439,7 +440,7 @@ case_auth() {
 		'.status == "PERMISSION_DENIED" and (.message | startswith("pinlet:") and contains("tiny/private:v1") and contains($reg) and test($cause))' \
 		--arg reg "$areg" --arg cause "$cause"
 	cri_status P "PullImage $img with a wrong password" pull "$img" -n default -N auth-pod \
-		-u alice -p "wrong-$PW"
+		-u alice -P "$D/auth/wrong-password"
 	expect "wrong password: pinlet names image, registry and cause" "$out" \
 		'.status == "PERMISSION_DENIED" and (.message | startswith("pinlet:") and contains("tiny/private:v1") and contains($reg) and test($cause))' \
 		--arg reg "$areg" --arg cause "$cause"
@@ -451,7 +452,7 @@ case_auth() {
 	local tokens_before=0 tokens_after
 	[ "$kind" = basic ] || tokens_before=$(curl -sf "http://127.0.0.1:$tport/count")
 	cri P "PullImage $img with the right credentials" pull "$img" -n default -N auth-pod \
-		-u alice -p "$PW"
+		-u alice -P "$D/auth/password"
 	if [ "$kind" = bearer ]; then
 		# pinlet and containerd each asked the token server (the Bearer flow was used).
 		tokens_after=$(curl -sf "http://127.0.0.1:$tport/count")

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "util/json.h"
 #include "pins/pins.h"
 
 enum {
@@ -111,12 +112,12 @@ static int print_json(const struct rows *rows)
                 json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:O}", "reference", r->reference,
                                       "digest", r->digest, "first_used", r->first, "last_used",
                                       r->last, "pods", r->pods);
-                char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+                char *s = pinlet_json_line(o);
 
                 json_decref(o);
                 if (!s)
                         return -ENOMEM;
-                puts(s);
+                fputs(s, stdout);
                 free(s);
         }
         return 0;

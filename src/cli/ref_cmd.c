@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/json.h"
 #include "ref/ref.h"
 
 static const char usage[] =
@@ -124,13 +125,13 @@ int pinlet_cmd_ref(int argc, char **argv)
 
                 o = describe(argv[i], &ok);
                 if (o)
-                        line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                        line = pinlet_json_line(o);
                 json_decref(o);
                 if (!line) {
                         fprintf(stderr, "pinlet ref: out of memory\n");
                         return PINLET_EXIT_FAILURE;
                 }
-                puts(line);
+                fputs(line, stdout);
                 if (!ok)
                         all_ok = false;
         }

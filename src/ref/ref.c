@@ -489,6 +489,21 @@ char *pinlet_ref_name(const struct pinlet_ref *r)
         return s;
 }
 
+char *pinlet_ref_host_key(const struct pinlet_ref *r)
+{
+        char *key = strdup(r->domain);
+
+        if (!key)
+                return NULL;
+        /* ASCII only, whatever the locale: a domain is letters, digits, '-', '.', ':' and
+         * IPv6 brackets by grammar (check_domain), and tolower(3) under a Turkish locale
+         * would map 'I' to something else than 'i'. */
+        for (char *c = key; *c; c++)
+                if (is_upper(*c))
+                        *c = (char)(*c - 'A' + 'a');
+        return key;
+}
+
 /* prefix + [":" tag] + ["@" digest]; prefix is the name in whichever form. */
 static char *with_suffix(const char *prefix, const char *tag, const char *digest)
 {

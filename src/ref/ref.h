@@ -81,6 +81,15 @@ bool pinlet_ref_digest_valid(const char *digest);
 char *pinlet_ref_name(const struct pinlet_ref *r);     /* domain/path */
 char *pinlet_ref_string(const struct pinlet_ref *r);   /* name[:tag][@digest] */
 char *pinlet_ref_familiar(const struct pinlet_ref *r); /* short form: "nginx:1.25" */
+/*
+ * The domain lower-cased, for lookups keyed by registry host (the registries map of the
+ * configuration, policy, caches, per-host limits): "Reg.Example:5000" -> "reg.example:5000".
+ * r->domain itself keeps the case as written, because it is what the runtime pulls:
+ * distribution sends only the exact lower-case "docker.io" to Docker Hub's endpoint
+ * (registry-1.docker.io), so changing "Docker.io" would change the image pulled. Use this key to
+ * find settings, never to build what is pulled.
+ */
+char *pinlet_ref_host_key(const struct pinlet_ref *r);
 /* name@digest: the pinned form, with the given digest (r's own when digest is NULL); the
  * tag is dropped. NULL with errno EINVAL when there is no digest or it is not valid
  * (pinlet_ref_digest_valid), NULL with ENOMEM on allocation failure. */

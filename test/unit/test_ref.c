@@ -678,6 +678,40 @@ static void test_with_digest(void **state)
         assert_string_equal(c, "[::1]:5000/app@" D512);
 }
 
+/* The domain keeps its case (it is what gets pulled); the host key is lower-case. */
+static void test_host_key(void **state)
+{
+        static const struct {
+                const char *in, *domain, *name, *key;
+        } cases[] = {
+                { "Reg.Example:5000/team/app:v1", "Reg.Example:5000", "Reg.Example:5000/team/app",
+                  "reg.example:5000" },
+                { "Docker.io/library/nginx", "Docker.io", "Docker.io/library/nginx", "docker.io" },
+                { "nginx", "docker.io", "docker.io/library/nginx", "docker.io" },
+                { "LOCALHOST/app", "LOCALHOST", "LOCALHOST/app", "localhost" },
+                { "[::AB]:5000/app@" D256, "[::AB]:5000", "[::AB]:5000/app", "[::ab]:5000" },
+                { "127.0.0.1:5000/app", "127.0.0.1:5000", "127.0.0.1:5000/app", "127.0.0.1:5000" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_(pinlet_error_freep) struct pinlet_error *err = NULL;
+                _cleanup_ref_ struct pinlet_ref *r = NULL;
+                _cleanup_free_ char *name = NULL, *key = NULL;
+
+                if (pinlet_ref_parse(cases[i].in, &r, &err) < 0)
+                        fail_msg("'%s': %s", cases[i].in, err->message);
+                assert_string_equal(r->domain, cases[i].domain);
+                name = pinlet_ref_name(r);
+                assert_string_equal(name, cases[i].name);
+                key = pinlet_ref_host_key(r);
+                assert_non_null(key);
+                assert_string_equal(key, cases[i].key);
+                /* a new string: the reference is left as it was */
+                assert_ptr_not_equal(key, r->domain);
+                assert_string_equal(r->domain, cases[i].domain);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -689,6 +723,7 @@ int main(void)
                 cmocka_unit_test(test_is_image_id),
                 cmocka_unit_test(test_digest_valid),
                 cmocka_unit_test(test_with_digest),
+                cmocka_unit_test(test_host_key),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

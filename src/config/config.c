@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -131,8 +132,11 @@ void pinlet_config_free(struct pinlet_config *cfg)
 const struct pinlet_registry_config *pinlet_config_registry(const struct pinlet_config *cfg,
                                                             const char *host)
 {
+        /* Hosts are stored lower-case (load_registries); the one asking may hold a domain as
+         * written in a reference ("Reg.Example"). pinlet never calls setlocale(3), so this
+         * folds ASCII only, as DNS does. */
         for (size_t i = 0; i < cfg->n_registries; i++)
-                if (strcmp(cfg->registries[i].host, host) == 0)
+                if (strcasecmp(cfg->registries[i].host, host) == 0)
                         return &cfg->registries[i];
         return NULL;
 }
@@ -627,7 +631,7 @@ static int load_registries(struct loader *l, const yaml_node_t *n, const char *k
              p++) {
                 yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
                 yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
-                _cleanup_free_ char *path = NULL;
+                _cleanup_free_ char *path = NULL, *lower = NULL;
                 struct pinlet_registry_config *regs, *reg;
                 const char *host;
                 int r;
@@ -640,9 +644,35 @@ static int load_registries(struct loader *l, const yaml_node_t *n, const char *k
                                     "invalid registry host '%s' (expected host[:port], no "
                                     "scheme or path)",
                                     host);
-                if (pinlet_config_registry(cfg, host))
-                        return fail(l, k, -EINVAL, key, "registry '%s' is listed twice", host);
-                if (asprintf(&path, "%s.%s", key, host) < 0)
+                lower = strdup(host);
+                if (!lower)
+                        return pinlet_error_set(l->err, -ENOMEM, "out of memory");
+                /* Stored lower-case: the form registry.c derives from URLs, and what
+                 * pinlet_ref_host_key() gives for a reference. */
+                for (char *c = lower; *c; c++)
+                        *c = (char)tolower((unsigned char)*c);
+                /* Registry hosts are case-insensitive (DNS names), so two keys differing
+                 * only in case would be two entries for one host, and which one a lookup
+                 * finds would depend on their order. Refuse them, naming both lines. */
+                for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
+                        yaml_node_t *qk = yaml_document_get_node(l->doc, q->key);
+
+                        if (!qk || qk->type != YAML_SCALAR_NODE ||
+                            strcasecmp(scalar(qk), host) != 0)
+                                continue;
+                        if (strcmp(scalar(qk), host) == 0)
+                                return fail(l, k, -EINVAL, key,
+                                            "duplicate key '%s' (line %lu and line %lu)", host,
+                                            node_line(k), node_line(qk));
+                        return fail(l, k, -EINVAL, key,
+                                    "duplicate keys after normalization: '%s' (line %lu) and "
+                                    "'%s' (line %lu) are both registry '%s'",
+                                    host, node_line(k), scalar(qk), node_line(qk), lower);
+                }
+                /* Also across files loaded one over the other. */
+                if (pinlet_config_registry(cfg, lower))
+                        return fail(l, k, -EINVAL, key, "registry '%s' is listed twice", lower);
+                if (asprintf(&path, "%s.%s", key, lower) < 0)
                         return pinlet_error_set(l->err, -ENOMEM, "out of memory");
 
                 regs = realloc(cfg->registries, (cfg->n_registries + 1) * sizeof(*regs));
@@ -651,9 +681,7 @@ static int load_registries(struct loader *l, const yaml_node_t *n, const char *k
                 cfg->registries = regs;
                 reg = &regs[cfg->n_registries];
                 *reg = (struct pinlet_registry_config){ .on_failure = PINLET_FAIL_UNSET };
-                reg->host = strdup(host);
-                if (!reg->host)
-                        return pinlet_error_set(l->err, -ENOMEM, "out of memory");
+                reg->host = TAKE_PTR(lower);
                 cfg->n_registries++;
                 if (v->type == YAML_SCALAR_NODE && scalar_is_null(v))
                         continue;
@@ -726,6 +754,103 @@ static int load_mapping(struct loader *l, const yaml_node_t *n, const struct key
 }
 
 #define CONFIG_MAX_SIZE (1024 * 1024) /* a config file is small; refuse anything huge */
+/* pinlet's own schema nests 4 levels (scope.include.registries[]); 64 leaves room for any
+ * honest file and refuses the pathological ones early. */
+#define CONFIG_MAX_DEPTH 64
+
+/* libyaml gives reader errors (invalid UTF-8, control characters such as a raw NUL byte)
+ * a byte offset and leaves problem_mark at zero; the other errors carry a mark. */
+static unsigned long problem_line(const yaml_parser_t *parser, const char *data, size_t len)
+{
+        unsigned long line = 1;
+        size_t end;
+
+        if (parser->error != YAML_READER_ERROR)
+                return (unsigned long)parser->problem_mark.line + 1;
+        end = parser->problem_offset < len ? parser->problem_offset : len;
+        for (const char *c = data; (c = memchr(c, '\n', end - (size_t)(c - data))); c++)
+                line++;
+        return line;
+}
+
+static int yaml_failed(const yaml_parser_t *parser, const char *name, const char *data, size_t len,
+                       struct pinlet_error **err)
+{
+        if (parser->error == YAML_MEMORY_ERROR)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        return pinlet_error_set(err, -EINVAL, "%s:%lu: invalid YAML: %s", name,
+                                problem_line(parser, data, len),
+                                parser->problem ? parser->problem : "parse error");
+}
+
+/*
+ * A first pass over the event stream, before yaml_parser_load builds the document, for
+ * what the tree cannot tell or would tell too late:
+ *  - depth: libyaml sets no limit, and its scanner spends time quadratic in the nesting
+ *    (100000 '[' took 37 s) before the loader builds one node per level. Counting here
+ *    stops at the 65th level, having read a few hundred bytes.
+ *  - NUL bytes: the "\0", "\x00" and "\u0000" escapes of quoted scalars decode to NUL; the
+ *    value would silently end there as a C string ("/tmp/a\0b" read as "/tmp/a"). libyaml
+ *    reports each scalar's length, so compare it with strlen(), for keys and values alike.
+ *  - a second document: yaml_parser_load reads one and would silently ignore the rest.
+ * Parsing twice costs little for a file capped at CONFIG_MAX_SIZE.
+ */
+static int check_events(const char *name, const char *data, size_t len, struct pinlet_error **err)
+{
+        yaml_parser_t parser;
+        unsigned depth = 0, documents = 0;
+        bool done = false;
+        int r = 0;
+
+        if (!yaml_parser_initialize(&parser))
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+        while (!done && r == 0) {
+                yaml_event_t ev;
+                unsigned long line;
+
+                if (!yaml_parser_parse(&parser, &ev)) {
+                        r = yaml_failed(&parser, name, data, len, err);
+                        break;
+                }
+                line = (unsigned long)ev.start_mark.line + 1;
+                switch (ev.type) {
+                case YAML_STREAM_END_EVENT:
+                        done = true;
+                        break;
+                case YAML_DOCUMENT_START_EVENT:
+                        if (++documents > 1)
+                                r = pinlet_error_set(err, -EINVAL,
+                                                     "%s:%lu: a second YAML document (the "
+                                                     "configuration is exactly one)",
+                                                     name, line);
+                        break;
+                case YAML_SEQUENCE_START_EVENT:
+                case YAML_MAPPING_START_EVENT:
+                        if (++depth > CONFIG_MAX_DEPTH)
+                                r = pinlet_error_set(err, -EINVAL,
+                                                     "%s:%lu: nesting deeper than %d levels", name,
+                                                     line, CONFIG_MAX_DEPTH);
+                        break;
+                case YAML_SEQUENCE_END_EVENT:
+                case YAML_MAPPING_END_EVENT:
+                        depth--;
+                        break;
+                case YAML_SCALAR_EVENT:
+                        if (strlen((const char *)ev.data.scalar.value) != ev.data.scalar.length)
+                                r = pinlet_error_set(err, -EINVAL,
+                                                     "%s:%lu: NUL byte in a string (from an "
+                                                     "escape such as \\0)",
+                                                     name, line);
+                        break;
+                default:
+                        break;
+                }
+                yaml_event_delete(&ev);
+        }
+        yaml_parser_delete(&parser);
+        return r;
+}
 
 int pinlet_config_load_buffer(struct pinlet_config *cfg, const char *name, const char *data,
                               size_t len, struct pinlet_error **err)
@@ -739,13 +864,14 @@ int pinlet_config_load_buffer(struct pinlet_config *cfg, const char *name, const
         if (len > CONFIG_MAX_SIZE)
                 return pinlet_error_set(err, -E2BIG, "%s: larger than %d bytes", name,
                                         CONFIG_MAX_SIZE);
+        r = check_events(name, data, len, err);
+        if (r < 0)
+                return r;
         if (!yaml_parser_initialize(&parser))
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
         if (!yaml_parser_load(&parser, &doc)) {
-                r = pinlet_error_set(err, -EINVAL, "%s:%lu: invalid YAML: %s", name,
-                                     (unsigned long)parser.problem_mark.line + 1,
-                                     parser.problem ? parser.problem : "parse error");
+                r = yaml_failed(&parser, name, data, len, err);
                 yaml_parser_delete(&parser);
                 return r;
         }

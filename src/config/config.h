@@ -46,7 +46,9 @@ struct pinlet_scope {
 };
 
 struct pinlet_registry_config {
-        char *host; /* map key: "host[:port]", as in a normalized reference's domain */
+        char *host; /* map key "host[:port]" as in a reference's domain, lower-cased at
+                     * load (hosts are case-insensitive; keys equal after that are an
+                     * error naming both lines) */
         char *ca_file;
         char *cert_file;
         char *key_file;
@@ -105,8 +107,11 @@ int pinlet_config_init(struct pinlet_config *cfg);
 
 /*
  * Reads a YAML file over the current values. Errors name the file, line and key:
- * "/etc/pinlet/config.yaml:12: key 'cache.ttl': invalid duration '3 parsecs'". When
- * missing_ok is set, a file that does not exist is not an error (the default path).
+ * "/etc/pinlet/config.yaml:12: key 'cache.ttl': invalid duration '3 parsecs'". Besides the
+ * schema, the file is refused when it nests deeper than 64 levels, holds a NUL byte in any
+ * key or value (the "\0" escapes), holds a second YAML document, or names one registry
+ * host twice (also in different case). When missing_ok is set, a file that does not
+ * exist is not an error (the default path).
  * Returns 0, or a negative code with *err set; cfg may then hold a partial update.
  */
 int pinlet_config_load(struct pinlet_config *cfg, const char *path, bool missing_ok,
@@ -122,7 +127,9 @@ int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error 
 
 void pinlet_config_free(struct pinlet_config *cfg);
 
-/* The registry entry for a host ("host[:port]"), or NULL. */
+/* The registry entry for a host ("host[:port]"), or NULL. The host compares
+ * case-insensitively: "Reg.Example" finds the entry written "reg.example" (or
+ * "REG.example"); the port must be the same ("r.example" is not "r.example:443"). */
 const struct pinlet_registry_config *pinlet_config_registry(const struct pinlet_config *cfg,
                                                             const char *host);
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <fnmatch.h>
-#include <strings.h>
 
 #include "policy/policy.h"
 
@@ -20,21 +19,35 @@ static bool any_match(char *const *v, const char *s, int flags)
         return false;
 }
 
+/*
+ * Flags for each list. Registry hosts are DNS names plus a port, so they fold case. A
+ * repository is "domain/path": its path is lower-case by the reference grammar, so folding
+ * case over the whole string compares exactly the host part case-insensitively (a glob's
+ * upper-case path letters then match their lower-case, which nothing else could match).
+ * Namespaces are DNS labels that the API server keeps lower-case: exact.
+ */
+#define REGISTRY_FLAGS   FNM_CASEFOLD
+#define REPOSITORY_FLAGS FNM_CASEFOLD
+#define NAMESPACE_FLAGS  0
+
 bool pinlet_policy_in_scope(const struct pinlet_config *cfg, const char *registry,
                             const char *repository, const char *namespace)
 {
         const struct pinlet_scope *ex = &cfg->exclude, *in = &cfg->include;
 
-        if (any_match(ex->registries, registry, FNM_CASEFOLD) ||
-            any_match(ex->repositories, repository, 0) || any_match(ex->namespaces, namespace, 0))
+        if (any_match(ex->registries, registry, REGISTRY_FLAGS) ||
+            any_match(ex->repositories, repository, REPOSITORY_FLAGS) ||
+            any_match(ex->namespaces, namespace, NAMESPACE_FLAGS))
                 return false;
 
-        if (!strv_empty(in->registries) && !any_match(in->registries, registry, FNM_CASEFOLD))
+        if (!strv_empty(in->registries) && !any_match(in->registries, registry, REGISTRY_FLAGS))
                 return false;
-        if (!strv_empty(in->repositories) && !any_match(in->repositories, repository, 0))
+        if (!strv_empty(in->repositories) &&
+            !any_match(in->repositories, repository, REPOSITORY_FLAGS))
                 return false;
         /* Unknown namespace: see the header, such calls follow the pull's decision. */
-        if (namespace && !strv_empty(in->namespaces) && !any_match(in->namespaces, namespace, 0))
+        if (namespace && !strv_empty(in->namespaces) &&
+            !any_match(in->namespaces, namespace, NAMESPACE_FLAGS))
                 return false;
         return true;
 }
@@ -42,14 +55,12 @@ bool pinlet_policy_in_scope(const struct pinlet_config *cfg, const char *registr
 enum pinlet_on_failure pinlet_policy_on_failure(const struct pinlet_config *cfg,
                                                 const char *registry)
 {
-        if (registry)
-                for (size_t i = 0; i < cfg->n_registries; i++) {
-                        const struct pinlet_registry_config *r = &cfg->registries[i];
+        const struct pinlet_registry_config *r =
+                registry ? pinlet_config_registry(cfg, registry) : NULL;
 
-                        /* Hosts are DNS names plus a port: case does not matter. */
-                        if (r->host && strcasecmp(r->host, registry) == 0 &&
-                            r->on_failure != PINLET_FAIL_UNSET)
-                                return r->on_failure;
-                }
+        /* pinlet_config_registry compares hosts case-insensitively, as everything keyed by
+         * registry host does. */
+        if (r && r->on_failure != PINLET_FAIL_UNSET)
+                return r->on_failure;
         return cfg->on_failure == PINLET_FAIL_OPEN ? PINLET_FAIL_OPEN : PINLET_FAIL_CLOSED;
 }

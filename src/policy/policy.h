@@ -18,8 +18,11 @@
  *     ImageStatus(nginx:1.25) left alone would report the image missing, making kubelet
  *     pull again on every start. Whether anything is rewritten for such a call is then
  *     decided by the pin store: only references that were pulled pinned have a pin.
- *   - Registry hosts compare case-insensitively (DNS names are); repositories and
- *     namespaces compare exactly (both are lowercase by their own grammars).
+ *   - Registry hosts compare case-insensitively (DNS names are), in registry globs and
+ *     in the host part of repository globs alike: a reference keeps its domain as
+ *     written ("Reg.Example/team/app"), and the glob "reg.example/team/app" matches it.
+ *     Repository paths are lower-case by the reference grammar; namespaces compare
+ *     exactly.
  */
 #pragma once
 

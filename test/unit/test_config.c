@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "config/config.h"
@@ -174,6 +175,178 @@ static void test_bad_files(void **state)
         }
 }
 
+/* The hardening cases: each is refused with the file and the line where it happens. */
+static const struct {
+        const char *yaml;
+        size_t len; /* 0: strlen(yaml); else the input holds NUL bytes */
+        const char *message;
+} hostile_files[] = {
+        /* NUL bytes decoded from escapes would cut the C string short */
+        { "mode: audit\nlisten: \"/tmp/a\\0b\"\n", 0, "test.yaml:2: NUL byte" },
+        { "listen: \"/tmp/a\\x00b\"\n", 0, "test.yaml:1: NUL byte" },
+        { "listen: \"/tmp/a\\u0000b\"\n", 0, "test.yaml:1: NUL byte" },
+        { "mode: audit\n\"mode\\0x\": off\n", 0, "test.yaml:2: NUL byte" },
+        { "registries:\n  \"r.example\\0evil\": {insecure: true}\n", 0, "test.yaml:2: NUL byte" },
+        { "scope:\n  exclude:\n    namespaces: [a, \"b\\0\"]\n", 0, "test.yaml:3: NUL byte" },
+        /* a raw NUL byte is not YAML at all; the line is still the right one */
+        { "mode: audit\nlisten: /tmp/a\0b\n", 27, "test.yaml:2: invalid YAML" },
+        /* a second document would otherwise be ignored without a word */
+        { "mode: audit\n---\nmode: off\n", 0, "test.yaml:2: a second YAML document" },
+        { "---\nmode: audit\n...\n---\nmode: off\n", 0, "test.yaml:4: a second YAML document" },
+        { "mode: audit\n---\n", 0, "test.yaml:2: a second YAML document" },
+        { "mode: audit\n...\nmode: off\n", 0, "test.yaml:3: invalid YAML" },
+        /* case-insensitive registry hosts: two spellings of one host */
+        { "registries:\n  Reg.Example:\n    ca_file: /a.pem\n  reg.example:\n    ca_file: /b.pem\n",
+          0,
+          "test.yaml:4: key 'registries': duplicate keys after normalization: 'reg.example' "
+          "(line 4) and 'Reg.Example' (line 2) are both registry 'reg.example'" },
+        { "registries:\n  r.example:5000: {}\n  R.EXAMPLE:5000: {}\n", 0,
+          "test.yaml:3: key 'registries': duplicate keys after normalization" },
+        { "registries:\n  r.example: {}\n  r.example: {}\n", 0,
+          "test.yaml:3: key 'registries': duplicate key 'r.example' (line 3 and line 2)" },
+};
+
+static void test_hostile_files(void **state)
+{
+        for (size_t i = 0; i < sizeof(hostile_files) / sizeof(hostile_files[0]); i++) {
+                _cleanup_error_ struct pinlet_error *err = NULL;
+                const char *yaml = hostile_files[i].yaml;
+                size_t len = hostile_files[i].len ? hostile_files[i].len : strlen(yaml);
+                struct pinlet_config cfg;
+                int r;
+
+                assert_int_equal(pinlet_config_init(&cfg), 0);
+                r = pinlet_config_load_buffer(&cfg, "test.yaml", yaml, len, &err);
+                if (r >= 0 || !err || !strstr(err->message, hostile_files[i].message))
+                        fail_msg("case %zu: expected error containing \"%s\", got r=%d \"%s\"", i,
+                                 hostile_files[i].message, r, err ? err->message : "(none)");
+                pinlet_config_free(&cfg);
+        }
+}
+
+static char *repeat(const char *head, const char *tail, const char *middle, size_t n)
+{
+        size_t hl = strlen(head), tl = strlen(tail), ml = strlen(middle);
+        char *s = malloc(n * (hl + tl) + ml + 1), *p = s;
+
+        assert_non_null(s);
+        for (size_t i = 0; i < n; i++, p += hl)
+                memcpy(p, head, hl);
+        memcpy(p, middle, ml);
+        p += ml;
+        for (size_t i = 0; i < n; i++, p += tl)
+                memcpy(p, tail, tl);
+        *p = '\0';
+        return s;
+}
+
+static double now_s(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Deep nesting is refused where it crosses 64 levels, before any tree is built: 100000
+ * levels cost what 65 do. */
+static void test_deep_nesting(void **state)
+{
+        static const struct {
+                const char *head, *tail, *middle;
+                size_t levels;
+                const char *message;
+        } cases[] = {
+                { "[", "]", "", 100000, "test.yaml:1: nesting deeper than 64 levels" },
+                { "[", "", "", 100000, "test.yaml:1: nesting deeper than 64 levels" },
+                { "{a: ", "}", "b", 100000, "test.yaml:1: nesting deeper than 64 levels" },
+                /* the k-th '[' is on line k, at depth k + 1 under the root mapping */
+                { "[\n", "]\n", "", 100000, "test.yaml:64: nesting deeper than 64 levels" },
+                { "{a: ", "", "", 100000, "test.yaml:1: nesting deeper than 64 levels" },
+                /* 65 levels: the root mapping and 64 sequences */
+                { "[", "]", "", 64, "test.yaml:1: nesting deeper than 64 levels" },
+                /* 64 levels are not refused for depth: the schema refuses them */
+                { "[", "]", "", 63, "test.yaml:1: key 'listen': expected a single value" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_error_ struct pinlet_error *err = NULL;
+                _cleanup_free_ char *nested = NULL, *yaml = NULL;
+                struct pinlet_config cfg;
+                double t0;
+                int r;
+
+                nested = repeat(cases[i].head, cases[i].tail, cases[i].middle, cases[i].levels);
+                assert_true(asprintf(&yaml, "listen: %s\n", nested) > 0);
+                assert_int_equal(pinlet_config_init(&cfg), 0);
+                t0 = now_s();
+                r = pinlet_config_load_buffer(&cfg, "test.yaml", yaml, strlen(yaml), &err);
+                /* generous for sanitizer builds on a busy machine; the unbounded loader
+                 * takes seconds and gigabytes, or the stack */
+                if (now_s() - t0 > 2.0)
+                        fail_msg("case %zu: took %.1f s", i, now_s() - t0);
+                if (r >= 0 || !err || !strstr(err->message, cases[i].message))
+                        fail_msg("case %zu: expected error containing \"%s\", got r=%d \"%s\"", i,
+                                 cases[i].message, r, err ? err->message : "(none)");
+                pinlet_config_free(&cfg);
+        }
+}
+
+/* Block mappings nest by indentation: "a:" under "a:" 70 times. */
+static void test_deep_block_mapping(void **state)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        char yaml[16384] = "listen:\n";
+        struct pinlet_config cfg;
+        size_t n = strlen(yaml);
+
+        for (int level = 1; level <= 70; level++)
+                n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "%*sa:\n", 2 * level, "");
+        assert_true(n < sizeof(yaml));
+        assert_true(load(&cfg, yaml, &err) < 0);
+        /* the root mapping is level 1; the mapping starting on line k is level k */
+        assert_non_null(strstr(err->message, "test.yaml:65: nesting deeper than 64 levels"));
+        pinlet_config_free(&cfg);
+}
+
+/* Registry hosts are case-insensitive: stored lower-case, found in any case. */
+static void test_registry_host_case(void **state)
+{
+        static const char yaml[] = "registries:\n"
+                                   "  Reg.Example:\n"
+                                   "    ca_file: /ca.pem\n"
+                                   "  LOCALHOST:5000: {insecure: true}\n";
+        static const char second[] = "registries: {REG.example: {}}\n";
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        const struct pinlet_registry_config *r;
+        struct pinlet_config cfg;
+
+        assert_int_equal(load(&cfg, yaml, &err), 0);
+        assert_int_equal(cfg.n_registries, 2);
+        assert_string_equal(cfg.registries[0].host, "reg.example");
+        assert_string_equal(cfg.registries[1].host, "localhost:5000");
+        for (size_t i = 0; i < 3; i++) {
+                static const char *const spellings[] = { "Reg.Example", "reg.example",
+                                                         "REG.EXAMPLE" };
+
+                r = pinlet_config_registry(&cfg, spellings[i]);
+                assert_non_null(r);
+                assert_string_equal(r->ca_file, "/ca.pem");
+        }
+        r = pinlet_config_registry(&cfg, "Localhost:5000");
+        assert_non_null(r);
+        assert_true(r->insecure);
+        assert_null(pinlet_config_registry(&cfg, "reg.example:443"));
+        assert_null(pinlet_config_registry(&cfg, "localhost"));
+
+        /* a second file naming the same host in another case is refused as well */
+        assert_true(pinlet_config_load_buffer(&cfg, "second.yaml", second, strlen(second), &err) <
+                    0);
+        assert_non_null(strstr(err->message, "second.yaml:1:"));
+        assert_non_null(strstr(err->message, "listed twice"));
+        pinlet_config_free(&cfg);
+}
+
 static void test_validate(void **state)
 {
         static const struct {
@@ -286,10 +459,18 @@ static void test_sizes(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_defaults),       cmocka_unit_test(test_full_file),
-                cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_validate),
-                cmocka_unit_test(test_empty_and_null), cmocka_unit_test(test_missing_file),
-                cmocka_unit_test(test_durations),      cmocka_unit_test(test_sizes),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_full_file),
+                cmocka_unit_test(test_bad_files),
+                cmocka_unit_test(test_validate),
+                cmocka_unit_test(test_empty_and_null),
+                cmocka_unit_test(test_missing_file),
+                cmocka_unit_test(test_durations),
+                cmocka_unit_test(test_sizes),
+                cmocka_unit_test(test_hostile_files),
+                cmocka_unit_test(test_deep_nesting),
+                cmocka_unit_test(test_deep_block_mapping),
+                cmocka_unit_test(test_registry_host_case),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

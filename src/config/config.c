@@ -72,11 +72,14 @@ int pinlet_config_init(struct pinlet_config *cfg)
                 .cache_ttl_ms = 30000,
                 .cache_stale_if_error_ms = 600000,
                 .cache_negative_ttl_ms = 5000,
+                .cache_error_ttl_ms = 5000,
                 .cache_max_entries = 10000,
                 .pins_max_entries = 10000,
                 .connect_timeout_ms = 5000,
                 .resolve_timeout_ms = 15000,
                 .workers = 8,
+                .resolver_per_registry = 4,
+                .lock_require = PINLET_LOCK_REQUIRE_OFF,
         };
         cfg->listen = strdup(PINLET_DEFAULT_LISTEN);
         cfg->runtime_endpoint = strdup(PINLET_DEFAULT_RUNTIME);
@@ -126,6 +129,7 @@ void pinlet_config_free(struct pinlet_config *cfg)
         for (size_t i = 0; i < cfg->n_registries; i++)
                 registry_config_free(&cfg->registries[i]);
         free(cfg->registries);
+        pinlet_strv_free(cfg->lock_paths);
         *cfg = (struct pinlet_config){};
 }
 
@@ -264,6 +268,27 @@ int pinlet_on_failure_from_string(const char *s, enum pinlet_on_failure *ret)
         return 0;
 }
 
+static const char *const lock_require_names[] = {
+        [PINLET_LOCK_REQUIRE_OFF] = "off",
+        [PINLET_LOCK_REQUIRE_AUDIT] = "audit",
+        [PINLET_LOCK_REQUIRE_ENFORCE] = "enforce",
+};
+
+const char *pinlet_lock_require_to_string(enum pinlet_lock_require r)
+{
+        return (unsigned)r < ELEMENTSOF(lock_require_names) ? lock_require_names[r] : "unknown";
+}
+
+int pinlet_lock_require_from_string(const char *s, enum pinlet_lock_require *ret)
+{
+        for (size_t i = 0; i < ELEMENTSOF(lock_require_names); i++)
+                if (strcmp(s, lock_require_names[i]) == 0) {
+                        *ret = (enum pinlet_lock_require)i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
 static int parse_bool(const char *s, bool *ret)
 {
         /* The YAML 1.1 spellings people write in config files; nothing more exotic. */
@@ -302,22 +327,23 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 /* ---- the schema ---------------------------------------------------------------------- */
 
 enum key_type {
-        K_STRING,     /* char *; an empty value stores NULL */
-        K_BOOL,       /* bool */
-        K_DURATION,   /* uint64_t milliseconds */
-        K_SIZE,       /* size_t bytes */
-        K_COUNT,      /* size_t, 1 .. 100000000 */
-        K_WORKERS,    /* unsigned, 1 .. 256 */
-        K_FILE_MODE,  /* mode_t, octal */
-        K_USER,       /* uid_t, name or number */
-        K_GROUP,      /* gid_t, name or number */
-        K_LOG_LEVEL,  /* int */
-        K_LOG_FORMAT, /* int */
-        K_MODE,       /* enum pinlet_mode */
-        K_ON_FAILURE, /* enum pinlet_on_failure */
-        K_STRV,       /* char **: a sequence of strings (or one string) */
-        K_SECTION,    /* a mapping described by children */
-        K_REGISTRIES, /* the registries map */
+        K_STRING,       /* char *; an empty value stores NULL */
+        K_BOOL,         /* bool */
+        K_DURATION,     /* uint64_t milliseconds */
+        K_SIZE,         /* size_t bytes */
+        K_COUNT,        /* size_t, 1 .. 100000000 */
+        K_UINT,         /* unsigned, key.min .. key.max */
+        K_FILE_MODE,    /* mode_t, octal */
+        K_USER,         /* uid_t, name or number */
+        K_GROUP,        /* gid_t, name or number */
+        K_LOG_LEVEL,    /* int */
+        K_LOG_FORMAT,   /* int */
+        K_MODE,         /* enum pinlet_mode */
+        K_ON_FAILURE,   /* enum pinlet_on_failure */
+        K_LOCK_REQUIRE, /* enum pinlet_lock_require */
+        K_STRV,         /* char **: a sequence of strings (or one string) */
+        K_SECTION,      /* a mapping described by children */
+        K_REGISTRIES,   /* the registries map */
 };
 
 struct key {
@@ -325,6 +351,7 @@ struct key {
         enum key_type type;
         size_t offset; /* into struct pinlet_config, or pinlet_registry_config for those keys */
         const struct key *children;
+        unsigned min, max; /* K_UINT's range */
 };
 
 #define CFG(field) offsetof(struct pinlet_config, field)
@@ -367,6 +394,7 @@ static const struct key cache_keys[] = {
         { "ttl", K_DURATION, CFG(cache_ttl_ms) },
         { "stale_if_error", K_DURATION, CFG(cache_stale_if_error_ms) },
         { "negative_ttl", K_DURATION, CFG(cache_negative_ttl_ms) },
+        { "error_ttl", K_DURATION, CFG(cache_error_ttl_ms) },
         { "max_entries", K_COUNT, CFG(cache_max_entries) },
         {},
 };
@@ -377,11 +405,17 @@ static const struct key pins_keys[] = {
 static const struct key resolver_keys[] = {
         { "connect_timeout", K_DURATION, CFG(connect_timeout_ms) },
         { "timeout", K_DURATION, CFG(resolve_timeout_ms) },
-        { "workers", K_WORKERS, CFG(workers) },
+        { "workers", K_UINT, CFG(workers), .min = 1, .max = 256 },
+        { "per_registry", K_UINT, CFG(resolver_per_registry), .min = 1, .max = 1024 },
         {},
 };
 static const struct key credentials_keys[] = {
         { "docker_config", K_STRV, CFG(docker_config_paths) },
+        {},
+};
+static const struct key lock_keys[] = {
+        { "paths", K_STRV, CFG(lock_paths) },
+        { "require", K_LOCK_REQUIRE, CFG(lock_require) },
         {},
 };
 static const struct key registry_keys[] = {
@@ -408,6 +442,7 @@ static const struct key root_keys[] = {
         { "resolver", K_SECTION, 0, resolver_keys },
         { "credentials", K_SECTION, 0, credentials_keys },
         { "registries", K_REGISTRIES, 0 },
+        { "lock", K_SECTION, 0, lock_keys },
         {},
 };
 
@@ -539,11 +574,11 @@ static int load_scalar(struct loader *l, const yaml_node_t *n, const struct key 
                 *(size_t *)field = (size_t)c;
                 return 0;
         }
-        case K_WORKERS: {
+        case K_UINT: {
                 unsigned long long c;
-                if (parse_uint(v, 256, &c) < 0 || c == 0)
-                        return fail(l, n, -EINVAL, key,
-                                    "invalid worker count '%s' (expected 1 to 256)", v);
+                if (parse_uint(v, k->max, &c) < 0 || c < k->min)
+                        return fail(l, n, -EINVAL, key, "invalid number '%s' (expected %u to %u)",
+                                    v, k->min, k->max);
                 *(unsigned *)field = (unsigned)c;
                 return 0;
         }
@@ -610,6 +645,13 @@ static int load_scalar(struct loader *l, const yaml_node_t *n, const struct key 
                 if (pinlet_on_failure_from_string(v, field) < 0)
                         return fail(l, n, -EINVAL, key,
                                     "invalid on_failure '%s' (expected closed or open)", v);
+                return 0;
+        case K_LOCK_REQUIRE:
+                if (pinlet_lock_require_from_string(v, field) < 0)
+                        return fail(l, n, -EINVAL, key,
+                                    "invalid lock requirement '%s' (expected off, audit or "
+                                    "enforce)",
+                                    v);
                 return 0;
         default:
                 return fail(l, n, -EINVAL, key, "internal error: unexpected key type");
@@ -949,7 +991,8 @@ int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error 
                 return pinlet_error_set(err, -EINVAL,
                                         "%s: key 'image_endpoint': invalid endpoint '%s'", where,
                                         cfg->image_endpoint);
-        if (cfg->max_message_size < 4u * 1024 * 1024 || cfg->max_message_size > 1024u * 1024 * 1024)
+        if (cfg->max_message_size < PINLET_MAX_MESSAGE_MIN ||
+            cfg->max_message_size > PINLET_MAX_MESSAGE_MAX)
                 return pinlet_error_set(err, -EINVAL,
                                         "%s: key 'max_message_size': must be between 4MiB and "
                                         "1GiB",
@@ -960,6 +1003,28 @@ int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error 
         if (cfg->resolve_timeout_ms == 0 || cfg->connect_timeout_ms == 0)
                 return pinlet_error_set(
                         err, -EINVAL, "%s: key 'resolver': timeouts must be greater than 0", where);
+        /* The loader checks these ranges; command-line flags come after it. */
+        if (cfg->workers == 0 || cfg->workers > 256)
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'resolver.workers': must be between 1 and 256",
+                                        where);
+        if (cfg->resolver_per_registry == 0 || cfg->resolver_per_registry > 1024)
+                return pinlet_error_set(
+                        err, -EINVAL, "%s: key 'resolver.per_registry': must be between 1 and 1024",
+                        where);
+        for (char **p = cfg->lock_paths; p && *p; p++)
+                if (**p != '/')
+                        return pinlet_error_set(err, -EINVAL,
+                                                "%s: key 'lock.paths': '%s' is not an absolute "
+                                                "path",
+                                                where, *p);
+        /* Requiring lock files without naming any would refuse (or flag) every image. */
+        if (cfg->lock_require != PINLET_LOCK_REQUIRE_OFF &&
+            pinlet_strv_length(cfg->lock_paths) == 0)
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'lock.require': '%s' needs lock files in "
+                                        "lock.paths",
+                                        where, pinlet_lock_require_to_string(cfg->lock_require));
         for (size_t i = 0; i < cfg->n_registries; i++) {
                 const struct pinlet_registry_config *r = &cfg->registries[i];
 

@@ -16,12 +16,16 @@
 
 #include "util/error.h"
 
-#define PINLET_DEFAULT_CONFIG        "/etc/pinlet/config.yaml"
-#define PINLET_DEFAULT_LISTEN        "/run/pinlet/pinlet.sock"
-#define PINLET_DEFAULT_RUNTIME       "unix:///run/containerd/containerd.sock"
-#define PINLET_DEFAULT_STATE_DIR     "/var/lib/pinlet"
-#define PINLET_DEFAULT_AUDIT_LOG     "/var/log/pinlet/audit.jsonl"
-#define PINLET_DEFAULT_MAX_MESSAGE   (16u * 1024 * 1024) /* kubelet's own CRI limit */
+#define PINLET_DEFAULT_CONFIG    "/etc/pinlet/config.yaml"
+#define PINLET_DEFAULT_LISTEN    "/run/pinlet/pinlet.sock"
+#define PINLET_DEFAULT_RUNTIME   "unix:///run/containerd/containerd.sock"
+#define PINLET_DEFAULT_STATE_DIR "/var/lib/pinlet"
+#define PINLET_DEFAULT_AUDIT_LOG "/var/log/pinlet/audit.jsonl"
+/* The one default for max_message_size, kubelet's own CRI limit; every module takes the
+ * configured value (cfg->max_message_size) rather than a copy of this. */
+#define PINLET_DEFAULT_MAX_MESSAGE   (16u * 1024 * 1024)
+#define PINLET_MAX_MESSAGE_MIN       (4u * 1024 * 1024) /* gRPC's own default */
+#define PINLET_MAX_MESSAGE_MAX       (1024u * 1024 * 1024)
 #define PINLET_DEFAULT_KUBELET_CREDS "/var/lib/kubelet/config.json"
 
 enum pinlet_mode {
@@ -34,6 +38,15 @@ enum pinlet_on_failure {
         PINLET_FAIL_UNSET = -1, /* per-registry only: use the global setting */
         PINLET_FAIL_CLOSED = 0, /* the CRI call fails with a "pinlet: ..." status */
         PINLET_FAIL_OPEN = 1,   /* the original request goes through, warned and audited */
+};
+
+/* lock.require: what happens to an in-scope image that no lock file (lock.paths) pins.
+ * The lock files themselves are read by the resolution chain (design: lock files -> pin
+ * store -> cache -> registry); this is only the setting. */
+enum pinlet_lock_require {
+        PINLET_LOCK_REQUIRE_OFF,     /* lock files pin what they name; others resolve as usual */
+        PINLET_LOCK_REQUIRE_AUDIT,   /* as off, and each image missing from them is audited */
+        PINLET_LOCK_REQUIRE_ENFORCE, /* an image missing from them is refused (enforce mode) */
 };
 
 /* Globs (fnmatch(3) without FNM_PATHNAME, so '*' crosses '/') matched against the
@@ -90,16 +103,26 @@ struct pinlet_config {
         uint64_t cache_ttl_ms;            /* default 30 s */
         uint64_t cache_stale_if_error_ms; /* default 10 min */
         uint64_t cache_negative_ttl_ms;   /* tag-not-found, default 5 s */
+        uint64_t cache_error_ttl_ms;      /* a registry that failed to answer is remembered
+                                           * as failing this long, default 5 s; 0: never */
         size_t cache_max_entries;         /* default 10000 */
         size_t pins_max_entries;          /* default 10000 */
 
         /* registry client */
-        uint64_t connect_timeout_ms; /* default 5 s */
-        uint64_t resolve_timeout_ms; /* default 15 s; never exceeds the CRI call's deadline */
-        unsigned workers;            /* resolution worker threads, default 8 */
-        char **docker_config_paths;  /* default kubelet's, then ~/.docker/config.json */
+        uint64_t connect_timeout_ms;    /* default 5 s */
+        uint64_t resolve_timeout_ms;    /* default 15 s; never exceeds the CRI call's deadline */
+        unsigned workers;               /* resolution worker threads, default 8 */
+        unsigned resolver_per_registry; /* concurrent resolutions per registry host (compared
+                                         * case-insensitively), default 4, 1 .. 1024 */
+        char **docker_config_paths;     /* default kubelet's, then ~/.docker/config.json */
         struct pinlet_registry_config *registries;
         size_t n_registries;
+
+        /* lock files */
+        char **lock_paths; /* absolute paths of lock files, or of directories holding them;
+                            * default none */
+        enum pinlet_lock_require lock_require; /* default off; audit and enforce need
+                                                * lock_paths */
 };
 
 /* Fills cfg with defaults; cfg must later be released with pinlet_config_free(). */
@@ -142,6 +165,8 @@ const char *pinlet_mode_to_string(enum pinlet_mode m);
 int pinlet_mode_from_string(const char *s, enum pinlet_mode *ret);
 const char *pinlet_on_failure_to_string(enum pinlet_on_failure f);
 int pinlet_on_failure_from_string(const char *s, enum pinlet_on_failure *ret);
+const char *pinlet_lock_require_to_string(enum pinlet_lock_require r);
+int pinlet_lock_require_from_string(const char *s, enum pinlet_lock_require *ret);
 
 /* strv helpers */
 void pinlet_strv_free(char **v);

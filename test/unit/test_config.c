@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,10 @@ static void test_defaults(void **state)
         assert_int_equal(cfg.mode, PINLET_MODE_ENFORCE);
         assert_int_equal(cfg.on_failure, PINLET_FAIL_CLOSED);
         assert_int_equal(cfg.cache_ttl_ms, 30000);
+        assert_int_equal(cfg.cache_error_ttl_ms, 5000);
+        assert_int_equal(cfg.resolver_per_registry, 4);
+        assert_null(cfg.lock_paths);
+        assert_int_equal(cfg.lock_require, PINLET_LOCK_REQUIRE_OFF);
         assert_string_equal(cfg.state_dir, "/var/lib/pinlet");
         assert_string_equal(cfg.audit_file, "/var/log/pinlet/audit.jsonl");
         assert_string_equal(cfg.docker_config_paths[0], "/var/lib/kubelet/config.json");
@@ -62,9 +67,10 @@ static void test_full_file(void **state)
                 "    namespaces: [kube-system]\n"
                 "state_dir: /tmp/state\n"
                 "audit: {file: '-', stderr: true}\n"
-                "cache: {ttl: 10s, stale_if_error: 5m, negative_ttl: 500ms, max_entries: 7}\n"
+                "cache: {ttl: 10s, stale_if_error: 5m, negative_ttl: 500ms, error_ttl: 2s,\n"
+                "        max_entries: 7}\n"
                 "pins: {max_entries: 9}\n"
-                "resolver: {connect_timeout: 2s, timeout: 4s, workers: 3}\n"
+                "resolver: {connect_timeout: 2s, timeout: 4s, workers: 3, per_registry: 1024}\n"
                 "credentials:\n"
                 "  docker_config: [/a.json, /b.json]\n"
                 "registries:\n"
@@ -75,7 +81,10 @@ static void test_full_file(void **state)
                 "    on_failure: closed\n"
                 "  127.0.0.1:5001:\n"
                 "    insecure: true\n"
-                "  plain.example:\n";
+                "  plain.example:\n"
+                "lock:\n"
+                "  paths: [/etc/pinlet/locks, /srv/app/images.lock]\n"
+                "  require: enforce\n";
         _cleanup_error_ struct pinlet_error *err = NULL;
         const struct pinlet_registry_config *r;
         struct pinlet_config cfg;
@@ -106,6 +115,12 @@ static void test_full_file(void **state)
         assert_int_equal(cfg.cache_max_entries, 7);
         assert_int_equal(cfg.pins_max_entries, 9);
         assert_int_equal(cfg.workers, 3);
+        assert_int_equal(cfg.resolver_per_registry, 1024);
+        assert_int_equal(cfg.cache_error_ttl_ms, 2000);
+        assert_int_equal(pinlet_strv_length(cfg.lock_paths), 2);
+        assert_string_equal(cfg.lock_paths[0], "/etc/pinlet/locks");
+        assert_string_equal(cfg.lock_paths[1], "/srv/app/images.lock");
+        assert_int_equal(cfg.lock_require, PINLET_LOCK_REQUIRE_ENFORCE);
         assert_int_equal(pinlet_strv_length(cfg.docker_config_paths), 2);
         assert_int_equal(cfg.n_registries, 3);
         r = pinlet_config_registry(&cfg, "registry.corp.example:5000");
@@ -139,8 +154,22 @@ static const struct {
         { "socket:\n  owner: no-such-user-pinlet\n",
           "test.yaml:2: key 'socket.owner': unknown user 'no-such-user-pinlet'" },
         { "max_message_size: lots\n", "test.yaml:1: key 'max_message_size': invalid size" },
-        { "resolver:\n  workers: 0\n", "test.yaml:2: key 'resolver.workers': invalid worker" },
-        { "resolver:\n  workers: 1000\n", "test.yaml:2: key 'resolver.workers': invalid worker" },
+        { "resolver:\n  workers: 0\n",
+          "test.yaml:2: key 'resolver.workers': invalid number '0' (expected 1 to 256)" },
+        { "resolver:\n  workers: 1000\n", "test.yaml:2: key 'resolver.workers': invalid number" },
+        { "resolver:\n  per_registry: 0\n",
+          "test.yaml:2: key 'resolver.per_registry': invalid number '0' (expected 1 to 1024)" },
+        { "resolver:\n  per_registry: 1025\n",
+          "test.yaml:2: key 'resolver.per_registry': invalid number '1025'" },
+        { "resolver: {per_registry: four}\n",
+          "test.yaml:1: key 'resolver.per_registry': invalid number 'four'" },
+        { "resolver: {per_registry: -1}\n", "key 'resolver.per_registry': invalid number '-1'" },
+        { "cache:\n  error_ttl: soon\n", "test.yaml:2: key 'cache.error_ttl': invalid duration" },
+        { "lock:\n  require: strict\n",
+          "test.yaml:2: key 'lock.require': invalid lock requirement 'strict' (expected off, "
+          "audit or enforce)" },
+        { "lock:\n  paths: {a: b}\n", "test.yaml:2: key 'lock.paths': expected a list" },
+        { "lock:\n  path: /x\n", "test.yaml:2: unknown key 'lock.path'" },
         { "cache: {max_entries: -1}\n", "test.yaml:1: key 'cache.max_entries': invalid count" },
         { "audit:\n  stderr: perhaps\n",
           "test.yaml:2: key 'audit.stderr': invalid boolean 'perhaps'" },
@@ -347,6 +376,63 @@ static void test_registry_host_case(void **state)
         pinlet_config_free(&cfg);
 }
 
+/* The boundaries and the values that switch something off. */
+static void test_new_keys(void **state)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_config cfg;
+
+        assert_int_equal(load(&cfg,
+                              "resolver: {per_registry: 1}\ncache: {error_ttl: 0}\n"
+                              "lock: {paths: /one.lock, require: audit}\n",
+                              &err),
+                         0);
+        assert_int_equal(cfg.resolver_per_registry, 1);
+        assert_int_equal(cfg.cache_error_ttl_ms, 0); /* 0 disables */
+        assert_int_equal(pinlet_strv_length(cfg.lock_paths), 1);
+        assert_string_equal(cfg.lock_paths[0], "/one.lock");
+        assert_int_equal(cfg.lock_require, PINLET_LOCK_REQUIRE_AUDIT);
+        assert_int_equal(pinlet_config_validate(&cfg, &err), 0);
+        /* set after loading, as a command-line flag would */
+        cfg.resolver_per_registry = 0;
+        assert_int_equal(pinlet_config_validate(&cfg, &err), -EINVAL);
+        assert_non_null(strstr(err->message, "key 'resolver.per_registry': must be between 1"));
+        pinlet_config_free(&cfg);
+
+        /* "lock:" with nothing under it, and an explicit off */
+        assert_int_equal(load(&cfg, "lock:\n", &err), 0);
+        assert_int_equal(cfg.lock_require, PINLET_LOCK_REQUIRE_OFF);
+        pinlet_config_free(&cfg);
+        assert_int_equal(load(&cfg, "lock: {require: off, paths: ~}\n", &err), 0);
+        assert_null(cfg.lock_paths);
+        assert_int_equal(pinlet_config_validate(&cfg, &err), 0);
+        pinlet_config_free(&cfg);
+}
+
+static void test_lock_require_names(void **state)
+{
+        static const struct {
+                const char *name;
+                enum pinlet_lock_require value;
+        } names[] = {
+                { "off", PINLET_LOCK_REQUIRE_OFF },
+                { "audit", PINLET_LOCK_REQUIRE_AUDIT },
+                { "enforce", PINLET_LOCK_REQUIRE_ENFORCE },
+        };
+        enum pinlet_lock_require r;
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                assert_string_equal(pinlet_lock_require_to_string(names[i].value), names[i].name);
+                assert_int_equal(pinlet_lock_require_from_string(names[i].name, &r), 0);
+                assert_int_equal(r, names[i].value);
+        }
+        r = PINLET_LOCK_REQUIRE_AUDIT;
+        assert_int_equal(pinlet_lock_require_from_string("Enforce", &r), -EINVAL);
+        assert_int_equal(pinlet_lock_require_from_string("", &r), -EINVAL);
+        assert_int_equal(r, PINLET_LOCK_REQUIRE_AUDIT); /* untouched on failure */
+        assert_string_equal(pinlet_lock_require_to_string((enum pinlet_lock_require)42), "unknown");
+}
+
 static void test_validate(void **state)
 {
         static const struct {
@@ -361,6 +447,14 @@ static void test_validate(void **state)
                 { "max_message_size: 1KiB\n", "must be between 4MiB and 1GiB" },
                 { "state_dir: var/lib\n", "key 'state_dir': must be an absolute path" },
                 { "resolver: {timeout: 0s}\n", "timeouts must be greater than 0" },
+                { "lock: {require: enforce}\n",
+                  "key 'lock.require': 'enforce' needs lock files in lock.paths" },
+                { "lock: {require: audit, paths: []}\n",
+                  "key 'lock.require': 'audit' needs lock files in lock.paths" },
+                { "lock: {paths: [locks/app.lock]}\n",
+                  "key 'lock.paths': 'locks/app.lock' is not an absolute path" },
+                { "lock: {paths: [/a.lock, '']}\n",
+                  "key 'lock.paths': '' is not an absolute path" },
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -471,6 +565,8 @@ int main(void)
                 cmocka_unit_test(test_deep_nesting),
                 cmocka_unit_test(test_deep_block_mapping),
                 cmocka_unit_test(test_registry_host_case),
+                cmocka_unit_test(test_new_keys),
+                cmocka_unit_test(test_lock_require_names),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

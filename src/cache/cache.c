@@ -339,7 +339,7 @@ static void lead_finish(struct pinlet_cache *c, struct flight *f, int code, char
 }
 
 int pinlet_cache_get(struct pinlet_cache *c, const char *key, int64_t deadline_ms,
-                     pinlet_resolve_fn fn, void *ctx, char **ret_value,
+                     pinlet_cache_fill_fn fn, void *ctx, char **ret_value,
                      enum pinlet_cache_source *ret_source, struct pinlet_error **err)
 {
         _cleanup_error_ struct pinlet_error *rerr = NULL;
@@ -410,6 +410,45 @@ int pinlet_cache_get(struct pinlet_cache *c, const char *key, int64_t deadline_m
         if (r < 0)
                 log_debug("cache: %s: %s", key, pinlet_error_message(err ? *err : NULL, r));
         return r;
+}
+
+int pinlet_cache_lookup(struct pinlet_cache *c, const char *key, bool allow_stale, char **ret_value,
+                        enum pinlet_cache_source *ret_source, struct pinlet_error **err)
+{
+        enum pinlet_cache_source src;
+        struct entry *e;
+        int64_t now;
+        char *v;
+        int r = -EAGAIN;
+
+        pthread_mutex_lock(&c->lock);
+        now = now_ms(c);
+        e = entry_find(c, key);
+        if (!e || entry_dead(c, e, now)) {
+                pthread_mutex_unlock(&c->lock);
+                return -EAGAIN;
+        }
+        if (entry_fresh(c, e, now)) {
+                pinlet_lru_touch(&c->lru, &e->node);
+                if (!e->value) {
+                        r = pinlet_error_set(err, e->err_code, "%s", e->err_msg);
+                        pthread_mutex_unlock(&c->lock);
+                        return r;
+                }
+                src = PINLET_CACHE_SOURCE_CACHE;
+        } else if (allow_stale && e->value) {
+                src = PINLET_CACHE_SOURCE_STALE;
+        } else {
+                pthread_mutex_unlock(&c->lock);
+                return -EAGAIN;
+        }
+        v = strdup(e->value);
+        pthread_mutex_unlock(&c->lock);
+        if (!v)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        *ret_value = v;
+        *ret_source = src;
+        return 0;
 }
 
 int pinlet_cache_peek(struct pinlet_cache *c, const char *key, char **ret_value)

@@ -34,6 +34,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,8 +46,8 @@ struct pinlet_cache;
  * the cache takes), or a negative class (util/error.h) with *err set. Runs on the leader's
  * thread without the cache lock; it must not look up the same key in the same cache (it
  * would wait for itself until its deadline). */
-typedef int (*pinlet_resolve_fn)(void *ctx, const char *key, int64_t deadline_ms, char **ret_value,
-                                 struct pinlet_error **err);
+typedef int (*pinlet_cache_fill_fn)(void *ctx, const char *key, int64_t deadline_ms,
+                                    char **ret_value, struct pinlet_error **err);
 
 /* Monotonic milliseconds; only differences matter. */
 typedef int64_t (*pinlet_clock_fn)(void *clock_ctx);
@@ -93,12 +94,25 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_cache *, pinlet_cache_free)
  * frees it. In every other success *err is left untouched.
  */
 int pinlet_cache_get(struct pinlet_cache *c, const char *key, int64_t deadline_ms,
-                     pinlet_resolve_fn fn, void *ctx, char **ret_value,
+                     pinlet_cache_fill_fn fn, void *ctx, char **ret_value,
                      enum pinlet_cache_source *ret_source, struct pinlet_error **err);
 
 /* A fresh value for key without resolving: 0 with *ret_value (caller owns), -ENOENT when
  * there is no fresh positive entry, -ENOMEM. Does not change the LRU order. */
 int pinlet_cache_peek(struct pinlet_cache *c, const char *key, char **ret_value);
+
+/*
+ * Looks key up without resolving and without waiting (for the gRPC completion-queue
+ * thread: only the cache's mutex is taken, never held while anything resolves):
+ *   - 0, *ret_value (caller owns) and *ret_source CACHE: a fresh positive entry (the LRU
+ *     order is refreshed, as for a get);
+ *   - 0 and STALE, only with allow_stale: an expired positive entry still within
+ *     stale_if_error_ms (the caller knows the registry is failing);
+ *   - a fresh negative entry's class (PINLET_ENOTFOUND) with *err holding its message;
+ *   - -EAGAIN: nothing usable (the caller must resolve); -ENOMEM.
+ */
+int pinlet_cache_lookup(struct pinlet_cache *c, const char *key, bool allow_stale, char **ret_value,
+                        enum pinlet_cache_source *ret_source, struct pinlet_error **err);
 
 /* Drops key's entry (positive or negative); an in-flight resolution is not affected. */
 void pinlet_cache_invalidate(struct pinlet_cache *c, const char *key);

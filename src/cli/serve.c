@@ -22,11 +22,12 @@
 #include "audit/audit.h"
 #include "cache/cache.h"
 #include "cli/cli.h"
-#include "cli/cri_methods.h"
 #include "intercept/intercept.h"
+#include "intercept/methods.h"
 #include "pins/pins.h"
 #include "proxy/proxy.h"
 #include "registry/registry.h"
+#include "resolve/resolve.h"
 #include "util/log.h"
 
 struct signal_thread {
@@ -44,12 +45,17 @@ struct pipeline {
         struct pinlet_cache *cache;
         struct pinlet_pins *pins;
         struct pinlet_audit *audit;
+        struct pinlet_resolver *resolver;
         struct pinlet_interceptor *interceptor;
+        struct pinlet_method *methods; /* the CRI method table with the interceptors bound */
+        size_t n_methods;
 };
 
 static void pipeline_done(struct pipeline *pl)
 {
+        free(pl->methods);
         pinlet_interceptor_free(pl->interceptor);
+        pinlet_resolver_free(pl->resolver);
         pinlet_audit_close(pl->audit);
         pinlet_pins_close(pl->pins);
         pinlet_cache_free(pl->cache);
@@ -70,7 +76,7 @@ static void warn_skip_verify(const struct pinlet_config *cfg)
         pinlet_strv_free(hosts);
 }
 
-/* Creates the resolution pipeline and plugs the interceptors into the method table. Mode
+/* Creates the resolution pipeline and binds the interceptors into the method table. Mode
  * off decodes nothing: no interceptor, no pin store, no audit records. */
 static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
                          struct pinlet_error **err)
@@ -88,9 +94,15 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
         const struct pinlet_pins_load_report *report;
         int r;
 
+        static const struct pinlet_cri_binding bindings[] = {
+                { "ImageService/PullImage", pinlet_interceptor_pull_image },
+                { "ImageService/ImageStatus", pinlet_interceptor_image_status },
+                { "RuntimeService/CreateContainer", pinlet_interceptor_create_container },
+        };
+
         if (cfg->mode == PINLET_MODE_OFF) {
                 log_info("mode off: every call passes through untouched");
-                return 0;
+                return pinlet_cri_methods_build(NULL, 0, &pl->methods, &pl->n_methods, err);
         }
         warn_skip_verify(cfg);
         r = pinlet_registry_new(cfg, &pl->registry, err);
@@ -114,22 +126,30 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
         r = pinlet_audit_open(&ao, &pl->audit, err);
         if (r < 0)
                 return pinlet_error_wrap(err, r, "audit log");
+        r = pinlet_resolver_new(
+                &(const struct pinlet_resolver_options){
+                        .registry = pl->registry,
+                        .cache = pl->cache,
+                        .pins = pl->pins,
+                        .error_ttl_ms = cfg->cache_error_ttl_ms,
+                },
+                &pl->resolver, err);
+        if (r < 0)
+                return r;
         r = pinlet_interceptor_new(
                 &(const struct pinlet_interceptor_options){
                         .cfg = cfg,
-                        .registry = pl->registry,
-                        .cache = pl->cache,
+                        .resolver = pl->resolver,
                         .pins = pl->pins,
                         .audit = pl->audit,
                 },
                 &pl->interceptor, err);
         if (r < 0)
                 return r;
-        pinlet_cri_methods_set_interceptor("ImageService/PullImage", pinlet_interceptor_pull_image);
-        pinlet_cri_methods_set_interceptor("ImageService/ImageStatus",
-                                           pinlet_interceptor_image_status);
-        pinlet_cri_methods_set_interceptor("RuntimeService/CreateContainer",
-                                           pinlet_interceptor_create_container);
+        r = pinlet_cri_methods_build(bindings, ELEMENTSOF(bindings), &pl->methods, &pl->n_methods,
+                                     err);
+        if (r < 0)
+                return r;
         log_info("mode %s, on_failure %s, audit log %s", pinlet_mode_to_string(cfg->mode),
                  pinlet_on_failure_to_string(cfg->on_failure),
                  cfg->audit_file && *cfg->audit_file ? cfg->audit_file : "(none)");
@@ -206,6 +226,7 @@ static int serve(const struct pinlet_config *cfg, sigset_t *set)
                 .max_message_size = cfg->max_message_size,
                 .shutdown_grace_ms = cfg->shutdown_grace_ms,
                 .workers = cfg->workers,
+                .queue_limit = cfg->resolver_per_registry,
         };
         _cleanup_error_ struct pinlet_error *err = NULL;
         struct signal_thread st = { .set = *set };
@@ -220,7 +241,8 @@ static int serve(const struct pinlet_config *cfg, sigset_t *set)
                 return PINLET_EXIT_FAILURE;
         }
         opts.userdata = pl.interceptor;
-        opts.methods = pinlet_cri_methods(&opts.n_methods);
+        opts.methods = pl.methods;
+        opts.n_methods = pl.n_methods;
         r = pinlet_proxy_new(&opts, &p, &err);
         if (r < 0) {
                 log_error("cannot start: %s", pinlet_error_message(err, r));

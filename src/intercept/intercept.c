@@ -2,7 +2,8 @@
 /*
  * The CRI interceptors: decide, per image slot of a request, whether and to what digest
  * it is rewritten, and leave one audit record per decision. The behaviour is specified in
- * intercept.h; the byte-level rewriting is rewrite.c's.
+ * intercept.h; where a digest comes from is the resolver's (src/resolve); the byte-level
+ * rewriting is rewrite.c's.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -10,8 +11,6 @@
 #include <string.h>
 
 #include <grpc/status.h>
-#include <openssl/evp.h>
-#include <sys/random.h>
 
 #include "audit/audit.h"
 #include "cache/cache.h"
@@ -19,71 +18,55 @@
 #include "intercept/rewrite.h"
 #include "pins/pins.h"
 #include "policy/policy.h"
-#include "registry/registry.h"
+#include "resolve/resolve.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 
 /* Time kept for forwarding the call itself: a quarter of what is left, at most this. */
 #define FORWARD_MARGIN_MAX_MS 2000
 
+/* handle_slot(): the slot needs what only a worker may do (a registry round trip, an
+ * fsync'ed pin store write). */
+#define SLOT_DEFER 1
+/* record_pin(): the pin could not be recorded, the slot passes through (on_failure open). */
+#define SLOT_UNPINNED 2
+
 struct pinlet_interceptor {
         const struct pinlet_config *cfg;
-        struct pinlet_registry *registry;
-        struct pinlet_cache *cache;
+        struct pinlet_resolver *resolver;
         struct pinlet_pins *pins;
         struct pinlet_audit *audit;
-        pinlet_interceptor_resolve_fn resolve;
-        void *resolve_ctx;
-        uint8_t salt[32]; /* per process: credential identities in cache keys */
+        /* warnings that every call against a failing registry would repeat */
+        struct pinlet_ratelimit fallback_log;
 };
-
-/* Adapts pinlet_registry_resolve() to the resolve step. */
-static int registry_resolve(void *ctx, const struct pinlet_ref *ref,
-                            const struct pinlet_registry_auth *auth, int64_t deadline_ms,
-                            char **ret_digest, struct pinlet_error **err)
-{
-        struct pinlet_resolution res = { 0 };
-        int r;
-
-        r = pinlet_registry_resolve(ctx, ref, auth, deadline_ms, &res, err);
-        if (r < 0)
-                return r;
-        *ret_digest = TAKE_PTR(res.digest);
-        pinlet_resolution_done(&res);
-        return 0;
-}
 
 int pinlet_interceptor_new(const struct pinlet_interceptor_options *o,
                            struct pinlet_interceptor **ret, struct pinlet_error **err)
 {
         struct pinlet_interceptor *ic;
 
-        if (!o || !o->cfg)
-                return pinlet_error_set(err, PINLET_EINVAL, "interceptor needs a configuration");
-        if (!o->resolve && !o->registry)
+        if (!o || !o->cfg || !o->resolver)
                 return pinlet_error_set(err, PINLET_EINVAL,
-                                        "interceptor needs a registry client or a resolver");
+                                        "interceptor needs a configuration and a resolver");
         ic = calloc(1, sizeof(*ic));
         if (!ic)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         *ic = (struct pinlet_interceptor){
                 .cfg = o->cfg,
-                .registry = o->registry,
-                .cache = o->cache,
+                .resolver = o->resolver,
                 .pins = o->pins,
                 .audit = o->audit,
-                .resolve = o->resolve ? o->resolve : registry_resolve,
-                .resolve_ctx = o->resolve ? o->resolve_ctx : o->registry,
+                .fallback_log = PINLET_RATELIMIT_INIT(10000, 5),
         };
-        if (getrandom(ic->salt, sizeof(ic->salt), 0) != (ssize_t)sizeof(ic->salt)) {
-                free(ic);
-                return pinlet_error_set(err, PINLET_EINVAL, "getrandom failed");
-        }
         *ret = ic;
         return 0;
 }
 
 void pinlet_interceptor_free(struct pinlet_interceptor *ic)
 {
+        if (!ic)
+                return;
+        pthread_mutex_destroy(&ic->fallback_log.lock);
         free(ic);
 }
 
@@ -100,6 +83,7 @@ int pinlet_interceptor_status_for_error(int code)
         case PINLET_EPROTO:
                 return GRPC_STATUS_UNAVAILABLE;
         case PINLET_EINVAL:
+        case PINLET_INTERCEPT_ENUL:
                 return GRPC_STATUS_INVALID_ARGUMENT;
         default:
                 return GRPC_STATUS_INTERNAL;
@@ -126,31 +110,19 @@ struct call {
         char *pod;             /* "ns/name/uid" for the pin store, NULL when unknown */
         int64_t deadline_ms;   /* for resolutions */
         bool enforce;
+        bool may_block;                   /* false: on the completion-queue thread */
         struct pinlet_registry_auth auth; /* PullImage's AuthConfig, "" mapped to NULL */
         bool has_auth;
 
         /* a closed failure ends the call */
         int fail_status;
         char *fail_message;
+        /* SLOT_DEFER: the worker queue the call goes to (owned), NULL: any */
+        char *queue;
 
         struct pending *pending; /* audit records of this call, written at its end */
         size_t n_pending;
 };
-
-/* How one slot was resolved. */
-struct outcome {
-        char *digest;
-        const char *source;       /* "pin", "cache", "registry", "stale" */
-        int64_t registry_ms;      /* < 0: no registry round trip */
-        struct pinlet_error *err; /* failure, or (stale) why the cache fell back */
-};
-
-static void outcome_done(struct outcome *o)
-{
-        free(o->digest);
-        pinlet_error_free(o->err);
-        *o = (struct outcome){ .registry_ms = -1 };
-}
 
 static const char *nonempty(const char *s)
 {
@@ -183,12 +155,13 @@ static int64_t resolve_deadline(const struct pinlet_config *cfg,
 
 static void write_record(const struct call *c, const struct pending *p)
 {
+        const struct pinlet_intercept_request *req = c->req;
         struct pinlet_audit_record rec = {
                 .method = c->method,
-                .pod_namespace = c->req->pod_namespace,
-                .pod_name = c->req->pod_name,
-                .pod_uid = c->req->pod_uid,
-                .container = c->req->container_name,
+                .pod_namespace = req ? req->pod_namespace : NULL,
+                .pod_name = req ? req->pod_name : NULL,
+                .pod_uid = req ? req->pod_uid : NULL,
+                .container = req ? req->container_name : NULL,
                 .image = p->image,
                 .resolved = p->resolved,
                 .previous = p->previous,
@@ -209,18 +182,28 @@ static void pending_done(struct pending *p)
         free(p->error);
 }
 
+/* Drops the records of a call that is handed to a worker: the worker decides again. */
+static void discard_audit(struct call *c)
+{
+        for (size_t i = 0; i < c->n_pending; i++)
+                pending_done(&c->pending[i]);
+        free(c->pending);
+        c->pending = NULL;
+        c->n_pending = 0;
+}
+
 /*
  * Records a decision. Records are held until the call's outcome is known (flush_audit):
  * when one slot of a CreateContainer fails closed, the others were never substituted,
  * so only the rejection is written. Without memory the record is written at once.
  */
 static void audit(struct call *c, const char *image, const char *resolved, const char *previous,
-                  const struct outcome *o, const char *decision, const char *error)
+                  const struct pinlet_resolve_answer *a, const char *decision, const char *error)
 {
         struct pending p = {
                 .image = image,
-                .source = o ? o->source : NULL,
-                .registry_ms = o ? o->registry_ms : -1,
+                .source = a ? pinlet_resolve_source_to_string(a->source) : NULL,
+                .registry_ms = a ? a->registry_ms : -1,
                 .decision = decision,
         };
         struct pending *grown;
@@ -260,161 +243,19 @@ static void flush_audit(struct call *c, bool failed)
         c->n_pending = 0;
 }
 
-/* What the cache's single-flight leader runs. */
-struct resolve_ctx {
-        struct pinlet_interceptor *ic;
-        const struct pinlet_ref *ref;
-        const struct pinlet_registry_auth *auth;
-        int64_t registry_ms; /* set when this caller's resolver ran */
-};
-
-static int resolve_now(void *userdata, const char *key, int64_t deadline_ms, char **ret_value,
-                       struct pinlet_error **err)
-{
-        struct resolve_ctx *rc = userdata;
-        _cleanup_free_ char *digest = NULL;
-        int64_t t0 = pinlet_cache_now_ms();
-        int r;
-
-        r = rc->ic->resolve(rc->ic->resolve_ctx, rc->ref, rc->auth, deadline_ms, &digest, err);
-        rc->registry_ms = pinlet_cache_now_ms() - t0;
-        if (r < 0)
-                return r;
-        /* never let a broken resolver put something into a request that is not a digest */
-        if (!digest || !pinlet_ref_digest_valid(digest))
-                return pinlet_error_set(err, PINLET_EPROTO, "resolver returned an invalid digest");
-        *ret_value = TAKE_PTR(digest);
-        return 0;
-}
-
-/* hex(SHA-256(salt || fingerprint)): the credential identity in a cache key. Salted per
- * process so that the key (which the cache may log at debug level) cannot be used to
- * test password guesses against an unsalted hash of the credential. */
-static int salted_identity(const struct pinlet_interceptor *ic, const char *fp, char ret[65])
-{
-        uint8_t md[EVP_MAX_MD_SIZE];
-        unsigned md_len = 0;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int ok;
-
-        if (!ctx)
-                return -ENOMEM;
-        ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(ctx, ic->salt, sizeof(ic->salt)) &&
-             EVP_DigestUpdate(ctx, fp, strlen(fp)) && EVP_DigestFinal_ex(ctx, md, &md_len);
-        EVP_MD_CTX_free(ctx);
-        if (!ok || md_len != 32)
-                return -ENOMEM;
-        for (unsigned i = 0; i < md_len; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
-        return 0;
-}
-
-/*
- * The cache key: the normalized reference plus whose credentials resolve it (see
- * intercept.h). The credential identity is used only when the request's AuthConfig
- * applies to this registry, exactly as the registry client will decide.
- */
-static int cache_key(const struct call *c, const struct pinlet_ref *ref, const char *refstr,
-                     bool with_auth, char **ret, struct pinlet_error **err)
-{
-        struct pinlet_creds creds = { 0 };
-        char fp[65], id[65];
-        char *key = NULL;
-        int r;
-
-        if (with_auth && c->has_auth) {
-                r = pinlet_creds_from_auth(&c->auth, ref->domain, &creds, err);
-                if (r < 0)
-                        return r;
-                if (r > 0) {
-                        pinlet_creds_fingerprint(&creds, fp);
-                        pinlet_creds_clear(&creds);
-                        r = salted_identity(c->ic, fp, id);
-                        explicit_bzero(fp, sizeof(fp));
-                        if (r < 0 || asprintf(&key, "%s auth:%s", refstr, id) < 0)
-                                return pinlet_error_set(err, -ENOMEM, "out of memory");
-                        *ret = key;
-                        return 0;
-                }
-        }
-        if (asprintf(&key, "%s node", refstr) < 0)
-                return pinlet_error_set(err, -ENOMEM, "out of memory");
-        *ret = key;
-        return 0;
-}
-
-/* Resolves ref's tag through the cache (when there is one) and the resolver. */
-static int resolve_tag(struct call *c, const struct pinlet_ref *ref, const char *refstr,
-                       bool with_auth, struct outcome *o)
-{
-        struct pinlet_interceptor *ic = c->ic;
-        struct resolve_ctx rc = {
-                .ic = ic,
-                .ref = ref,
-                .auth = with_auth && c->has_auth ? &c->auth : NULL,
-                .registry_ms = -1,
-        };
-        _cleanup_free_ char *key = NULL;
-        enum pinlet_cache_source src;
-        int64_t t0 = pinlet_cache_now_ms();
-        int r;
-
-        if (!ic->cache) {
-                r = resolve_now(&rc, refstr, c->deadline_ms, &o->digest, &o->err);
-                if (r < 0)
-                        return r;
-                o->source = "registry";
-                o->registry_ms = rc.registry_ms;
-                return 0;
-        }
-        r = cache_key(c, ref, refstr, with_auth, &key, &o->err);
-        if (r < 0)
-                return r;
-        r = pinlet_cache_get(ic->cache, key, c->deadline_ms, resolve_now, &rc, &o->digest, &src,
-                             &o->err);
-        if (r < 0)
-                return r;
-        o->source = pinlet_cache_source_to_string(src);
-        if (src != PINLET_CACHE_SOURCE_CACHE)
-                /* a follower of another caller's resolution waited about as long */
-                o->registry_ms = rc.registry_ms >= 0 ? rc.registry_ms : pinlet_cache_now_ms() - t0;
-        if (!pinlet_ref_digest_valid(o->digest))
-                return pinlet_error_set(&o->err, PINLET_EPROTO, "cache held an invalid digest");
-        return 0;
-}
-
-/* Looks the tag up in the pin store. 1 found (o filled), 0 none. */
-static int from_pin(struct call *c, const char *refstr, struct outcome *o)
-{
-        char *digest = NULL;
-
-        if (!c->ic->pins || pinlet_pins_lookup(c->ic->pins, refstr, &digest) < 0)
-                return 0;
-        if (!pinlet_ref_digest_valid(digest)) {
-                free(digest);
-                return 0;
-        }
-        o->digest = digest;
-        o->source = "pin";
-        o->registry_ms = -1;
-        return 1;
-}
-
 /* A PullImage passed through unpinned: the runtime pulls whatever the tag is now, which
  * need not be the pinned digest. Drop the pin so CreateContainer resolves the tag (or
  * passes it through) instead of running an image that was not what was pulled. */
-static void forget_pin(struct call *c, const char *refstr)
+static void forget_pin(struct call *c, const char *key)
 {
         _cleanup_error_ struct pinlet_error *err = NULL;
-        int r = pinlet_pins_forget(c->ic->pins, refstr, &err);
+        int r = pinlet_pins_forget(c->ic->pins, key, &err);
 
         if (r < 0)
-                log_warn("%s: forgetting the pin of %s: %s", c->method, refstr,
+                log_warn("%s: forgetting the pin of %s: %s", c->method, key,
                          pinlet_error_message(err, r));
         else if (r > 0)
-                log_warn("%s: pin of %s forgotten: the pull went through unpinned", c->method,
-                         refstr);
+                log_warn("%s: pin of %s forgotten: the pull went through unpinned", c->method, key);
 }
 
 static void fail_call(struct call *c, int code, const char *image, const char *registry,
@@ -436,21 +277,127 @@ static void fail_call(struct call *c, int code, const char *image, const char *r
                 c->fail_message = NULL;
 }
 
+static void log_fallback(struct call *c, const char *image, const struct pinlet_resolve_answer *a)
+{
+        unsigned dropped = 0;
+
+        if (!pinlet_ratelimit_allow(&c->ic->fallback_log, &dropped))
+                return;
+        log_warn("%s: %s served from the %s (registry %s failing: %s)%s", c->method, image,
+                 a->source == PINLET_SOURCE_PIN ? "pin store" : "expired cache entry",
+                 a->endpoint ? a->endpoint : "?", pinlet_error_message(a->err, PINLET_EUNAVAIL),
+                 dropped ? " [similar messages suppressed]" : "");
+}
+
+/* The resolution failed: pass the slot through or fail the call, per mode and policy.
+ * Returns 0, -1 (call fails) or SLOT_DEFER (forgetting the pin needs a worker). */
+static int resolution_failed(struct call *c, const struct pinlet_ref *ref, const char *image,
+                             const char *key, int code, struct pinlet_resolve_answer *a)
+{
+        const char *msg = pinlet_error_message(a->err, code);
+        enum pinlet_intercept_kind kind = c->req->kind;
+        bool forget = kind == PINLET_INTERCEPT_PULL_IMAGE && c->enforce && c->ic->pins;
+
+        if (kind == PINLET_INTERCEPT_IMAGE_STATUS || !c->enforce ||
+            pinlet_policy_on_failure(c->ic->cfg, ref->domain) == PINLET_FAIL_OPEN) {
+                if (forget && !c->may_block)
+                        return SLOT_DEFER; /* an fsync'ed write */
+                if (kind != PINLET_INTERCEPT_IMAGE_STATUS && c->enforce)
+                        log_warn("%s: %s forwarded unpinned (on_failure: open): %s", c->method,
+                                 image, msg);
+                else
+                        log_debug("%s: %s forwarded unpinned: %s", c->method, image, msg);
+                if (forget)
+                        forget_pin(c, key);
+                a->source = PINLET_SOURCE_NONE;
+                audit(c, image, NULL, NULL, a, PINLET_AUDIT_PASSED_THROUGH, msg);
+                return 0;
+        }
+        log_warn("%s: %s rejected (on_failure: closed): %s", c->method, image, msg);
+        a->source = PINLET_SOURCE_NONE;
+        audit(c, image, NULL, NULL, a, PINLET_AUDIT_REJECTED, msg);
+        fail_call(c, code, image, ref->domain, a->err);
+        return -1;
+}
+
 /*
- * Decides one slot. Returns 0 (slot done: rewritten, left alone or passed through) or
- * -1 when the call must fail (c->fail_* set).
+ * A PullImage in enforce mode records the pin before the request is rewritten: a pin that
+ * cannot be recorded must never leave an older one behind. Returns 0 (recorded; *previous
+ * set when the pin moved), SLOT_UNPINNED (not recorded, and the tag's pin forgotten: the
+ * slot passes through, on_failure open), -1 (the call fails: closed) or SLOT_DEFER (a
+ * write that may fsync, off the completion-queue thread).
+ */
+static int record_pin(struct call *c, const struct pinlet_ref *ref, const char *image,
+                      const char *key, struct pinlet_resolve_answer *a, char **previous)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        _cleanup_free_ char *pinned = NULL;
+        const char *state_dir = c->ic->cfg->state_dir;
+        const char *msg;
+        int r;
+
+        if (!c->may_block) {
+                /* the same digest again only updates last_used (no fsync): fine here */
+                if (pinlet_pins_lookup(c->ic->pins, key, &pinned) < 0 ||
+                    !streq_ptr(pinned, a->digest))
+                        return SLOT_DEFER;
+        }
+        r = pinlet_pins_record(c->ic->pins, key, a->digest, c->pod, previous, &err);
+        if (r >= 0)
+                return 0;
+
+        msg = pinlet_error_message(err, r);
+        if (pinlet_policy_on_failure(c->ic->cfg, ref->domain) == PINLET_FAIL_OPEN) {
+                _cleanup_free_ char *why = NULL;
+
+                log_warn("%s: %s forwarded unpinned: cannot record its pin in %s: %s", c->method,
+                         image, state_dir, msg);
+                forget_pin(c, key);
+                if (asprintf(&why, "cannot record the pin in %s: %s", state_dir, msg) < 0)
+                        why = NULL;
+                a->source = PINLET_SOURCE_NONE;
+                audit(c, image, NULL, NULL, a, PINLET_AUDIT_PASSED_THROUGH, why ? why : msg);
+                return SLOT_UNPINNED;
+        }
+        log_warn("%s: %s rejected: cannot record its pin in %s: %s", c->method, image, state_dir,
+                 msg);
+        c->fail_status = GRPC_STATUS_UNAVAILABLE;
+        if (asprintf(&c->fail_message, "pinlet: cannot record the pin of %s in %s: %s", image,
+                     state_dir, msg) < 0)
+                c->fail_message = NULL;
+        a->source = PINLET_SOURCE_NONE;
+        audit(c, image, NULL, NULL, a, PINLET_AUDIT_REJECTED, msg);
+        return -1;
+}
+
+static enum pinlet_resolve_purpose purpose_of(enum pinlet_intercept_kind kind)
+{
+        switch (kind) {
+        case PINLET_INTERCEPT_PULL_IMAGE:
+                return PINLET_RESOLVE_PULL;
+        case PINLET_INTERCEPT_CREATE_CONTAINER:
+                return PINLET_RESOLVE_CREATE;
+        default:
+                return PINLET_RESOLVE_STATUS;
+        }
+}
+
+/*
+ * Decides one slot. Returns 0 (slot done: rewritten, left alone or passed through), -1
+ * when the call must fail (c->fail_* set), or SLOT_DEFER (c->queue set) when the decision
+ * needs a worker.
  */
 static int handle_slot(struct call *c, size_t index)
 {
         struct pinlet_interceptor *ic = c->ic;
-        const struct pinlet_config *cfg = ic->cfg;
         struct pinlet_intercept_slot *slot = &c->req->slots[index];
         const char *image = slot->image;
         enum pinlet_intercept_kind kind = c->req->kind;
         _cleanup_ref_ struct pinlet_ref *ref = NULL;
         _cleanup_error_ struct pinlet_error *perr = NULL;
-        _cleanup_free_ char *refstr = NULL, *name = NULL, *resolved = NULL, *previous = NULL;
-        _cleanup_(outcome_done) struct outcome o = { .registry_ms = -1 };
+        _cleanup_free_ char *key = NULL, *name = NULL, *resolved = NULL, *previous = NULL;
+        _cleanup_(pinlet_resolve_answer_done) struct pinlet_resolve_answer a = { .registry_ms =
+                                                                                         -1 };
         int r;
 
         if (!image || !*image || pinlet_ref_is_image_id(image))
@@ -468,87 +415,66 @@ static int handle_slot(struct call *c, size_t index)
                 log_debug("%s: %s already carries a digest", c->method, image);
                 return 0;
         }
-        refstr = pinlet_ref_string(ref);
+        key = pinlet_resolve_ref_key(ref);
         name = pinlet_ref_name(ref);
-        if (!refstr || !name)
+        if (!key || !name)
                 goto oom;
-        if (!pinlet_policy_in_scope(cfg, ref->domain, name, c->namespace)) {
+        if (!pinlet_policy_in_scope(ic->cfg, ref->domain, name, c->namespace)) {
                 log_debug("%s: %s is out of scope", c->method, image);
                 return 0;
         }
 
-        switch (kind) {
-        case PINLET_INTERCEPT_PULL_IMAGE:
-                r = resolve_tag(c, ref, refstr, true, &o);
-                break;
-        case PINLET_INTERCEPT_CREATE_CONTAINER:
-                r = from_pin(c, refstr, &o) ? 0 : resolve_tag(c, ref, refstr, false, &o);
-                break;
-        default:
-                r = resolve_tag(c, ref, refstr, false, &o);
-                if (r == PINLET_EUNAVAIL || r == PINLET_ETIMEOUT) {
-                        /* an outage: what was pulled is still what the node has; the
-                         * failure stays in the record */
-                        struct pinlet_error *why = TAKE_PTR(o.err);
-
-                        if (from_pin(c, refstr, &o))
-                                r = 0;
-                        o.err = why;
-                }
-                break;
+        r = pinlet_resolver_resolve(ic->resolver,
+                                    &(const struct pinlet_resolve_query){
+                                            .ref = ref,
+                                            .key = key,
+                                            .purpose = purpose_of(kind),
+                                            .auth = c->has_auth ? &c->auth : NULL,
+                                            .deadline_ms = c->deadline_ms,
+                                            .may_block = c->may_block,
+                                    },
+                                    &a);
+        if (r == PINLET_RESOLVE_DEFER) {
+                c->queue = TAKE_PTR(a.queue);
+                return SLOT_DEFER;
         }
-
         if (r < 0) {
-                const char *msg = pinlet_error_message(o.err, r);
-
-                if (kind == PINLET_INTERCEPT_IMAGE_STATUS || !c->enforce ||
-                    pinlet_policy_on_failure(cfg, ref->domain) == PINLET_FAIL_OPEN) {
-                        if (kind != PINLET_INTERCEPT_IMAGE_STATUS && c->enforce)
-                                log_warn("%s: %s forwarded unpinned (on_failure: open): %s",
-                                         c->method, image, msg);
-                        else
-                                log_debug("%s: %s forwarded unpinned: %s", c->method, image, msg);
-                        if (kind == PINLET_INTERCEPT_PULL_IMAGE && c->enforce && ic->pins)
-                                forget_pin(c, refstr);
-                        o.source = NULL;
-                        audit(c, image, NULL, NULL, &o, PINLET_AUDIT_PASSED_THROUGH, msg);
-                        return 0;
-                }
-                log_warn("%s: %s rejected (on_failure: closed): %s", c->method, image, msg);
-                o.source = NULL;
-                audit(c, image, NULL, NULL, &o, PINLET_AUDIT_REJECTED, msg);
-                fail_call(c, r, image, ref->domain, o.err);
-                return -1;
+                r = resolution_failed(c, ref, image, key, r, &a);
+                if (r == SLOT_DEFER) /* any worker: the registry is not asked */
+                        return SLOT_DEFER;
+                return r;
         }
+        if (a.fallback)
+                log_fallback(c, image, &a);
 
-        resolved = pinlet_ref_with_digest(ref, o.digest);
+        resolved = pinlet_ref_with_digest(ref, a.digest);
         if (!resolved)
                 goto oom;
         if (!c->enforce) {
-                audit(c, image, resolved, NULL, &o, PINLET_AUDIT_WOULD_SUBSTITUTE,
-                      o.err ? pinlet_error_message(o.err, 0) : NULL);
+                audit(c, image, resolved, NULL, &a, PINLET_AUDIT_WOULD_SUBSTITUTE,
+                      a.err ? pinlet_error_message(a.err, 0) : NULL);
                 return 0;
+        }
+        if (ic->pins && kind == PINLET_INTERCEPT_PULL_IMAGE) {
+                r = record_pin(c, ref, image, key, &a, &previous);
+                if (r == SLOT_UNPINNED)
+                        return 0;
+                if (r != 0)
+                        return r;
+        } else if (ic->pins && a.source == PINLET_SOURCE_PIN) {
+                (void)pinlet_pins_touch(ic->pins, key, c->pod, NULL);
         }
         r = pinlet_intercept_request_set_image(c->req, index, resolved, &perr);
         if (r < 0)
                 goto internal;
 
-        if (ic->pins && kind == PINLET_INTERCEPT_PULL_IMAGE) {
-                _cleanup_error_ struct pinlet_error *serr = NULL;
-
-                r = pinlet_pins_record(ic->pins, refstr, o.digest, c->pod, &previous, &serr);
-                if (r < 0)
-                        log_warn("%s: recording the pin of %s: %s", c->method, refstr,
-                                 pinlet_error_message(serr, r));
-        } else if (ic->pins && streq_ptr(o.source, "pin")) {
-                (void)pinlet_pins_touch(ic->pins, refstr, c->pod, NULL);
-        }
-        log_debug("%s: %s -> %s (%s)", c->method, image, resolved, o.source);
-        audit(c, image, resolved, NULL, &o, PINLET_AUDIT_SUBSTITUTED,
-              o.err ? pinlet_error_message(o.err, 0) : NULL);
-        if (previous && !streq_ptr(previous, o.digest)) {
-                log_info("%s: tag %s moved from %s to %s", c->method, refstr, previous, o.digest);
-                audit(c, image, resolved, previous, &o, PINLET_AUDIT_TAG_MOVED, NULL);
+        log_debug("%s: %s -> %s (%s)", c->method, image, resolved,
+                  pinlet_resolve_source_to_string(a.source));
+        audit(c, image, resolved, NULL, &a, PINLET_AUDIT_SUBSTITUTED,
+              a.err ? pinlet_error_message(a.err, 0) : NULL);
+        if (previous && !streq_ptr(previous, a.digest)) {
+                log_info("%s: tag %s moved from %s to %s", c->method, key, previous, a.digest);
+                audit(c, image, resolved, previous, &a, PINLET_AUDIT_TAG_MOVED, NULL);
         }
         return 0;
 
@@ -571,6 +497,40 @@ static void set_fail(struct pinlet_intercept_result *ret, int status, char *mess
         ret->message = message ? message : strdup("pinlet: internal error");
 }
 
+/* A request pinlet cannot decode. enforce: the call fails (INVALID_ARGUMENT for malformed
+ * input or a NUL byte). audit: forwarded as received; a NUL byte (a request that means
+ * something else to pinlet than to the runtime) is recorded. */
+static void undecodable(struct pinlet_interceptor *ic, enum pinlet_intercept_kind kind, int r,
+                        const struct pinlet_error *err, struct pinlet_intercept_result *ret)
+{
+        const char *method = pinlet_intercept_kind_method(kind);
+        const char *msg = pinlet_error_message(err, r);
+        char *status_msg = NULL;
+
+        if (r == PINLET_INTERCEPT_ENUL) {
+                struct call c = {
+                        .ic = ic,
+                        .method = method,
+                        .mode = pinlet_mode_to_string(ic->cfg->mode),
+                };
+
+                log_warn("%s: %s", method, msg);
+                audit(&c, NULL, NULL, NULL, NULL,
+                      ic->cfg->mode == PINLET_MODE_ENFORCE ? PINLET_AUDIT_REJECTED
+                                                           : PINLET_AUDIT_PASSED_THROUGH,
+                      msg);
+                flush_audit(&c, false);
+        } else if (ic->cfg->mode != PINLET_MODE_ENFORCE) {
+                log_warn("%s: forwarded undecoded: %s", method, msg);
+        }
+        if (ic->cfg->mode != PINLET_MODE_ENFORCE)
+                return;
+        if (asprintf(&status_msg, "pinlet: %s", msg) < 0)
+                status_msg = NULL;
+        set_fail(ret, r == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT,
+                 status_msg);
+}
+
 static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind kind,
                       const struct pinlet_call_info *info, const uint8_t *request, size_t len,
                       struct pinlet_intercept_result *ret)
@@ -586,21 +546,10 @@ static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind 
         if (!ic || ic->cfg->mode == PINLET_MODE_OFF)
                 return;
 
-        r = pinlet_intercept_request_decode(kind, request, len, &req, &err);
+        r = pinlet_intercept_request_decode(kind, request, len, ic->cfg->max_message_size, &req,
+                                            &err);
         if (r < 0) {
-                char *msg = NULL;
-
-                if (ic->cfg->mode != PINLET_MODE_ENFORCE) {
-                        log_warn("%s: forwarded undecoded: %s", pinlet_intercept_kind_method(kind),
-                                 pinlet_error_message(err, r));
-                        return;
-                }
-                if (asprintf(&msg, "pinlet: %s", pinlet_error_message(err, r)) < 0)
-                        msg = NULL;
-                set_fail(ret,
-                         r == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
-                                      : GRPC_STATUS_INVALID_ARGUMENT,
-                         msg);
+                undecodable(ic, kind, r, err, ret);
                 return;
         }
 
@@ -611,6 +560,7 @@ static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind 
                 .mode = pinlet_mode_to_string(ic->cfg->mode),
                 .namespace = nonempty(req->pod_namespace),
                 .enforce = ic->cfg->mode == PINLET_MODE_ENFORCE,
+                .may_block = !info || info->may_block,
                 .deadline_ms = resolve_deadline(ic->cfg, info),
         };
         if (nonempty(req->pod_namespace) || nonempty(req->pod_name)) {
@@ -631,7 +581,15 @@ static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind 
         }
 
         for (size_t i = 0; i < req->n_slots; i++) {
-                if (handle_slot(&c, i) < 0) {
+                r = handle_slot(&c, i);
+                if (r == SLOT_DEFER) {
+                        /* a worker decides the whole call again; nothing was written */
+                        discard_audit(&c);
+                        ret->action = PINLET_DEFER;
+                        ret->queue = TAKE_PTR(c.queue);
+                        goto done;
+                }
+                if (r < 0) {
                         set_fail(ret, c.fail_status, TAKE_PTR(c.fail_message));
                         goto done;
                 }
@@ -657,6 +615,7 @@ done:
         flush_audit(&c, ret->action == PINLET_FAIL);
         free(c.pod);
         free(c.fail_message);
+        free(c.queue);
 }
 
 void pinlet_interceptor_pull_image(void *userdata, const struct pinlet_call_info *info,

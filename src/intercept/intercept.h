@@ -1,35 +1,37 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The interceptors the proxy calls for the three CRI methods pinlet rewrites (runtime.v1
- * and runtime.v1alpha2 alike: same field numbers). Plug them into the method table with
- * userdata = the struct pinlet_interceptor:
+ * and runtime.v1alpha2 alike: same field numbers). Bind them into the method table
+ * (intercept/methods.h) with userdata = the struct pinlet_interceptor:
  *
- *     pinlet_cri_methods_set_interceptor("ImageService/PullImage",
- *                                        pinlet_interceptor_pull_image);
- *     pinlet_cri_methods_set_interceptor("ImageService/ImageStatus",
- *                                        pinlet_interceptor_image_status);
- *     pinlet_cri_methods_set_interceptor("RuntimeService/CreateContainer",
- *                                        pinlet_interceptor_create_container);
+ *     { "ImageService/PullImage", pinlet_interceptor_pull_image },
+ *     { "ImageService/ImageStatus", pinlet_interceptor_image_status },
+ *     { "RuntimeService/CreateContainer", pinlet_interceptor_create_container },
  *
  * For each image reference in a request (rewrite.h's "slots"):
  *   - empty, an image ID, a reference that already carries a digest, or out of scope
  *     (policy.h) -> left alone, no audit record (nothing was decided);
  *   - not a valid reference -> left alone (the runtime gives its own error), audit
  *     passed_through with the parse error;
- *   - a tag -> a digest, from:
- *       PullImage        the registry with the request's own AuthConfig, cache in front;
- *                        in enforce mode the pin store records it with the pod
- *                        ("ns/name/uid"); a pin that held another digest adds a
- *                        tag_moved record (previous and new digest).
- *       ImageStatus      the registry with the node's credentials, cache in front. When
- *                        that fails the request goes through unchanged and is audited
- *                        passed_through: the call never fails. Exception: on an outage
- *                        (unavailable/timeout) a pinned tag uses its pin (source "pin"),
- *                        so a node cut off from its registry still finds what it pulled
- *                        (containerd stores no tag for a pull by digest).
- *       CreateContainer  the pin store (what was pulled); the cache/registry (node
- *                        credentials) only when the tag has no pin.
- *     and the slot becomes "name@digest" (normalized name, pinlet_ref_with_digest()).
+ *   - a tag -> a digest from the resolver (src/resolve: pin store, cache, registry, in the
+ *     order resolve.h gives per method), and the slot becomes "name@digest" (normalized
+ *     name, pinlet_ref_with_digest()). Per method:
+ *       PullImage        the request's own AuthConfig; in enforce mode the pin store
+ *                        records the digest with the pod ("ns/name/uid") BEFORE the
+ *                        request is rewritten; a pin that held another digest adds a
+ *                        tag_moved record (previous and new digest). A pin that cannot
+ *                        be recorded (disk full, I/O error) never leaves the older one
+ *                        in force: on_failure closed fails the pull ("pinlet: cannot
+ *                        record the pin of IMAGE in STATE_DIR: cause", UNAVAILABLE);
+ *                        open forgets the tag's pin and passes the pull through, audited
+ *                        passed_through with that cause.
+ *       ImageStatus      the node's credentials. When resolution fails the request goes
+ *                        through unchanged and is audited passed_through: the call never
+ *                        fails. On an outage the resolver answers from an expired cache
+ *                        entry or the pin (so a node cut off from its registry still
+ *                        finds what it pulled: containerd stores no tag for a pull by
+ *                        digest); such a fallback is logged, rate-limited.
+ *       CreateContainer  the pin store (what was pulled) first.
  * Modes: enforce rewrites; audit resolves and records would_substitute but forwards the
  * original request (and writes no pins); off forwards without decoding anything and
  * records nothing.
@@ -52,12 +54,9 @@
  * A request pinlet cannot decode: enforce -> INVALID_ARGUMENT "pinlet: malformed
  * <Message>"; audit -> forwarded as received (audit mode never changes an outcome).
  *
- * Cache keys: "<normalized ref> node" for the node's credentials (ImageStatus,
- * CreateContainer, PullImage without an applicable AuthConfig) and "<normalized ref>
- * auth:<salted sha256 of the credential>" when a PullImage carries credentials for the
- * registry: the cache shares one resolution among concurrent callers, and a caller whose
- * credentials the registry would refuse must get that refusal, not a digest resolved with
- * someone else's secret. The fingerprint never leaves memory.
+ * A request whose text fields hold a NUL byte (rewrite.h) is never decided under a
+ * truncated name: enforce -> INVALID_ARGUMENT "pinlet: <Message> field <path> contains a
+ * NUL byte", audited rejected; audit -> forwarded, audited passed_through with that error.
  *
  * Deadlines: a resolution ends at the earliest of now + cfg->resolve_timeout_ms and the
  * call's deadline minus a margin (a quarter of the time left, at most 2 s) kept for
@@ -70,8 +69,14 @@
  * or put in a status message; the cache may log its keys, which is why the credential
  * identity in them is salted per process.
  *
- * Threads: the three functions run concurrently on the proxy's workers; the interceptor
- * holds no mutable state of its own (cache, pins and audit are thread-safe).
+ * Threads: the three functions run concurrently: first on the proxy's completion-queue
+ * thread (info->may_block false), where they decide every slot that needs no registry
+ * round trip and no fsync'ed write (a digest, an image ID, out of scope, a pin, a fresh
+ * cache entry, a registry remembered as failing) and otherwise answer PINLET_DEFER with
+ * the registry host as the worker queue; then, when deferred, on a worker (may_block
+ * true), where the whole call is decided again. Nothing is written (audit records, pins)
+ * by an attempt that defers. The interceptor's only mutable state is a rate limiter;
+ * resolver, pins and audit are thread-safe.
  */
 #pragma once
 
@@ -79,40 +84,23 @@
 
 #include "config/config.h"
 #include "proxy/proxy.h"
-#include "ref/ref.h"
-#include "registry/creds.h"
 #include "util/error.h"
 
-struct pinlet_cache;
+struct pinlet_resolver;
 struct pinlet_pins;
 struct pinlet_audit;
-struct pinlet_registry;
-
-/*
- * The resolution step: ref's tag -> digest ("sha256:..."), with auth (NULL: the node's
- * credentials), before deadline_ms (absolute CLOCK_MONOTONIC ms). Same contract as
- * pinlet_registry_resolve(): a negative class from util/error.h with *err on failure.
- * Injectable so tests need no network.
- */
-typedef int (*pinlet_interceptor_resolve_fn)(void *ctx, const struct pinlet_ref *ref,
-                                             const struct pinlet_registry_auth *auth,
-                                             int64_t deadline_ms, char **ret_digest,
-                                             struct pinlet_error **err);
 
 struct pinlet_interceptor_options {
-        const struct pinlet_config *cfg;       /* required; must outlive the interceptor */
-        struct pinlet_registry *registry;      /* used when resolve is NULL */
-        struct pinlet_cache *cache;            /* NULL: every resolution asks the registry */
-        struct pinlet_pins *pins;              /* NULL: no pins (CreateContainer always resolves) */
-        struct pinlet_audit *audit;            /* NULL: no audit records */
-        pinlet_interceptor_resolve_fn resolve; /* NULL: pinlet_registry_resolve(registry) */
-        void *resolve_ctx;
+        const struct pinlet_config *cfg;  /* required; must outlive the interceptor */
+        struct pinlet_resolver *resolver; /* required */
+        struct pinlet_pins *pins;         /* NULL: no pins recorded */
+        struct pinlet_audit *audit;       /* NULL: no audit records */
 };
 
 struct pinlet_interceptor;
 
-/* Borrows everything in o (none of it is freed by the interceptor). -EINVAL without cfg, or
- * without both registry and resolve. */
+/* Borrows everything in o (none of it is freed by the interceptor). -EINVAL without cfg or
+ * resolver. */
 int pinlet_interceptor_new(const struct pinlet_interceptor_options *o,
                            struct pinlet_interceptor **ret, struct pinlet_error **err);
 void pinlet_interceptor_free(struct pinlet_interceptor *ic);

@@ -43,6 +43,17 @@ const char *pinlet_intercept_kind_method(enum pinlet_intercept_kind kind)
         return kind_valid(kind) ? kind_method[kind] : "unknown";
 }
 
+/* The decoded AuthConfig's secrets do not outlive the call in freed memory. */
+static void zero_auth(Pinlet__Cri__AuthConfig *a)
+{
+        ProtobufCBinaryData *secrets[] = { &a->username, &a->password, &a->auth, &a->identity_token,
+                                           &a->registry_token };
+
+        for (size_t i = 0; i < ELEMENTSOF(secrets); i++)
+                if (secrets[i]->data)
+                        explicit_bzero(secrets[i]->data, secrets[i]->len);
+}
+
 void pinlet_intercept_request_free(struct pinlet_intercept_request *r)
 {
         if (!r)
@@ -52,18 +63,32 @@ void pinlet_intercept_request_free(struct pinlet_intercept_request *r)
                 free(r->slots[i].replacement);
         }
         free(r->slots);
-        if (r->auth) {
-                /* the AuthConfig's secrets do not outlive the call in freed memory */
-                const char *secrets[] = { r->auth->username, r->auth->password, r->auth->auth,
-                                          r->auth->identity_token, r->auth->registry_token };
-
-                for (size_t i = 0; i < ELEMENTSOF(secrets); i++)
-                        if (secrets[i])
-                                explicit_bzero((char *)secrets[i], strlen(secrets[i]));
+        for (size_t i = 0; i < r->n_strings; i++) {
+                explicit_bzero(r->strings[i], strlen(r->strings[i]));
+                free(r->strings[i]);
         }
+        free(r->strings);
+        if (r->msg && r->kind == PINLET_INTERCEPT_PULL_IMAGE &&
+            ((Pinlet__Cri__PullImageRequest *)r->msg)->auth)
+                zero_auth(((Pinlet__Cri__PullImageRequest *)r->msg)->auth);
         if (r->msg)
                 protobuf_c_message_free_unpacked(r->msg, NULL);
         free(r);
+}
+
+/* A NUL-terminated copy of a text field, owned by the request (r->strings, sized for
+ * every text field of the message beforehand). The field was checked to hold no NUL. */
+static const char *text(struct pinlet_intercept_request *r, const ProtobufCBinaryData *b)
+{
+        char *s = malloc(b->len + 1);
+
+        if (!s)
+                return NULL;
+        if (b->len)
+                memcpy(s, b->data, b->len);
+        s[b->len] = '\0';
+        r->strings[r->n_strings++] = s;
+        return s;
 }
 
 /* Appends a slot for spec; r->slots was sized for the maximum beforehand. */
@@ -73,22 +98,23 @@ static int add_slot(struct pinlet_intercept_request *r, Pinlet__Cri__ImageSpec *
         struct pinlet_intercept_slot *s = &r->slots[r->n_slots];
 
         s->where = strdup(where);
-        if (!s->where)
+        s->image = text(r, &spec->image);
+        if (!s->where || !s->image)
                 return -ENOMEM;
-        s->image = spec->image;
         s->spec = spec;
         s->replacement = NULL;
         r->n_slots++;
         return 0;
 }
 
-static void set_pod(struct pinlet_intercept_request *r, const Pinlet__Cri__PodSandboxConfig *sc)
+static int set_pod(struct pinlet_intercept_request *r, const Pinlet__Cri__PodSandboxConfig *sc)
 {
         if (!sc || !sc->metadata)
-                return;
-        r->pod_namespace = sc->metadata->namespace_;
-        r->pod_name = sc->metadata->name;
-        r->pod_uid = sc->metadata->uid;
+                return 0;
+        r->pod_namespace = text(r, &sc->metadata->namespace_);
+        r->pod_name = text(r, &sc->metadata->name);
+        r->pod_uid = text(r, &sc->metadata->uid);
+        return r->pod_namespace && r->pod_name && r->pod_uid ? 0 : -ENOMEM;
 }
 
 static int expose_pull(struct pinlet_intercept_request *r, Pinlet__Cri__PullImageRequest *m)
@@ -104,18 +130,22 @@ static int expose_pull(struct pinlet_intercept_request *r, Pinlet__Cri__PullImag
                         return ret;
         }
         if (m->auth) {
-                r->auth_storage = (struct pinlet_intercept_auth){
-                        .username = m->auth->username,
-                        .password = m->auth->password,
-                        .auth = m->auth->auth,
-                        .server_address = m->auth->server_address,
-                        .identity_token = m->auth->identity_token,
-                        .registry_token = m->auth->registry_token,
+                struct pinlet_intercept_auth *a = &r->auth_storage;
+
+                *a = (struct pinlet_intercept_auth){
+                        .username = text(r, &m->auth->username),
+                        .password = text(r, &m->auth->password),
+                        .auth = text(r, &m->auth->auth),
+                        .server_address = text(r, &m->auth->server_address),
+                        .identity_token = text(r, &m->auth->identity_token),
+                        .registry_token = text(r, &m->auth->registry_token),
                 };
-                r->auth = &r->auth_storage;
+                if (!a->username || !a->password || !a->auth || !a->server_address ||
+                    !a->identity_token || !a->registry_token)
+                        return -ENOMEM;
+                r->auth = a;
         }
-        set_pod(r, m->sandbox_config);
-        return 0;
+        return set_pod(r, m->sandbox_config);
 }
 
 static int expose_status(struct pinlet_intercept_request *r, Pinlet__Cri__ImageStatusRequest *m)
@@ -133,12 +163,16 @@ static int expose_create(struct pinlet_intercept_request *r, Pinlet__Cri__Create
         Pinlet__Cri__ContainerConfig *c = m->config;
         int ret;
 
-        r->pod_sandbox_id = m->pod_sandbox_id;
-        set_pod(r, m->sandbox_config);
+        r->pod_sandbox_id = text(r, &m->pod_sandbox_id);
+        if (!r->pod_sandbox_id)
+                return -ENOMEM;
+        ret = set_pod(r, m->sandbox_config);
+        if (ret < 0)
+                return ret;
         if (!c)
                 return 0;
-        if (c->metadata)
-                r->container_name = c->metadata->name;
+        if (c->metadata && !(r->container_name = text(r, &c->metadata->name)))
+                return -ENOMEM;
         /* n_mounts is bounded by the input size (each mount costs at least two bytes). */
         r->slots = calloc(c->n_mounts + 1, sizeof(*r->slots));
         if (!r->slots)
@@ -200,19 +234,71 @@ static bool unknown_fields_valid(const ProtobufCMessage *m)
         return true;
 }
 
+/*
+ * Walks every text (bytes) field of the message tree: counts them into *n and finds the
+ * first that holds a NUL byte, whose dotted path (relative to m) goes into path. Returns
+ * false at such a field.
+ */
+static bool text_fields_valid(const ProtobufCMessage *m, char *path, size_t size, size_t *n)
+{
+        const char *base = (const char *)m;
+
+        if (!m)
+                return true;
+        for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
+                const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
+
+                if (f->type == PROTOBUF_C_TYPE_BYTES && f->label != PROTOBUF_C_LABEL_REPEATED) {
+                        const ProtobufCBinaryData *b =
+                                (const ProtobufCBinaryData *)(base + f->offset);
+
+                        (*n)++;
+                        if (b->len && memchr(b->data, 0, b->len)) {
+                                snprintf(path, size, "%s", f->name);
+                                return false;
+                        }
+                } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                        size_t count = 1;
+                        ProtobufCMessage *const *items =
+                                (ProtobufCMessage *const *)(base + f->offset);
+
+                        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+                                count = *(const size_t *)(base + f->quantifier_offset);
+                                items = *(ProtobufCMessage *const *const *)(base + f->offset);
+                        }
+                        for (size_t j = 0; j < count; j++) {
+                                char sub[256];
+
+                                if (text_fields_valid(items[j], sub, sizeof(sub), n))
+                                        continue;
+                                /* a path cut short still names the field well enough */
+                                if ((f->label == PROTOBUF_C_LABEL_REPEATED
+                                             ? snprintf(path, size, "%s[%zu].%s", f->name, j, sub)
+                                             : snprintf(path, size, "%s.%s", f->name, sub)) < 0)
+                                        path[0] = '\0';
+                                return false;
+                        }
+                }
+        }
+        return true;
+}
+
 int pinlet_intercept_request_decode(enum pinlet_intercept_kind kind, const uint8_t *data,
-                                    size_t len, struct pinlet_intercept_request **ret,
+                                    size_t len, size_t max_len,
+                                    struct pinlet_intercept_request **ret,
                                     struct pinlet_error **err)
 {
         static const uint8_t empty[1];
         struct pinlet_intercept_request *r = NULL;
+        char path[256];
+        size_t n_text = 0;
         int k;
 
         if (!kind_valid(kind))
                 return pinlet_error_set(err, PINLET_EINVAL, "unknown request kind %d", (int)kind);
-        if (len > PINLET_INTERCEPT_MAX_REQUEST)
-                return pinlet_error_set(err, PINLET_E2BIG, "%s of %zu bytes exceeds %u bytes",
-                                        kind_message[kind], len, PINLET_INTERCEPT_MAX_REQUEST);
+        if (len > max_len)
+                return pinlet_error_set(err, PINLET_E2BIG, "%s of %zu bytes exceeds %zu bytes",
+                                        kind_message[kind], len, max_len);
 
         r = calloc(1, sizeof(*r));
         if (!r)
@@ -224,6 +310,17 @@ int pinlet_intercept_request_decode(enum pinlet_intercept_kind kind, const uint8
         if (!r->msg || !unknown_fields_valid(r->msg)) {
                 pinlet_intercept_request_free(r);
                 return pinlet_error_set(err, PINLET_EINVAL, "malformed %s", kind_message[kind]);
+        }
+        if (!text_fields_valid(r->msg, path, sizeof(path), &n_text)) {
+                pinlet_intercept_request_free(r);
+                return pinlet_error_set(err, PINLET_INTERCEPT_ENUL,
+                                        "%s field %s contains a NUL byte", kind_message[kind],
+                                        path);
+        }
+        r->strings = calloc(n_text ? n_text : 1, sizeof(*r->strings));
+        if (!r->strings) {
+                pinlet_intercept_request_free(r);
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
         }
 
         switch (kind) {
@@ -284,19 +381,22 @@ bool pinlet_intercept_request_changed(const struct pinlet_intercept_request *r)
 }
 
 /* Swaps the replacement strings into (restore=false) or out of (restore=true) the decoded
- * message. The message keeps ownership of its own strings throughout. */
-static void swap_slots(const struct pinlet_intercept_request *r, char **saved, bool restore)
+ * message. The message keeps ownership of its own data throughout. */
+static void swap_slots(const struct pinlet_intercept_request *r, ProtobufCBinaryData *saved,
+                       bool restore)
 {
         for (size_t i = 0; i < r->n_slots; i++) {
                 Pinlet__Cri__ImageSpec *spec = r->slots[i].spec;
+                char *repl = r->slots[i].replacement;
 
-                if (!r->slots[i].replacement)
+                if (!repl)
                         continue;
                 if (restore) {
                         spec->image = saved[i];
                 } else {
                         saved[i] = spec->image;
-                        spec->image = r->slots[i].replacement;
+                        spec->image = (ProtobufCBinaryData){ .len = strlen(repl),
+                                                             .data = (uint8_t *)repl };
                 }
         }
 }
@@ -304,7 +404,7 @@ static void swap_slots(const struct pinlet_intercept_request *r, char **saved, b
 int pinlet_intercept_request_encode(const struct pinlet_intercept_request *r, uint8_t **ret_data,
                                     size_t *ret_len, struct pinlet_error **err)
 {
-        _cleanup_free_ char **saved = NULL;
+        _cleanup_free_ ProtobufCBinaryData *saved = NULL;
         uint8_t *out;
         size_t size, packed;
 

@@ -31,8 +31,8 @@
 
 #include "util/error.h"
 
-/* kubelet's own CRI message limit; larger input is refused before decoding. */
-#define PINLET_INTERCEPT_MAX_REQUEST (16u * 1024 * 1024)
+/* A request with a NUL byte in a text field (the class of that decode error). */
+#define PINLET_INTERCEPT_ENUL (-EILSEQ)
 /* A replacement image reference longer than this is refused (a reference is at most a
  * 255-byte name, a 128-byte tag and a sha512 digest). */
 #define PINLET_INTERCEPT_MAX_IMAGE 1024
@@ -92,17 +92,24 @@ struct pinlet_intercept_request {
 
         /* private */
         struct pinlet_intercept_auth auth_storage;
+        char **strings; /* owned NUL-terminated copies of the text fields read */
+        size_t n_strings;
         void *msg; /* ProtobufCMessage *, owned */
 };
 
 /*
- * Decodes request bytes of the given kind. len above PINLET_INTERCEPT_MAX_REQUEST fails
- * with PINLET_E2BIG; bytes that are not a valid encoding of the message fail with
- * PINLET_EINVAL and the message "malformed <Message>" (the caller prefixes "pinlet: " and
- * maps it to INVALID_ARGUMENT). data is not referenced after the call.
+ * Decodes request bytes of the given kind. len above max_len (the configured
+ * max_message_size) fails with PINLET_E2BIG; bytes that are not a valid encoding of the
+ * message fail with PINLET_EINVAL and the message "malformed <Message>" (the caller
+ * prefixes "pinlet: " and maps it to INVALID_ARGUMENT). A text field holding a NUL byte
+ * (valid protobuf, but its C string would mean another name) fails with
+ * PINLET_INTERCEPT_ENUL: "<Message> field <path> contains a NUL byte". Every string the
+ * request exposes is NUL-free and exactly its wire value. data is not referenced after the
+ * call.
  */
 int pinlet_intercept_request_decode(enum pinlet_intercept_kind kind, const uint8_t *data,
-                                    size_t len, struct pinlet_intercept_request **ret,
+                                    size_t len, size_t max_len,
+                                    struct pinlet_intercept_request **ret,
                                     struct pinlet_error **err);
 
 /*

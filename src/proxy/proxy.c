@@ -12,7 +12,9 @@
  * State machine of one call (see also pinlet_proxy_run):
  *
  *   request_call ok -> RECV_CLOSE_ON_SERVER (always) -> method table lookup
- *   unary:  server RECV_MESSAGE -> [interceptor on a worker -> zero-op batch wakes CQ]
+ *   unary:  server RECV_MESSAGE -> [interceptor on the CQ thread (may_block false):
+ *             decided -> go on at once; PINLET_DEFER -> job on its worker queue ->
+ *             interceptor on a worker (may_block true) -> zero-op batch wakes CQ]
  *           -> ONE backend batch (send md+msg+close, recv md+msg+status)
  *           -> ONE server batch (send md+msg+status) -> done
  *   stream: backend SEND_INITIAL_METADATA, RECV_INITIAL_METADATA, RECV_STATUS_ON_CLIENT;
@@ -22,7 +24,11 @@
  *           server SEND_STATUS once the backend status arrived AND the b2c pump hit NULL.
  *   client cancel (RECV_CLOSE cancelled=1) -> cancel backend call; every op then ends.
  *   backend gone: its ops end with UNAVAILABLE, annotated with the endpoint when nothing
- *           (no initial, no trailing metadata) came from the backend itself.
+ *           (no initial, no trailing metadata) came from the backend and the channel is
+ *           not connected: a status the backend itself sent passes unchanged.
+ *   accept: one grpc_server_request_call is always outstanding; when one cannot be
+ *           started (memory, gRPC refusal) it is retried with backoff (10 ms doubling to
+ *           1 s) from the CQ loop's timeout, so pinlet never stops accepting.
  *   shutdown: server shutdown_and_notify (fails the pending request_call: wakes the CQ),
  *           streams cancelled at once, unary calls get shutdown_grace_ms, then a status
  *           "pinlet: shutting down"; once no call is left, 200 ms linger, then the idle
@@ -66,6 +72,7 @@ struct pcall {
         struct pinlet_proxy *p;
         struct pcall *prev, *next; /* p->live, once accepted */
         struct pcall *job_next;    /* worker queue */
+        char *queue;               /* deferred: the worker queue's name, NULL: none; owned */
         unsigned refs;
         bool accepted;
 
@@ -98,7 +105,7 @@ struct pcall {
         bool status_sent;     /* SEND_STATUS_FROM_SERVER started */
         bool shutdown_cancel; /* already cancelled by the shutdown */
 
-        struct pinlet_intercept_result ires; /* written by a worker */
+        struct pinlet_intercept_result ires; /* written by the interceptor */
         /* Set by the CQ thread once the shutdown has ended the call: a worker that has not
          * started the interceptor yet skips it (nobody waits for its result, and queued
          * resolutions would otherwise hold the exit well past the grace period). */
@@ -133,6 +140,12 @@ struct pinlet_proxy {
         bool lingering;        /* every call done, waiting for the server to finish */
         gpr_timespec grace_deadline, linger_deadline;
         struct tag t_shutdown;
+        int64_t accept_retry_ms;   /* when no request is pending: retry at (monotonic ms) */
+        int64_t accept_backoff_ms; /* next retry delay */
+
+        /* statistics, relaxed atomics */
+        atomic_uint_fast64_t n_calls, n_intercepted, n_deferred, n_accept_retries;
+        atomic_uint inject_accept_failures;
 
         /* lock protects everything below */
         pthread_mutex_t lock;
@@ -140,6 +153,12 @@ struct pinlet_proxy {
         bool shutdown_called;
         bool workers_stop;
         struct pcall *jobs, **jobs_tail;
+        /* Named queues with jobs running now: at most one slot per worker. */
+        struct running {
+                char *name; /* owned; NULL: free slot */
+                unsigned n;
+        } * running;
+        unsigned queue_limit;
         pthread_t *threads;
         unsigned n_threads;
         bool grpc_inited;
@@ -181,6 +200,8 @@ static void pcall_free(struct pcall *c)
                 grpc_byte_buffer_destroy(c->b2c);
         free(c->ires.data);
         free(c->ires.message);
+        free(c->ires.queue);
+        free(c->queue);
         free(c);
 }
 
@@ -288,6 +309,11 @@ static void annotate_local_failure(struct pcall *c)
 
         if (c->status != GRPC_STATUS_UNAVAILABLE || c->resp_md.count > 0 ||
             c->trailing_md.count > 0)
+                return;
+        /* A trailers-only UNAVAILABLE from a backend we are connected to is the backend's
+         * own answer (containerd sends those): pass it unchanged. Only a channel that is
+         * not (or no longer) connected makes it pinlet's "backend unavailable". */
+        if (grpc_channel_check_connectivity_state(c->backend_ep->channel, 0) == GRPC_CHANNEL_READY)
                 return;
         if (asprintf(&msg, "pinlet: backend %s unavailable: %.*s", c->backend_ep->endpoint,
                      (int)GRPC_SLICE_LENGTH(c->status_details),
@@ -428,19 +454,76 @@ static void enqueue_job(struct pcall *c)
         pthread_mutex_unlock(&p->lock);
 }
 
+/* The request as one contiguous slice (a reference when gRPC holds it in one piece). */
+static grpc_slice request_slice(struct pcall *c)
+{
+        grpc_byte_buffer_reader reader;
+        grpc_slice flat = grpc_empty_slice();
+
+        if (c->c2b && grpc_byte_buffer_reader_init(&reader, c->c2b)) {
+                flat = grpc_byte_buffer_reader_readall(&reader);
+                grpc_byte_buffer_reader_destroy(&reader);
+        }
+        return flat;
+}
+
+static void call_interceptor(struct pcall *c, bool may_block)
+{
+        struct pinlet_call_info info = {
+                .method = c->method->path,
+                .deadline_ms = c->deadline_ms,
+                .may_block = may_block,
+        };
+        grpc_slice flat = request_slice(c);
+
+        free(c->ires.data);
+        free(c->ires.message);
+        free(c->ires.queue);
+        c->ires = (struct pinlet_intercept_result){ .action = PINLET_FORWARD_ORIGINAL };
+        c->method->intercept(c->p->opts.userdata, &info, GRPC_SLICE_START_PTR(flat),
+                             GRPC_SLICE_LENGTH(flat), &c->ires);
+        grpc_slice_unref(flat);
+        if (may_block && c->ires.action == PINLET_DEFER) {
+                /* a contract violation: never loop */
+                log_error("proxy: interceptor of %s deferred on a worker", c->method->path);
+                c->ires.action = PINLET_FAIL;
+                c->ires.status = GRPC_STATUS_INTERNAL;
+        }
+}
+
+static void apply_intercept_result(struct pcall *c);
+
 static void on_unary_req(struct pcall *c, bool ok)
 {
         if (ok && !(c->closed && c->server_cancelled)) {
-                if (c->method->intercept && c->p->n_threads > 0)
-                        enqueue_job(c);
-                else
+                if (!c->method->intercept) {
                         forward_unary(c);
+                } else {
+                        call_interceptor(c, false);
+                        if (c->ires.action == PINLET_DEFER) {
+                                atomic_fetch_add_explicit(&c->p->n_deferred, 1,
+                                                          memory_order_relaxed);
+                                c->queue = TAKE_PTR(c->ires.queue);
+                                enqueue_job(c);
+                        } else {
+                                atomic_fetch_add_explicit(&c->p->n_intercepted, 1,
+                                                          memory_order_relaxed);
+                                apply_intercept_result(c);
+                        }
+                }
         }
         unref(c);
 }
 
 /* Runs on the CQ thread after the worker's zero-op batch completed. */
 static void on_intercepted(struct pcall *c, bool ok)
+{
+        apply_intercept_result(c);
+        unref(c);
+}
+
+/* Carries out the interceptor's decision (CQ thread). */
+static void apply_intercept_result(struct pcall *c)
 {
         struct pinlet_intercept_result *r = &c->ires;
 
@@ -475,7 +558,6 @@ static void on_intercepted(struct pcall *c, bool ok)
                 break;
         }
         }
-        unref(c);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -650,6 +732,32 @@ static void on_close(struct pcall *c, bool ok)
 
 static void request_next(struct pinlet_proxy *p);
 
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+
+/* No request is pending and none could be started: the CQ loop retries at
+ * accept_retry_ms (see next_deadline). */
+static void schedule_accept_retry(struct pinlet_proxy *p)
+{
+        p->accept_backoff_ms =
+                p->accept_backoff_ms ? p->accept_backoff_ms * 2 : ACCEPT_BACKOFF_MIN_MS;
+        if (p->accept_backoff_ms > ACCEPT_BACKOFF_MAX_MS)
+                p->accept_backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+        p->accept_retry_ms = monotonic_ms() + p->accept_backoff_ms;
+        atomic_fetch_add_explicit(&p->n_accept_retries, 1, memory_order_relaxed);
+}
+
+/* A test hook standing for calloc or grpc_server_request_call failing. */
+static bool injected_accept_failure(struct pinlet_proxy *p)
+{
+        unsigned n = atomic_load(&p->inject_accept_failures);
+
+        while (n > 0)
+                if (atomic_compare_exchange_weak(&p->inject_accept_failures, &n, n - 1))
+                        return true;
+        return false;
+}
+
 static void on_request(struct pcall *c, bool ok)
 {
         struct pinlet_proxy *p = c->p;
@@ -657,10 +765,15 @@ static void on_request(struct pcall *c, bool ok)
 
         p->pending = NULL;
         if (!ok) {
-                /* The server is shutting down: the pending request was failed. */
+                /* The server is shutting down: the pending request was failed. Otherwise
+                 * gRPC failed it for a reason of its own: accept again, with backoff. */
                 unref(c);
+                if (!p->draining)
+                        schedule_accept_retry(p);
                 return;
         }
+        p->accept_backoff_ms = 0;
+        atomic_fetch_add_explicit(&p->n_calls, 1, memory_order_relaxed);
         c->accepted = true;
         c->next = p->live;
         if (p->live)
@@ -701,11 +814,14 @@ static void request_next(struct pinlet_proxy *p)
         struct pcall *c;
         grpc_call_error e;
 
-        if (p->draining)
+        if (p->draining || p->pending)
                 return;
-        c = calloc(1, sizeof(*c));
+        c = injected_accept_failure(p) ? NULL : calloc(1, sizeof(*c));
         if (!c) {
-                log_error("proxy: out of memory accepting a call");
+                log_error("proxy: out of memory accepting a call: retrying in %lld ms",
+                          (long long)(p->accept_backoff_ms ? p->accept_backoff_ms * 2
+                                                           : ACCEPT_BACKOFF_MIN_MS));
+                schedule_accept_retry(p);
                 return;
         }
         c->p = p;
@@ -734,15 +850,79 @@ static void request_next(struct pinlet_proxy *p)
         e = grpc_server_request_call(p->server, &c->server, &c->details, &c->req_md, p->cq, p->cq,
                                      &c->t_request);
         if (e != GRPC_CALL_OK) {
-                log_error("proxy: grpc_server_request_call failed (%d)", (int)e);
+                log_error("proxy: grpc_server_request_call failed (%d): retrying", (int)e);
                 pcall_free(c);
+                schedule_accept_retry(p);
                 return;
         }
         p->pending = c;
+        p->accept_retry_ms = 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* interceptor workers */
+
+static struct running *running_find(struct pinlet_proxy *p, const char *name)
+{
+        for (unsigned i = 0; i < p->n_threads; i++)
+                if (p->running[i].name && strcmp(p->running[i].name, name) == 0)
+                        return &p->running[i];
+        return NULL;
+}
+
+/* Takes the first job whose queue is below its limit off the list and counts it as
+ * running; NULL when every queued job waits for its queue. Under p->lock. The list is
+ * short in practice; with many jobs waiting for one saturated queue a pick scans them,
+ * which costs microseconds next to the registry round trip each job makes. */
+static struct pcall *pick_job(struct pinlet_proxy *p)
+{
+        for (struct pcall **pp = &p->jobs; *pp; pp = &(*pp)->job_next) {
+                struct pcall *c = *pp;
+                struct running *q = NULL;
+
+                if (c->queue) {
+                        q = running_find(p, c->queue);
+                        if (q && q->n >= p->queue_limit)
+                                continue;
+                        if (!q) {
+                                char *name = strdup(c->queue);
+
+                                for (unsigned i = 0; !q && i < p->n_threads; i++)
+                                        if (!p->running[i].name)
+                                                q = &p->running[i];
+                                if (!name || !q) { /* cannot count it: run it unlimited */
+                                        free(name);
+                                        q = NULL;
+                                } else {
+                                        q->name = name;
+                                }
+                        }
+                        if (q)
+                                q->n++;
+                }
+                *pp = c->job_next;
+                if (!*pp)
+                        p->jobs_tail = pp;
+                c->job_next = NULL;
+                return c;
+        }
+        return NULL;
+}
+
+/* A job of queue name ended (under p->lock): jobs waiting for it may run now. */
+static void job_done(struct pinlet_proxy *p, const char *name)
+{
+        struct running *q = name ? running_find(p, name) : NULL;
+
+        if (!q)
+                return;
+        if (--q->n == 0) {
+                free(q->name);
+                q->name = NULL;
+        }
+        if (p->jobs)
+                pthread_cond_broadcast(&p->cond);
+}
 
 static void *worker_main(void *arg)
 {
@@ -750,39 +930,29 @@ static void *worker_main(void *arg)
 
         for (;;) {
                 struct pcall *c;
-                struct pinlet_call_info info;
-                grpc_byte_buffer_reader reader;
-                grpc_slice flat = grpc_empty_slice();
                 grpc_call_error e;
 
                 pthread_mutex_lock(&p->lock);
-                while (!p->jobs && !p->workers_stop)
+                while (!p->workers_stop && !(c = pick_job(p)))
                         pthread_cond_wait(&p->cond, &p->lock);
-                c = p->jobs;
-                if (!c) {
+                if (p->workers_stop) {
                         pthread_mutex_unlock(&p->lock);
                         return NULL;
                 }
-                p->jobs = c->job_next;
-                if (!p->jobs)
-                        p->jobs_tail = &p->jobs;
                 pthread_mutex_unlock(&p->lock);
 
-                /* The CQ thread does not touch c2b or ires while the job is out. */
-                if (c->c2b && grpc_byte_buffer_reader_init(&reader, c->c2b)) {
-                        flat = grpc_byte_buffer_reader_readall(&reader);
-                        grpc_byte_buffer_reader_destroy(&reader);
-                }
-                info.method = c->method->path;
-                info.deadline_ms = c->deadline_ms;
-                memset(&c->ires, 0, sizeof(c->ires));
-                c->ires.action = PINLET_FORWARD_ORIGINAL;
-                /* FORWARD_ORIGINAL on an abandoned call forwards nothing: on_intercepted
+                /* The CQ thread does not touch c2b, ires or queue while the job is out.
+                 * FORWARD_ORIGINAL on an abandoned call forwards nothing: on_intercepted
                  * finds its status already sent. */
                 if (!atomic_load(&c->abandoned))
-                        c->method->intercept(p->opts.userdata, &info, GRPC_SLICE_START_PTR(flat),
-                                             GRPC_SLICE_LENGTH(flat), &c->ires);
-                grpc_slice_unref(flat);
+                        call_interceptor(c, true);
+                else
+                        c->ires.action = PINLET_FORWARD_ORIGINAL;
+
+                pthread_mutex_lock(&p->lock);
+                job_done(p, c->queue);
+                pthread_mutex_unlock(&p->lock);
+
                 /* A batch with no ops completes at once: it wakes the CQ thread, which then
                  * continues the call in on_intercepted. */
                 e = grpc_call_start_batch(c->server, NULL, 0, &c->t_intercepted, NULL);
@@ -928,8 +1098,10 @@ int pinlet_proxy_new(const struct pinlet_proxy_options *opts, struct pinlet_prox
         if (!p)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         p->opts = *opts;
-        if (p->opts.max_message_size == 0)
-                p->opts.max_message_size = 16u * 1024 * 1024;
+        if (p->opts.max_message_size == 0) {
+                free(p);
+                return pinlet_error_set(err, -EINVAL, "max_message_size must be set");
+        }
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         p->jobs_tail = &p->jobs;
@@ -976,7 +1148,10 @@ int pinlet_proxy_new(const struct pinlet_proxy_options *opts, struct pinlet_prox
         p->server_started = true;
 
         p->threads = calloc(opts->workers ? opts->workers : 1, sizeof(pthread_t));
-        if (!p->threads) {
+        p->running = calloc(opts->workers ? opts->workers : 1, sizeof(*p->running));
+        p->queue_limit =
+                opts->queue_limit ? opts->queue_limit : (opts->workers ? opts->workers : 1);
+        if (!p->threads || !p->running) {
                 r = pinlet_error_set(err, -ENOMEM, "out of memory");
                 goto fail;
         }
@@ -1053,6 +1228,12 @@ static gpr_timespec next_deadline(struct pinlet_proxy *p)
                 return p->linger_deadline;
         if (p->draining && !p->grace_over)
                 return p->grace_deadline;
+        if (!p->pending && p->accept_retry_ms > 0) {
+                int64_t left = p->accept_retry_ms - monotonic_ms();
+
+                return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                    gpr_time_from_millis(left > 0 ? left : 0, GPR_TIMESPAN));
+        }
         return gpr_inf_future(GPR_CLOCK_MONOTONIC);
 }
 
@@ -1073,7 +1254,10 @@ int pinlet_proxy_run(struct pinlet_proxy *p)
                         else
                                 t->fn(t->c, ev.success != 0);
                 } else if (ev.type == GRPC_QUEUE_TIMEOUT) {
-                        if (p->lingering && !p->cancel_all_sent) {
+                        if (!p->draining && !p->pending && p->accept_retry_ms > 0) {
+                                if (monotonic_ms() >= p->accept_retry_ms)
+                                        request_next(p);
+                        } else if (p->lingering && !p->cancel_all_sent) {
                                 /* Idle client connections (kubelet keeps one open) hold the
                                  * server's shutdown: every call is done, drop them now. */
                                 p->cancel_all_sent = true;
@@ -1103,6 +1287,21 @@ int pinlet_proxy_run(struct pinlet_proxy *p)
         }
         stop_workers(p);
         return 0;
+}
+
+void pinlet_proxy_get_stats(struct pinlet_proxy *p, struct pinlet_proxy_stats *ret)
+{
+        *ret = (struct pinlet_proxy_stats){
+                .calls = atomic_load_explicit(&p->n_calls, memory_order_relaxed),
+                .intercepted = atomic_load_explicit(&p->n_intercepted, memory_order_relaxed),
+                .deferred = atomic_load_explicit(&p->n_deferred, memory_order_relaxed),
+                .accept_retries = atomic_load_explicit(&p->n_accept_retries, memory_order_relaxed),
+        };
+}
+
+void pinlet_proxy_inject_accept_failures(struct pinlet_proxy *p, unsigned n)
+{
+        atomic_store(&p->inject_accept_failures, n);
 }
 
 void pinlet_proxy_shutdown(struct pinlet_proxy *p)
@@ -1183,6 +1382,10 @@ void pinlet_proxy_free(struct pinlet_proxy *p)
         free(p->image_prefixes);
         free(p->sorted);
         free(p->threads);
+        if (p->running)
+                for (unsigned i = 0; i < (p->opts.workers ? p->opts.workers : 1); i++)
+                        free(p->running[i].name);
+        free(p->running);
         free(p->listen_path);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->cond);

@@ -10,9 +10,17 @@
  * request message and may replace it or fail the call. A method not in the table is
  * forwarded as a bidirectional stream and never decoded.
  *
- * Threads: one completion-queue thread drives all calls; interceptors run on a pool of
- * worker threads (they may block on the network) and never on the completion-queue
- * thread.
+ * Threads: one completion-queue thread drives all calls. An interceptor is first called
+ * on that thread with info->may_block false: it must then not block (no network, no
+ * fsync) and either decides at once or answers PINLET_DEFER. A deferred call is queued
+ * for a pool of worker threads, where the interceptor is called again with may_block
+ * true (it may then block on the network). So calls that need no round trip (a cache
+ * hit, a digest reference) never wait behind slow ones in the worker queue.
+ *
+ * Worker queues: a deferred call names a queue (result->queue, e.g. the registry host
+ * it must ask). At most opts.queue_limit jobs of one queue run at once; the others wait
+ * in the queue WITHOUT holding a worker, so one slow queue (a tarpit registry) cannot
+ * take the whole pool from the others. A job without a queue name has no such limit.
  */
 #pragma once
 
@@ -27,11 +35,13 @@ enum pinlet_intercept_action {
         PINLET_FORWARD_ORIGINAL,  /* forward the request bytes exactly as received */
         PINLET_FORWARD_REWRITTEN, /* forward result->data instead */
         PINLET_FAIL,              /* end the call with result->status / result->message */
+        PINLET_DEFER,             /* (may_block false only) call me again on a worker */
 };
 
 struct pinlet_call_info {
         const char *method;  /* ":path", e.g. "/runtime.v1.ImageService/PullImage" */
         int64_t deadline_ms; /* CLOCK_MONOTONIC milliseconds; INT64_MAX when none */
+        bool may_block;      /* false: on the completion-queue thread, see above */
 };
 
 struct pinlet_intercept_result {
@@ -40,10 +50,12 @@ struct pinlet_intercept_result {
         size_t len;
         int status;    /* FAIL: a grpc_status_code */
         char *message; /* FAIL: status message, owned by the proxy afterwards (free()) */
+        char *queue;   /* DEFER: worker queue name or NULL, owned by the proxy (free()) */
 };
 
-/* Runs on a worker thread. Must fill *ret; may block (network), but should honour
- * info->deadline_ms. */
+/* Must fill *ret. With info->may_block false it runs on the completion-queue thread and
+ * must not block; with true it runs on a worker, may block (network) and should honour
+ * info->deadline_ms (it must not answer PINLET_DEFER then). */
 typedef void (*pinlet_intercept_fn)(void *userdata, const struct pinlet_call_info *info,
                                     const uint8_t *request, size_t len,
                                     struct pinlet_intercept_result *ret);
@@ -62,9 +74,10 @@ struct pinlet_proxy_options {
         const char *runtime_endpoint;
         const char *image_endpoint;        /* NULL: use runtime_endpoint */
         const char *const *image_prefixes; /* NULL-terminated; paths routed to image */
-        size_t max_message_size;
+        size_t max_message_size;           /* required (> 0): the configured limit, both ways */
         uint64_t shutdown_grace_ms;
-        unsigned workers;
+        unsigned workers;     /* worker threads for deferred interceptor calls (>= 1) */
+        unsigned queue_limit; /* jobs of one named queue running at once; 0: workers */
         const struct pinlet_method *methods; /* not copied: must outlive the proxy */
         size_t n_methods;
         void *userdata; /* passed to interceptors */
@@ -83,6 +96,19 @@ int pinlet_proxy_run(struct pinlet_proxy *p);
 /* Thread-safe (not async-signal-safe): stop accepting, give in-flight unary calls up to
  * shutdown_grace_ms, cancel streams, then make pinlet_proxy_run() return. */
 void pinlet_proxy_shutdown(struct pinlet_proxy *p);
+
+/* Counters for tests and metrics (read with relaxed atomics, from any thread). */
+struct pinlet_proxy_stats {
+        uint64_t calls;          /* calls accepted */
+        uint64_t intercepted;    /* interceptor decided on the completion-queue thread */
+        uint64_t deferred;       /* interceptor deferred to a worker */
+        uint64_t accept_retries; /* failed attempts to accept the next call, retried */
+};
+void pinlet_proxy_get_stats(struct pinlet_proxy *p, struct pinlet_proxy_stats *ret);
+
+/* For tests: the next n attempts to accept a call fail as if memory or gRPC refused them
+ * (the accept loop must survive that). Thread-safe. */
+void pinlet_proxy_inject_accept_failures(struct pinlet_proxy *p, unsigned n);
 
 /* Removes the socket and frees everything. NULL is fine. */
 void pinlet_proxy_free(struct pinlet_proxy *p);

@@ -16,6 +16,8 @@
  *   x-fake-initial: 1     fail: send initial metadata before the status (default: a
  *                         trailers-only response, as grpc-go servers send on errors)
  *   x-fake-id: S          copied into the log records so the test can find its call
+ *   x-fake-no-echo: 1     send no metadata back at all (a bare trailers-only status, as a
+ *                         runtime that sets no metadata of its own answers)
  *
  * Modes:
  *   echo          read every request message until half-close, then answer the first one
@@ -517,6 +519,7 @@ static void parse_request(struct call *c)
 {
         const grpc_slice *v = md_get(&c->req_md, "x-fake-mode");
         size_t n = 0;
+        bool no_echo;
 
         c->mode = M_ECHO;
         if (v) {
@@ -538,11 +541,12 @@ static void parse_request(struct call *c)
         c->delay_ms = (long)md_num(&c->req_md, "x-fake-delay-ms", 0);
         c->status = (int)md_num(&c->req_md, "x-fake-status", GRPC_STATUS_UNKNOWN);
         c->with_initial = md_num(&c->req_md, "x-fake-initial", 0) != 0;
+        no_echo = md_num(&c->req_md, "x-fake-no-echo", 0) != 0;
 
         /* Echo every request key with an "echo-" prefix (so gRPC reserved keys such as
          * user-agent cannot collide with anything gRPC sets on the response). */
         c->echo_md = xcalloc(c->req_md.count + 1, sizeof(*c->echo_md));
-        for (size_t i = 0; i < c->req_md.count; i++) {
+        for (size_t i = 0; !no_echo && i < c->req_md.count; i++) {
                 char *k = slice_str(c->req_md.metadata[i].key);
                 char *ek = xcalloc(1, strlen(k) + 6);
 

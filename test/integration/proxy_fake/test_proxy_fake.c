@@ -1101,6 +1101,33 @@ static void test_backend_failure(void **state)
                   "going away", true, PINLET_TGRPC_SERVER_STREAM);
 }
 
+/* A runtime's own UNAVAILABLE that carries no metadata at all (a bare trailers-only
+ * answer) is the runtime's answer, not pinlet's "backend unavailable": it passes
+ * unchanged while pinlet is connected to the backend. */
+static void test_backend_own_unavailable(void **state)
+{
+        const char *msg = "runtime busy: try again";
+        struct mdb b = { 0 };
+        struct both r;
+
+        mdb_common(&b, "own-unavailable", "fail");
+        mdb_add(&b, "x-fake-status", "14");
+        mdb_add(&b, "x-fake-message", msg);
+        mdb_add(&b, "x-fake-no-echo", "1");
+        struct pinlet_tgrpc_call_opts o = { .kind = PINLET_TGRPC_UNARY,
+                                            .method = "/runtime.v1.RuntimeService/Version",
+                                            .metadata = b.md,
+                                            .n_metadata = b.n,
+                                            .messages = ONE("req", 3),
+                                            .timeout_ms = 10000 };
+        run_both("own-unavailable", E.direct_rt, E.rt_log, &o, &r);
+        assert_status("own-unavailable", &r.d, GRPC_STATUS_UNAVAILABLE);
+        assert_int_equal(r.d.n_trailing_md, 0);
+        assert_status("own-unavailable", &r.p, GRPC_STATUS_UNAVAILABLE);
+        assert_string_equal(r.p.details, msg);
+        both_free(&r);
+}
+
 static void test_authority_socket_path(void **state)
 {
         /* Old grpc-go clients (crictl 1.26, older kubelets) send the socket path as
@@ -1576,6 +1603,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_cancel_after_messages),
                 cmocka_unit_test(test_server_speaks_first),
                 cmocka_unit_test(test_backend_failure),
+                cmocka_unit_test(test_backend_own_unavailable),
                 cmocka_unit_test(test_authority_socket_path),
                 cmocka_unit_test(test_image_endpoint),
                 cmocka_unit_test(test_concurrent_calls),

@@ -39,6 +39,7 @@
 
 #include "grpc_client.h"
 #include "proxy/proxy.h"
+#include "util/macro.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* backend */
@@ -280,19 +281,81 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Body of every test interceptor: checks the thread, then acts by method name. */
+/* The "/Slow" jobs: they run on the "slow" worker queue and block until an
+ * "/InlineRelease" call (decided on the completion-queue thread) releases them. */
+static pthread_mutex_t slow_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slow_cond = PTHREAD_COND_INITIALIZER;
+static unsigned slow_running, slow_max;
+static bool slow_released;
+
+static void answer_text(struct pinlet_intercept_result *ret, const char *text)
+{
+        ret->action = PINLET_FORWARD_REWRITTEN;
+        ret->data = (uint8_t *)strdup(text);
+        ret->len = strlen(text);
+}
+
+/* The completion-queue phase: "/Inline*" methods are decided here, the others go to a
+ * worker ("/Slow" on the "slow" queue). */
+static void test_intercept_inline(const struct pinlet_call_info *info,
+                                  struct pinlet_intercept_result *ret)
+{
+        char buf[64];
+
+        if (!strstr(info->method, "/Inline")) {
+                ret->action = PINLET_DEFER;
+                ret->queue = strstr(info->method, "/Slow") ? strdup("slow") : NULL;
+                return;
+        }
+        pthread_mutex_lock(&slow_lock);
+        if (strstr(info->method, "/InlineRelease")) {
+                slow_released = true;
+                pthread_cond_broadcast(&slow_cond);
+        }
+        snprintf(buf, sizeof(buf), "running=%u max=%u", slow_running, slow_max);
+        pthread_mutex_unlock(&slow_lock);
+        answer_text(ret, buf);
+}
+
+static void slow_job(void)
+{
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10; /* never hang the test */
+        pthread_mutex_lock(&slow_lock);
+        if (++slow_running > slow_max)
+                slow_max = slow_running;
+        while (!slow_released && pthread_cond_timedwait(&slow_cond, &slow_lock, &until) == 0)
+                ;
+        slow_running--;
+        pthread_mutex_unlock(&slow_lock);
+}
+
+/* Body of every test interceptor: checks the thread for the phase, then acts by method
+ * name. */
 static void test_intercept(void *userdata, const struct pinlet_call_info *info, const uint8_t *req,
                            size_t len, struct pinlet_intercept_result *ret)
 {
+        bool on_cq = pthread_equal(pthread_self(), cq_thread);
         char buf[128];
 
-        if (userdata != (void *)&cq_thread || pthread_equal(pthread_self(), cq_thread)) {
+        if (userdata != (void *)&cq_thread || on_cq == info->may_block) {
                 ret->action = PINLET_FAIL;
                 ret->status = 13;
-                ret->message = strdup("interceptor ran on the completion-queue thread");
+                ret->message = strdup(on_cq ? "blocking phase on the completion-queue thread"
+                                            : "inline phase off the completion-queue thread");
                 return;
         }
-        usleep(50 * 1000); /* a slow resolution: the CQ thread must keep serving meanwhile */
+        if (!info->may_block) {
+                test_intercept_inline(info, ret);
+                return;
+        }
+        if (strstr(info->method, "/Slow")) {
+                slow_job();
+                ret->action = PINLET_FORWARD_ORIGINAL;
+                return;
+        }
         if (strstr(info->method, "/Original")) {
                 ret->action = PINLET_FORWARD_ORIGINAL;
         } else if (strstr(info->method, "/Rewrite")) {
@@ -336,6 +399,9 @@ static int run_proxy(const char *sock, const char *backend)
                 { "/probe.Intercept/Rewrite", true, test_intercept },
                 { "/probe.Intercept/Fail", true, test_intercept },
                 { "/probe.Intercept/Deadline", true, test_intercept },
+                { "/probe.Intercept/Slow", true, test_intercept },
+                { "/probe.Intercept/InlineStatus", true, test_intercept },
+                { "/probe.Intercept/InlineRelease", true, test_intercept },
                 { "/runtime.v1.RuntimeService/Version", true, NULL },
         };
         struct pinlet_proxy_options o = {
@@ -347,8 +413,9 @@ static int run_proxy(const char *sock, const char *backend)
                 .max_message_size = 16u << 20,
                 .shutdown_grace_ms = 1000,
                 .workers = 2,
+                .queue_limit = 1, /* one "/Slow" job at a time: the other worker stays free */
                 .methods = methods,
-                .n_methods = 5,
+                .n_methods = ELEMENTSOF(methods),
                 .userdata = &cq_thread,
         };
         struct pinlet_error *err = NULL;
@@ -367,6 +434,10 @@ static int run_proxy(const char *sock, const char *backend)
                 pinlet_error_free(err);
                 return 1;
         }
+        /* The first attempts to accept a call fail (as an allocation or
+         * grpc_server_request_call failure would): the accept loop must retry, or no case
+         * below gets an answer. */
+        pinlet_proxy_inject_accept_failures(p, 3);
         pthread_create(&t, NULL, shutdown_on_sigterm, p);
         r = pinlet_proxy_run(p);
         pthread_join(t, NULL);
@@ -651,6 +722,66 @@ static void *bg_call_main(void *arg)
         return NULL;
 }
 
+/* "running=R max=M" from an /InlineStatus or /InlineRelease call; false on failure. */
+static bool slow_status(struct pinlet_tgrpc_channel *ch, const char *method, unsigned *running,
+                        unsigned *max)
+{
+        struct pinlet_tgrpc_result r;
+        char buf[64] = "";
+        bool ok;
+
+        pinlet_tgrpc_unary(ch, method, "", 0, NULL, 0, 5000, &r);
+        if (r.status == 0 && r.n_messages == 1)
+                memcpy(buf, r.messages[0].data,
+                       r.messages[0].len < sizeof(buf) - 1 ? r.messages[0].len : sizeof(buf) - 1);
+        ok = sscanf(buf, "running=%u max=%u", running, max) == 2;
+        pinlet_tgrpc_result_free(&r);
+        return ok;
+}
+
+/* Worker queues: with queue_limit 1, three jobs of the "slow" queue hold ONE worker while
+ * they wait; a job of another queue still gets the second worker, and calls decided on
+ * the completion-queue thread are answered meanwhile. Nothing here waits on a timer: the
+ * slow jobs end when /InlineRelease says so. */
+static void case_queues(struct pinlet_tgrpc_channel *ch)
+{
+        struct pinlet_tgrpc_msg msg = { (const uint8_t *)"s", 1 };
+        struct bg_call slow[3];
+        struct pinlet_tgrpc_result r;
+        unsigned running = 0, max = 0;
+        int64_t until = now_ms() + 10000;
+
+        for (int i = 0; i < 3; i++) {
+                slow[i] = (struct bg_call){ .ch = ch,
+                                            .o = { .kind = PINLET_TGRPC_UNARY,
+                                                   .method = "/probe.Intercept/Slow",
+                                                   .messages = &msg,
+                                                   .n_messages = 1,
+                                                   .wait_limit_ms = 20000 } };
+                pthread_create(&slow[i].t, NULL, bg_call_main, &slow[i]);
+        }
+        while (now_ms() < until &&
+               !(slow_status(ch, "/probe.Intercept/InlineStatus", &running, &max) && running == 1))
+                ;
+        CHECK(running == 1, "a slow job runs (running=%u)", running);
+
+        pinlet_tgrpc_unary(ch, "/probe.Intercept/Original", "hello", 5, NULL, 0, 5000, &r);
+        show("other queue while slow is saturated", &r);
+        CHECK(r.status == 0 && r.n_messages == 1, "a job of another queue ran meanwhile");
+        pinlet_tgrpc_result_free(&r);
+        CHECK(slow_status(ch, "/probe.Intercept/InlineStatus", &running, &max) && running == 1,
+              "slow jobs still waiting (running=%u)", running);
+
+        CHECK(slow_status(ch, "/probe.Intercept/InlineRelease", &running, &max), "release");
+        for (int i = 0; i < 3; i++) {
+                pthread_join(slow[i].t, NULL);
+                CHECK(slow[i].r.status == 0, "slow job %d completed", i);
+                pinlet_tgrpc_result_free(&slow[i].r);
+        }
+        CHECK(slow_status(ch, "/probe.Intercept/InlineStatus", &running, &max) && max == 1,
+              "never more than queue_limit slow jobs at once (max=%u)", max);
+}
+
 /* In-flight calls at SIGTERM: streams end at once, a unary call that finishes within the
  * grace (1 s in proxy mode) succeeds, one that does not is cancelled at the grace. */
 static void case_shutdown(struct pinlet_tgrpc_channel *ch, pid_t pid)
@@ -812,6 +943,7 @@ int main(int argc, char **argv)
                 case_streams(ch);
         } else if (strcmp(c, "intercept") == 0) {
                 case_intercept(ch);
+                case_queues(ch);
         } else if (strcmp(c, "shutdown") == 0) {
                 case_shutdown(ch, (pid_t)atoi(argv[4]));
         } else if (strcmp(c, "dying") == 0) {

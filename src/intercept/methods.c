@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "cli/cri_methods.h"
+#include "intercept/methods.h"
 #include "util/macro.h"
 
 /* Unary RPCs of runtime.v1 RuntimeService (v1alpha2 has a subset with the same names; an
@@ -47,8 +50,8 @@
 #define M(version, service, method) \
         { .path = "/runtime." version "." #service "/" #method, .unary = true, .intercept = NULL },
 
-/* Writable: interceptors are plugged in at start (see the header). */
-static struct pinlet_method cri_methods[] = { RUNTIME_METHODS("v1") RUNTIME_METHODS("v1alpha2") };
+static const struct pinlet_method cri_methods[] = { RUNTIME_METHODS("v1")
+                                                            RUNTIME_METHODS("v1alpha2") };
 
 #undef M
 
@@ -64,19 +67,38 @@ const struct pinlet_method *pinlet_cri_methods(size_t *ret_n)
         return cri_methods;
 }
 
-size_t pinlet_cri_methods_set_interceptor(const char *service_method, pinlet_intercept_fn fn)
+/* Whether path ("/runtime.<version>.<Service>/<Method>") is service_method in some
+ * version. */
+static bool path_is(const char *path, const char *service_method)
 {
-        size_t n = 0, len = strlen(service_method);
+        const char *dot = strchr(path + strlen("/runtime."), '.');
 
-        for (size_t i = 0; i < ELEMENTSOF(cri_methods); i++) {
-                /* "/runtime.<version>." then "<Service>/<Method>" */
-                const char *path = cri_methods[i].path;
-                const char *dot = strchr(path + strlen("/runtime."), '.');
+        return dot && strcmp(dot + 1, service_method) == 0;
+}
 
-                if (dot && strlen(dot + 1) == len && memcmp(dot + 1, service_method, len) == 0) {
-                        cri_methods[i].intercept = fn;
-                        n++;
-                }
+int pinlet_cri_methods_build(const struct pinlet_cri_binding *bindings, size_t n_bindings,
+                             struct pinlet_method **ret, size_t *ret_n, struct pinlet_error **err)
+{
+        _cleanup_free_ struct pinlet_method *t = NULL;
+
+        t = malloc(sizeof(cri_methods));
+        if (!t)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        memcpy(t, cri_methods, sizeof(cri_methods));
+        for (size_t b = 0; b < n_bindings; b++) {
+                size_t matched = 0;
+
+                for (size_t i = 0; i < ELEMENTSOF(cri_methods); i++)
+                        if (path_is(t[i].path, bindings[b].service_method)) {
+                                t[i].intercept = bindings[b].fn;
+                                matched++;
+                        }
+                if (matched == 0)
+                        return pinlet_error_set(err, -EINVAL,
+                                                "interceptor for '%s': no such unary CRI method",
+                                                bindings[b].service_method);
         }
-        return n;
+        *ret_n = ELEMENTSOF(cri_methods);
+        *ret = TAKE_PTR(t);
+        return 0;
 }

@@ -57,9 +57,10 @@ static int open_file(const char *path, int *ret_fd, struct pinlet_error **err)
         r = pinlet_io_check_dir(dir, "audit log directory", AUDIT_DIR_MODE, err);
         if (r < 0)
                 return r;
+        /* the message names the path; the caller says it is the audit log */
         fd = pinlet_io_open(path, O_WRONLY | O_APPEND | O_CREAT, 0640, err);
         if (fd < 0)
-                return pinlet_error_wrap(err, fd, "audit log");
+                return fd;
         *ret_fd = fd;
         return 0;
 }

@@ -5,11 +5,13 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "util/io.h"
 #include "util/json.h"
 #include "util/log.h"
 
@@ -22,35 +24,43 @@ struct pinlet_audit {
         bool to_stderr;
         atomic_uint_fast64_t written;
         atomic_uint_fast64_t failed;
+        atomic_uint_fast64_t reopen_failed;
 };
 
-/* Creates every missing parent directory of path with mode (like mkdir -p `dirname`). */
-static int mkdir_parents(const char *path, mode_t mode)
-{
-        _cleanup_free_ char *p = strdup(path);
+#define AUDIT_DIR_MODE 0750 /* directories pinlet creates for the log: group may read */
 
-        if (!p)
-                return -ENOMEM;
-        for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
-                *s = '\0';
-                if (mkdir(p, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        return 0;
+/* The directory that holds path ("." for a bare file name), malloc'ed; NULL without memory. */
+static char *dir_of(const char *path)
+{
+        const char *slash = strrchr(path, '/');
+
+        if (!slash)
+                return strdup(".");
+        if (slash == path)
+                return strdup("/");
+        return strndup(path, (size_t)(slash - path));
 }
 
+/* Creates the directory of path when missing, refuses one that others could plant a link
+ * in, and opens the file without following a link (see util/io.h for why). */
 static int open_file(const char *path, int *ret_fd, struct pinlet_error **err)
 {
+        _cleanup_free_ char *dir = dir_of(path);
         int fd, r;
 
-        r = mkdir_parents(path, 0750);
+        if (!dir)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        r = pinlet_io_mkdir_parents(path, AUDIT_DIR_MODE);
         if (r < 0)
                 return pinlet_error_set(err, r, "audit log %s: cannot create directory: %s", path,
                                         strerror(-r));
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+        r = pinlet_io_check_dir(dir, "audit log directory", AUDIT_DIR_MODE, err);
+        if (r < 0)
+                return r;
+        /* the message names the path; the caller says it is the audit log */
+        fd = pinlet_io_open(path, O_WRONLY | O_APPEND | O_CREAT, 0640, err);
         if (fd < 0)
-                return pinlet_error_set(err, -errno, "audit log %s: %s", path, strerror(errno));
+                return fd;
         *ret_fd = fd;
         return 0;
 }
@@ -96,27 +106,61 @@ void pinlet_audit_close(struct pinlet_audit *a)
         free(a);
 }
 
-/* Sets key to v, or does nothing when v is NULL. A reference from a client may hold
- * bytes that are not UTF-8, which json_string() refuses: the record is not lost for that,
- * the non-ASCII bytes are written as '?' instead. */
-static int set_str(json_t *o, const char *key, const char *v)
+/* Longest marker appended to a cut field: "...(truncated, " + 20 digits + " bytes)". */
+#define MARKER_MAX 48
+
+/*
+ * The JSON string for a field of n bytes at v, as the record shows it:
+ *   - at most PINLET_AUDIT_FIELD_MAX bytes of v, then "...(truncated, N bytes)" naming the
+ *     original size, so that a client sending a megabyte image name cannot make a
+ *     megabyte audit line. The cut never splits a UTF-8 sequence.
+ *   - NUL bytes are kept (jansson writes them as \u0000): the record shows what the
+ *     client sent, not the C string that stops at the first NUL.
+ *   - bytes that are not UTF-8, which json_stringn() refuses, become '?': the record is
+ *     not lost for them.
+ * NULL on allocation failure.
+ */
+static json_t *field_string(const char *v, size_t n)
 {
+        _cleanup_free_ char *copy = NULL;
+        size_t keep = n, len;
         json_t *s;
 
+        if (n > PINLET_AUDIT_FIELD_MAX) {
+                keep = PINLET_AUDIT_FIELD_MAX;
+                /* v[keep] is the first byte dropped: if it continues a sequence (10xxxxxx),
+                 * drop the sequence's earlier bytes too (at most 3 of them). */
+                for (int i = 0; i < 3 && keep > 0 && ((unsigned char)v[keep] & 0xc0) == 0x80; i++)
+                        keep--;
+        }
+        copy = malloc(keep + MARKER_MAX);
+        if (!copy)
+                return NULL;
+        memcpy(copy, v, keep);
+        len = keep;
+        if (keep < n)
+                len += (size_t)snprintf(copy + keep, MARKER_MAX, "...(truncated, %zu bytes)", n);
+        s = json_stringn(copy, len);
+        if (!s) {
+                for (size_t i = 0; i < len; i++)
+                        if ((unsigned char)copy[i] >= 0x80)
+                                copy[i] = '?';
+                s = json_stringn(copy, len);
+        }
+        return s;
+}
+
+/* Sets key to the n bytes at v (see field_string), or does nothing when v is NULL. */
+static int set_strn(json_t *o, const char *key, const char *v, size_t n)
+{
         if (!v)
                 return 0;
-        s = json_string(v);
-        if (!s) {
-                _cleanup_free_ char *copy = strdup(v);
+        return json_object_set_new(o, key, field_string(v, n));
+}
 
-                if (!copy)
-                        return -1;
-                for (char *p = copy; *p; p++)
-                        if ((unsigned char)*p >= 0x80)
-                                *p = '?';
-                s = json_string(copy);
-        }
-        return json_object_set_new(o, key, s);
+static int set_str(json_t *o, const char *key, const char *v)
+{
+        return set_strn(o, key, v, v ? strlen(v) : 0);
 }
 
 char *pinlet_audit_format(const struct pinlet_audit_record *rec)
@@ -142,7 +186,9 @@ char *pinlet_audit_format(const struct pinlet_audit_record *rec)
                 }
         }
         r |= set_str(o, "container", rec->container);
-        r |= set_str(o, "image", rec->image);
+        if (rec->image)
+                r |= set_strn(o, "image", rec->image,
+                              rec->image_len ? rec->image_len : strlen(rec->image));
         r |= set_str(o, "resolved", rec->resolved);
         r |= set_str(o, "previous", rec->previous);
         r |= set_str(o, "source", rec->source);
@@ -155,26 +201,6 @@ char *pinlet_audit_format(const struct pinlet_audit_record *rec)
                 line = pinlet_json_line(o);
         json_decref(o);
         return line;
-}
-
-/* One write(2) for the whole line: a regular file opened O_APPEND takes it whole, so lines
- * never interleave. A short write (disk full mid-way, a signal on a pipe) is finished in a
- * loop, the best that can be done for the rest of the line. */
-static int write_line(int fd, const char *line, size_t n)
-{
-        ssize_t k;
-
-        for (;;) {
-                k = write(fd, line, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if ((size_t)k == n)
-                        return 0;
-                line += k;
-                n -= (size_t)k;
-        }
 }
 
 static void count_failure(struct pinlet_audit *a, const char *where, int r)
@@ -198,9 +224,13 @@ int pinlet_audit_write(struct pinlet_audit *a, const struct pinlet_audit_record 
                 return -ENOMEM;
         }
         n = strlen(line);
+        /* One write(2) for the whole line: a regular file opened O_APPEND takes it whole, so
+         * lines from concurrent writers never interleave. A short write (disk full mid-way,
+         * a signal on a pipe) is finished by write_all, the best that can be done for the
+         * rest of the line. */
         if (a->path) {
                 pthread_rwlock_rdlock(&a->lock);
-                k = a->fd >= 0 ? write_line(a->fd, line, n) : -EBADF;
+                k = a->fd >= 0 ? pinlet_io_write_all(a->fd, line, n) : -EBADF;
                 pthread_rwlock_unlock(&a->lock);
                 if (k < 0) {
                         count_failure(a, a->path, k);
@@ -208,7 +238,7 @@ int pinlet_audit_write(struct pinlet_audit *a, const struct pinlet_audit_record 
                 }
         }
         if (a->to_stderr) {
-                k = write_line(STDERR_FILENO, line, n);
+                k = pinlet_io_write_all(STDERR_FILENO, line, n);
                 if (k < 0) {
                         count_failure(a, "stderr", k);
                         r = r ?: k;
@@ -226,8 +256,10 @@ int pinlet_audit_reopen(struct pinlet_audit *a, struct pinlet_error **err)
         if (!a->path)
                 return 0;
         r = open_file(a->path, &fd, err);
-        if (r < 0)
+        if (r < 0) {
+                a->reopen_failed++;
                 return r;
+        }
         pthread_rwlock_wrlock(&a->lock);
         old = a->fd;
         a->fd = fd;
@@ -241,4 +273,9 @@ void pinlet_audit_stats(struct pinlet_audit *a, uint64_t *ret_written, uint64_t 
 {
         *ret_written = a->written;
         *ret_failed = a->failed;
+}
+
+uint64_t pinlet_audit_reopen_failures(struct pinlet_audit *a)
+{
+        return a->reopen_failed;
 }

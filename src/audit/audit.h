@@ -8,8 +8,12 @@
  *    "resolved":"docker.io/library/nginx@sha256:…","source":"registry","registry_ms":84,
  *    "decision":"substituted","mode":"enforce"}
  *
- * Destinations: a file, opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC mode 0640 (its parent
- * directories are created 0750), and/or stderr. Each record is built in full first and
+ * Destinations: a file, opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC|O_NOFOLLOW mode 0640
+ * (its parent directories are created 0750), and/or stderr. The file is refused when it is
+ * a symbolic link ("refusing to open X: it is a symbolic link") or when the directory that
+ * holds it is writable by group or others or owned by another user than pinlet (or root):
+ * anyone who can create files there could make pinlet append to any file on the node.
+ * See pinlet_io_check_dir() for the messages. Each record is built in full first and
  * written with ONE write(2): with O_APPEND, lines from concurrent threads (and other
  * processes appending to the same file) never interleave.
  *
@@ -22,12 +26,18 @@
  * disk does not flood the log). No record ever holds a credential: callers pass image
  * references, never auth fields.
  *
+ * Bound: every string field is cut to PINLET_AUDIT_FIELD_MAX bytes (at a UTF-8 character
+ * boundary) followed by "...(truncated, N bytes)" with N the field's full size, so that a
+ * request cannot make a line longer than a few tens of KiB (13 fields, each at most
+ * 6 times its bytes once JSON-escaped).
+ *
  * Thread-safety: pinlet_audit_write, pinlet_audit_reopen and pinlet_audit_stats may be
  * called from any thread concurrently. pinlet_audit_close must not race with them.
  */
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util/error.h"
@@ -41,6 +51,8 @@ struct pinlet_audit;
 #define PINLET_AUDIT_REJECTED         "rejected"
 #define PINLET_AUDIT_TAG_MOVED        "tag_moved"
 
+#define PINLET_AUDIT_FIELD_MAX 1024 /* bytes of a string field kept in a record */
+
 /* One decision. All strings are borrowed for the duration of the call; NULL (and, for
  * registry_ms, a negative value) omits the field. "time" is added by the writer. */
 struct pinlet_audit_record {
@@ -50,6 +62,8 @@ struct pinlet_audit_record {
         const char *pod_uid;
         const char *container; /* CreateContainer's container name */
         const char *image;     /* the reference as written by the client */
+        size_t image_len;      /* bytes of image, which may hold NULs (a protobuf string is
+                                * not a C string); 0: strlen(image) */
         const char *resolved;  /* "name@digest" */
         const char *previous;  /* tag_moved: the previous digest */
         const char *source;    /* "pin", "cache", "registry", "stale" */
@@ -85,11 +99,17 @@ char *pinlet_audit_format(const struct pinlet_audit_record *rec);
  * longer than one write(2) takes. */
 int pinlet_audit_write(struct pinlet_audit *a, const struct pinlet_audit_record *rec);
 
-/* Reopens the file at the configured path (after logrotate renamed it). Returns 0, or a
- * negative errno with *err set; the old file stays in use then. No-op without a file.
+/* Reopens the file at the configured path (after logrotate renamed it), with the same
+ * checks as open. Returns 0, or a negative errno with *err set (the caller logs it); the
+ * old file stays in use then, and the failure is counted (pinlet_audit_reopen_failures).
+ * No-op without a file.
  * It allocates and locks: call it from a thread that saw SIGUSR1 (signalfd, sigwait, or
  * a flag polled by the main loop), never from inside a signal handler. */
 int pinlet_audit_reopen(struct pinlet_audit *a, struct pinlet_error **err);
 
 /* Records written (to all destinations) and failed since open. */
 void pinlet_audit_stats(struct pinlet_audit *a, uint64_t *ret_written, uint64_t *ret_failed);
+
+/* Failed pinlet_audit_reopen() calls since open (a symbolic link planted at the path, a
+ * directory that became unsafe, a full disk...): the old file stayed in use each time. */
+uint64_t pinlet_audit_reopen_failures(struct pinlet_audit *a);

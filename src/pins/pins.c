@@ -19,6 +19,7 @@
 
 #include "pins/pins.h"
 #include "util/buf.h"
+#include "util/io.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/lru.h"
@@ -26,6 +27,12 @@
 #define TMP_PREFIX  "." PINLET_PINS_FILE ".tmp."
 #define LOCK_FILE   "pins.lock"
 #define CORRUPT_EXT ".corrupt"
+
+/* Space kept allocated past the end of pins.jsonl (fallocate FALLOC_FL_KEEP_SIZE) for
+ * deletion lines: forget() must still work on a full disk, or a pin the caller needs gone
+ * would come back after a restart. Records and touches never eat into it (they fail with
+ * -ENOSPC instead); 64 KiB holds several hundred deletion lines. */
+#define RESERVE ((off_t)64 * 1024)
 
 struct pin {
         char *ref; /* owned; node.key points to it */
@@ -48,9 +55,13 @@ struct pinlet_pins {
         char *path; /* dir/pins.jsonl */
         bool read_only;
         int lock_fd;
-        int log_fd;        /* append descriptor; -1 when none */
-        size_t log_lines;  /* lines in the log file now */
-        bool need_compact; /* an append failed part-way: rewrite instead of appending */
+        int log_fd;               /* append descriptor; -1 when none */
+        size_t log_lines;         /* lines in the log file now */
+        off_t log_size;           /* bytes in the log file: where the next append lands */
+        bool need_compact;        /* an append failed and could not be undone: rewrite instead */
+        bool no_fallocate;        /* the file system cannot reserve space: no reserve there */
+        uint64_t loaded_complete; /* load_file: bytes of the file up to its last '\n' */
+        uint64_t loaded_size;     /* load_file: bytes read */
 
         struct pinlet_pins_load_report report;
         char *first_problem;
@@ -63,6 +74,8 @@ struct loader {
         size_t len;
         bool overflow; /* the current line is too long: skip to its end */
         size_t lineno;
+        uint64_t fed;      /* bytes fed so far */
+        uint64_t complete; /* bytes up to and including the last '\n' */
 };
 
 /* Printable ASCII without spaces, 1..max bytes: references, digests and pod keys are all
@@ -369,6 +382,9 @@ static void loader_feed(struct loader *l, const char *data, size_t n)
                 }
                 data += k;
                 n -= k;
+                l->fed += k;
+                if (nl)
+                        l->complete = l->fed;
         }
 }
 
@@ -392,10 +408,12 @@ int pinlet_pins_load_data(struct pinlet_pins *p, const void *data, size_t size)
 
         if (loader_init(&l, p) < 0)
                 return -ENOMEM;
+        pthread_mutex_lock(&p->io); /* changes assume nothing but writers touches memory */
         pthread_rwlock_wrlock(&p->mem);
         loader_feed(&l, data, size);
         loader_finish(&l);
         pthread_rwlock_unlock(&p->mem);
+        pthread_mutex_unlock(&p->io);
         free(l.line);
         return 0;
 }
@@ -404,18 +422,18 @@ int pinlet_pins_load_data(struct pinlet_pins *p, const void *data, size_t size)
  * read-write open would otherwise compact it away). */
 static int load_file(struct pinlet_pins *p, struct pinlet_error **err)
 {
+        _cleanup_error_ struct pinlet_error *e = NULL;
         _cleanup_close_ int fd = -1;
         struct loader l;
         char buf[65536];
         ssize_t k;
         int r = 0;
 
-        fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                if (errno == ENOENT)
-                        return 0;
-                return pinlet_error_set(err, -errno, "pin store %s: %s", p->path, strerror(errno));
-        }
+        fd = pinlet_io_open(p->path, O_RDONLY, 0, &e);
+        if (fd == -ENOENT)
+                return 0;
+        if (fd < 0)
+                return pinlet_error_set(err, fd, "pin store: %s", pinlet_error_message(e, fd));
         if (loader_init(&l, p) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         for (;;) {
@@ -431,6 +449,8 @@ static int load_file(struct pinlet_pins *p, struct pinlet_error **err)
                         break;
                 loader_feed(&l, buf, (size_t)k);
         }
+        p->loaded_complete = l.complete;
+        p->loaded_size = l.fed;
         loader_finish(&l);
         free(l.line);
         return r;
@@ -438,19 +458,26 @@ static int load_file(struct pinlet_pins *p, struct pinlet_error **err)
 
 /* ---- writing ---------------------------------------------------------------------- */
 
-static int write_all(int fd, const char *s, size_t n)
+/* Makes sure the n bytes from offset end, and RESERVE more after them, are allocated to
+ * fd without changing its size. Returns 0, or -ENOSPC (-EDQUOT) when the space is not
+ * there. A file system without fallocate (EOPNOTSUPP) has no reserve: 0, writes are tried
+ * as they come. */
+static int reserve(struct pinlet_pins *p, int fd, off_t end, size_t n)
 {
-        while (n > 0) {
-                ssize_t k = write(fd, s, n);
-
-                if (k < 0 && errno == EINTR)
+        if (p->no_fallocate)
+                return 0;
+        for (;;) {
+                if (fallocate(fd, FALLOC_FL_KEEP_SIZE, end, (off_t)n + RESERVE) == 0)
+                        return 0;
+                if (errno == EINTR)
                         continue;
-                if (k < 0)
-                        return -errno;
-                s += k;
-                n -= (size_t)k;
+                if (errno == EOPNOTSUPP || errno == ENOSYS) {
+                        log_debug("pins: %s: no fallocate here, no reserve for deletions", p->path);
+                        p->no_fallocate = true;
+                        return 0;
+                }
+                return -errno;
         }
-        return 0;
 }
 
 static int fsync_dir(const char *dir)
@@ -462,9 +489,13 @@ static int fsync_dir(const char *dir)
         return 0;
 }
 
-/* Rewrites the log with the live pins only: temp file, fsync, rename, fsync dir, then
- * appends go to the new file. Called with io held (or single-threaded at open). */
-static int compact(struct pinlet_pins *p, struct pinlet_error **err)
+/*
+ * Rewrites the log with the live pins, then pending (a change not yet in memory, or
+ * NULL): temp file, reserve, fsync, rename, fsync dir; appends go to the new file from
+ * then on. Called with io held (or single-threaded at open). On failure the old file
+ * stays in use, unchanged.
+ */
+static int compact(struct pinlet_pins *p, const char *pending, struct pinlet_error **err)
 {
         _cleanup_buf_ struct pinlet_buf b = {};
         _cleanup_free_ char *tmp = NULL;
@@ -482,15 +513,29 @@ static int compact(struct pinlet_pins *p, struct pinlet_error **err)
                 count++;
         }
         pthread_rwlock_unlock(&p->mem);
+        /* the last line for a reference wins: pending overrides its pin's line above */
+        if (r >= 0 && pending) {
+                r = pinlet_buf_append_str(&b, pending);
+                count++;
+        }
         if (r < 0)
                 return pinlet_error_set(err, r, "pin store %s: out of memory", p->path);
 
         if (asprintf(&tmp, "%s/" TMP_PREFIX "XXXXXX", p->dir) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+        /* mode 0600; O_EXCL already refuses an existing name, O_NOFOLLOW says so again.
+         * O_APPEND: this descriptor becomes the log's after the rename. */
+        fd = mkostemp(tmp, O_CLOEXEC | O_APPEND | O_NOFOLLOW);
         if (fd < 0)
                 return pinlet_error_set(err, -errno, "pin store %s: %s", tmp, strerror(errno));
-        r = write_all(fd, b.data ? b.data : "", b.len);
+        r = pinlet_io_write_all(fd, b.data ? b.data : "", b.len);
+        if (r >= 0) {
+                /* Without the reserve the store still works; record() re-establishes it,
+                 * or fails for lack of space. */
+                int k = reserve(p, fd, (off_t)b.len, 0);
+                if (k < 0)
+                        log_debug("pins: %s: no room for the reserve: %s", p->path, strerror(-k));
+        }
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, p->path) < 0)
@@ -500,71 +545,120 @@ static int compact(struct pinlet_pins *p, struct pinlet_error **err)
                 return pinlet_error_set(err, r, "pin store %s: compaction: %s", p->path,
                                         strerror(-r));
         }
+        /* The renamed file is the log now, whatever happens below. */
+        if (p->log_fd >= 0)
+                close(p->log_fd);
+        p->log_fd = TAKE_FD(fd);
+        p->log_size = (off_t)b.len;
+        p->log_lines = count;
+        p->need_compact = false;
         r = fsync_dir(p->dir);
         if (r < 0)
                 return pinlet_error_set(err, r, "pin store %s: fsync: %s", p->dir, strerror(-r));
-        /* The renamed file is ours: append to it from now on. */
-        if (p->log_fd >= 0)
-                close(p->log_fd);
-        p->log_fd = open(p->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
-        if (p->log_fd < 0) {
-                p->need_compact = true;
-                return pinlet_error_set(err, -errno, "pin store %s: %s", p->path, strerror(errno));
-        }
-        p->log_lines = count;
-        p->need_compact = false;
         return 0;
 }
 
-/* Appends one changed pin's line (io held). sync: fdatasync before returning. */
-static int append(struct pinlet_pins *p, const char *line, bool sync, struct pinlet_error **err)
+/* Takes back a failed append: cuts the file to where it ended before, so that no part of
+ * the line can come back after a restart. When even that fails, the next change rewrites
+ * the file instead of appending after the remains. */
+static void undo_append(struct pinlet_pins *p)
 {
-        size_t n_live;
+        if (ftruncate(p->log_fd, p->log_size) < 0 || fdatasync(p->log_fd) < 0) {
+                log_debug("pins: %s: cannot undo a failed append: %s", p->path, strerror(errno));
+                p->need_compact = true;
+                return;
+        }
+        /* the truncation freed the reserve too (it lies past the end) */
+        (void)reserve(p, p->log_fd, p->log_size, 0);
+}
+
+/*
+ * Appends one change's line (io held); sync: fdatasync before returning. A record or touch
+ * (use_reserve false) needs room for its line with the reserve intact after it, else it
+ * fails with -ENOSPC before writing anything; a deletion (use_reserve true) may write into
+ * the reserve, then tops it up if it can. On failure nothing of the line stays in the file.
+ */
+static int append(struct pinlet_pins *p, const char *line, bool sync, bool use_reserve,
+                  struct pinlet_error **err)
+{
+        size_t n = strlen(line);
         int r;
 
         if (p->need_compact || p->log_fd < 0)
-                return compact(p, err); /* includes the change, and syncs it */
-        if (!line) {
-                p->need_compact = true;
-                return pinlet_error_set(err, -ENOMEM, "pin store %s: out of memory", p->path);
+                return compact(p, line, err); /* includes the change, and syncs it */
+        if (!use_reserve) {
+                r = reserve(p, p->log_fd, p->log_size, n);
+                if (r < 0)
+                        return pinlet_error_set(err, r,
+                                                "pin store %s: %s (the last %lld KiB are kept "
+                                                "for forgetting pins)",
+                                                p->path, strerror(-r), (long long)(RESERVE / 1024));
         }
-        r = write_all(p->log_fd, line, strlen(line));
+        r = pinlet_io_write_all(p->log_fd, line, n);
         if (r >= 0 && sync && fdatasync(p->log_fd) < 0)
                 r = -errno;
         if (r < 0) {
-                /* Part of a line may have reached the file: never append after it. */
-                p->need_compact = true;
+                undo_append(p);
                 return pinlet_error_set(err, r, "pin store %s: %s", p->path, strerror(-r));
         }
+        p->log_size += (off_t)n;
         p->log_lines++;
+        if (use_reserve)
+                (void)reserve(p, p->log_fd, p->log_size, 0);
+        return 0;
+}
+
+/* Compacts when the log holds more than twice the live entries (plus 1024) lines (io
+ * held). A failure is not the change's: its line is in the log already. */
+static void maybe_compact(struct pinlet_pins *p)
+{
+        _cleanup_error_ struct pinlet_error *e = NULL;
+        size_t n_live;
+        int r;
+
+        if (!p->dir)
+                return;
         pthread_rwlock_rdlock(&p->mem);
         n_live = pinlet_lru_size(&p->lru);
         pthread_rwlock_unlock(&p->mem);
-        if (p->log_lines > 2 * n_live + 1024)
-                return compact(p, err);
+        if (p->log_lines <= 2 * n_live + 1024)
+                return;
+        r = compact(p, NULL, &e);
+        if (r < 0)
+                log_debug("pins: %s", pinlet_error_message(e, r));
+}
+
+/*
+ * At open, when compaction found no room (a full disk is no reason to refuse to start):
+ * append to the file as it is, its reserve included. Only for a file without damaged
+ * lines (those must not stay in the log); a torn last line is cut off, an unterminated
+ * valid one is terminated.
+ */
+static int keep_appending(struct pinlet_pins *p, struct pinlet_error **err)
+{
+        p->log_fd = pinlet_io_open(p->path, O_WRONLY | O_APPEND | O_CREAT, 0600, err);
+        if (p->log_fd < 0)
+                return pinlet_error_wrap(err, p->log_fd, "pin store");
+        p->log_size = (off_t)p->loaded_size;
+        p->log_lines = p->report.lines;
+        if (p->loaded_complete < p->loaded_size) {
+                int r = 0;
+
+                if (p->report.truncated) {
+                        if (ftruncate(p->log_fd, (off_t)p->loaded_complete) < 0)
+                                r = -errno;
+                        p->log_size = (off_t)p->loaded_complete;
+                } else {
+                        r = pinlet_io_write_all(p->log_fd, "\n", 1);
+                        p->log_size++;
+                }
+                if (r < 0)
+                        return pinlet_error_set(err, r, "pin store %s: %s", p->path, strerror(-r));
+        }
         return 0;
 }
 
 /* ---- open / close ----------------------------------------------------------------- */
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-        _cleanup_free_ char *p = strdup(path);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = strchr(p + 1, '/');; s = strchr(s + 1, '/')) {
-                if (s)
-                        *s = '\0';
-                if (*p && mkdir(p, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                if (!s)
-                        return 0;
-                *s = '/';
-                while (s[1] == '/')
-                        s++;
-        }
-}
 
 /* Temp files of an earlier process that died mid-compaction: we hold the lock, so no live
  * writer owns them. */
@@ -615,9 +709,9 @@ static int take_lock(struct pinlet_pins *p, struct pinlet_error **err)
 
         if (asprintf(&lock, "%s/" LOCK_FILE, p->dir) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        p->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        p->lock_fd = pinlet_io_open(lock, O_RDWR | O_CREAT, 0600, err);
         if (p->lock_fd < 0)
-                return pinlet_error_set(err, -errno, "pin store %s: %s", lock, strerror(errno));
+                return pinlet_error_wrap(err, p->lock_fd, "pin store");
         if (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
                 if (errno == EWOULDBLOCK)
                         return pinlet_error_set(err, -EBUSY,
@@ -643,6 +737,7 @@ static void keep_corrupt_copy(struct pinlet_pins *p)
 int pinlet_pins_open(const char *dir, size_t max_entries, struct pinlet_pins **ret,
                      struct pinlet_error **err)
 {
+        _cleanup_error_ struct pinlet_error *e = NULL;
         _cleanup_pins_ struct pinlet_pins *p = NULL;
         int r;
 
@@ -652,10 +747,13 @@ int pinlet_pins_open(const char *dir, size_t max_entries, struct pinlet_pins **r
         if (r < 0)
                 return pinlet_error_set(err, r, "out of memory");
         if (dir) {
-                r = mkdir_p(dir, 0700);
+                r = pinlet_io_mkdir_p(dir, 0700);
                 if (r < 0)
                         return pinlet_error_set(err, r, "pin store %s: mkdir: %s", dir,
                                                 strerror(-r));
+                r = pinlet_io_check_dir(dir, "state directory", 0700, err);
+                if (r < 0)
+                        return r;
                 r = take_lock(p, err);
                 if (r < 0)
                         return r;
@@ -666,7 +764,13 @@ int pinlet_pins_open(const char *dir, size_t max_entries, struct pinlet_pins **r
                 if (p->report.skipped > 0)
                         keep_corrupt_copy(p);
                 /* Start from a clean file: no damaged or torn line to append after. */
-                r = compact(p, err);
+                r = compact(p, NULL, &e);
+                if ((r == -ENOSPC || r == -EDQUOT) && p->report.skipped == 0) {
+                        log_debug("pins: %s; appending to the file as it is",
+                                  pinlet_error_message(e, r));
+                        r = keep_appending(p, err);
+                } else if (r < 0)
+                        return pinlet_error_set(err, r, "%s", pinlet_error_message(e, r));
                 if (r < 0)
                         return r;
         }
@@ -758,22 +862,124 @@ static int check_args(struct pinlet_pins *p, const char *ref, const char *digest
         return 0;
 }
 
-/* The persistence half of a change: io is held, mem is not. */
-static int persist(struct pinlet_pins *p, const char *line, bool sync, struct pinlet_error **err)
+/* A copy of pin, for building its next state aside. NULL on allocation failure. */
+static struct pin *pin_clone(const struct pin *pin)
 {
-        if (!p->dir)
-                return 0;
-        return append(p, line, sync, err);
+        _cleanup_(pin_freep) struct pin *c = calloc(1, sizeof(*c));
+
+        if (!c || !(c->ref = strdup(pin->ref)) || !(c->digest = strdup(pin->digest)))
+                return NULL;
+        c->first_used = pin->first_used;
+        c->last_used = pin->last_used;
+        for (size_t i = 0; i < pin->n_pods; i++) {
+                c->pods[i] = strdup(pin->pods[i]);
+                if (!c->pods[i])
+                        return NULL;
+                c->n_pods++;
+        }
+        return TAKE_PTR(c);
+}
+
+/* Gives pin the state of next (same reference), and next the old state to be freed. */
+static void pin_swap_state(struct pin *pin, struct pin *next)
+{
+        struct pin old = *pin;
+
+        pin->digest = next->digest;
+        pin->first_used = next->first_used;
+        pin->last_used = next->last_used;
+        memcpy(pin->pods, next->pods, sizeof(pin->pods));
+        pin->n_pods = next->n_pods;
+        next->digest = old.digest;
+        memcpy(next->pods, old.pods, sizeof(next->pods));
+        next->n_pods = old.n_pods;
+}
+
+/*
+ * record() (digest set) and touch() (digest NULL). The pin's next state is built aside,
+ * its line written, and only then put in memory: a change that cannot be written leaves
+ * memory as it was. io serializes the writers (they alone change memory), so the pin
+ * found at the start is still there, unchanged, when the new state goes in.
+ */
+static int change(struct pinlet_pins *p, const char *ref, const char *digest, const char *pod,
+                  char **ret_previous_digest, struct pinlet_error **err)
+{
+        _cleanup_free_ char *pod_copy = NULL, *previous = NULL, *line = NULL;
+        _cleanup_(pin_freep) struct pin *next = NULL;
+        struct pin *pin;
+        bool sync = false;
+        int64_t now;
+        int r = 0;
+
+        pod_copy = pod ? strdup(pod) : NULL;
+        if (pod && !pod_copy)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+
+        pthread_mutex_lock(&p->io);
+        pthread_rwlock_rdlock(&p->mem);
+        pin = find(p, ref);
+        if (pin)
+                next = pin_clone(pin);
+        else if (digest && (next = calloc(1, sizeof(*next))) && !(next->ref = strdup(ref))) {
+                pin_free(next);
+                next = NULL;
+        }
+        pthread_rwlock_unlock(&p->mem);
+        if (!pin && !digest)
+                r = pinlet_error_set(err, -ENOENT, "pin store: no pin for %s", ref);
+        else if (!next)
+                r = pinlet_error_set(err, -ENOMEM, "out of memory");
+        if (r < 0)
+                goto out;
+
+        now = (int64_t)time(NULL);
+        if (digest && (!pin || strcmp(pin->digest, digest) != 0)) {
+                char *d = strdup(digest);
+
+                if (!d) {
+                        r = pinlet_error_set(err, -ENOMEM, "out of memory");
+                        goto out;
+                }
+                /* new, or the tag moved: a new digest starts a new history */
+                previous = next->digest;
+                next->digest = d;
+                next->first_used = now;
+                pin_clear_pods(next);
+                sync = true;
+        }
+        next->last_used = now;
+        if (pod_copy)
+                pin_add_pod(next, TAKE_PTR(pod_copy));
+        if (p->dir) {
+                line = pin_to_line(next);
+                if (!line) {
+                        r = pinlet_error_set(err, -ENOMEM, "out of memory");
+                        goto out;
+                }
+                r = append(p, line, sync, false, err);
+                if (r < 0)
+                        goto out;
+        }
+
+        pthread_rwlock_wrlock(&p->mem);
+        if (pin) {
+                pin_swap_state(pin, next);
+                pinlet_lru_touch(&p->lru, &pin->node);
+        } else
+                insert(p, TAKE_PTR(next));
+        evict(p);
+        pthread_rwlock_unlock(&p->mem);
+        maybe_compact(p);
+out:
+        pthread_mutex_unlock(&p->io);
+        if (r >= 0 && ret_previous_digest)
+                *ret_previous_digest = pin ? TAKE_PTR(previous) : NULL;
+        return r;
 }
 
 int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *digest, const char *pod,
                        char **ret_previous_digest, struct pinlet_error **err)
 {
-        _cleanup_free_ char *pod_copy = NULL, *digest_copy = NULL, *previous = NULL, *line = NULL;
-        _cleanup_(pin_freep) struct pin *fresh = NULL;
-        struct pin *pin;
-        bool sync = true;
-        int64_t now;
         int r;
 
         r = check_args(p, ref, digest, pod, err);
@@ -781,88 +987,25 @@ int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *diges
                 return r;
         if (!digest)
                 return pinlet_error_set(err, -EINVAL, "pin store: no digest for %s", ref);
-        /* Allocate before taking locks, so the update itself cannot fail half-way. */
-        digest_copy = strdup(digest);
-        pod_copy = pod ? strdup(pod) : NULL;
-        fresh = calloc(1, sizeof(*fresh));
-        if (!digest_copy || (pod && !pod_copy) || !fresh || !(fresh->ref = strdup(ref)))
-                return pinlet_error_set(err, -ENOMEM, "out of memory");
-
-        pthread_mutex_lock(&p->io);
-        pthread_rwlock_wrlock(&p->mem);
-        now = (int64_t)time(NULL);
-        pin = find(p, ref);
-        if (!pin) {
-                pin = TAKE_PTR(fresh);
-                pin->digest = TAKE_PTR(digest_copy);
-                pin->first_used = now;
-                insert(p, pin);
-        } else if (strcmp(pin->digest, digest) != 0) {
-                /* The tag moved: a new digest starts a new history. */
-                previous = pin->digest;
-                pin->digest = TAKE_PTR(digest_copy);
-                pin->first_used = now;
-                pin_clear_pods(pin);
-                pinlet_lru_touch(&p->lru, &pin->node);
-        } else {
-                sync = false;
-                pinlet_lru_touch(&p->lru, &pin->node);
-        }
-        pin->last_used = now;
-        if (pod_copy)
-                pin_add_pod(pin, TAKE_PTR(pod_copy));
-        if (p->dir)
-                line = pin_to_line(pin);
-        evict(p);
-        pthread_rwlock_unlock(&p->mem);
-
-        r = persist(p, line, sync, err);
-        pthread_mutex_unlock(&p->io);
-        if (ret_previous_digest)
-                *ret_previous_digest = TAKE_PTR(previous);
-        return r;
+        return change(p, ref, digest, pod, ret_previous_digest, err);
 }
 
 int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
                       struct pinlet_error **err)
 {
-        _cleanup_free_ char *pod_copy = NULL, *line = NULL;
-        struct pin *pin;
         int r;
 
         r = check_args(p, ref, NULL, pod, err);
         if (r < 0)
                 return r;
-        pod_copy = pod ? strdup(pod) : NULL;
-        if (pod && !pod_copy)
-                return pinlet_error_set(err, -ENOMEM, "out of memory");
-
-        pthread_mutex_lock(&p->io);
-        pthread_rwlock_wrlock(&p->mem);
-        pin = find(p, ref);
-        if (pin) {
-                pin->last_used = (int64_t)time(NULL);
-                if (pod_copy)
-                        pin_add_pod(pin, TAKE_PTR(pod_copy));
-                pinlet_lru_touch(&p->lru, &pin->node);
-                if (p->dir)
-                        line = pin_to_line(pin);
-        }
-        pthread_rwlock_unlock(&p->mem);
-        if (!pin) {
-                pthread_mutex_unlock(&p->io);
-                return pinlet_error_set(err, -ENOENT, "pin store: no pin for %s", ref);
-        }
-        r = persist(p, line, false, err);
-        pthread_mutex_unlock(&p->io);
-        return r;
+        return change(p, ref, NULL, pod, NULL, err);
 }
 
 int pinlet_pins_forget(struct pinlet_pins *p, const char *ref, struct pinlet_error **err)
 {
         _cleanup_free_ char *line = NULL;
         struct pin *pin;
-        int r;
+        int r = 0;
 
         r = check_args(p, ref, NULL, NULL, err);
         if (r < 0)
@@ -887,8 +1030,14 @@ int pinlet_pins_forget(struct pinlet_pins *p, const char *ref, struct pinlet_err
         }
         log_debug("pins: forgot %s (was %s)", pin->ref, pin->digest);
         pin_free(pin);
-        /* Synced like a moved pin: after a crash the old digest must not come back. */
-        r = persist(p, line, true, err);
+        /* Memory forgets even when the line cannot be written: nothing in this process
+         * uses the pin again. Synced like a moved pin (after a crash the old digest must
+         * not come back), and allowed into the reserve: this must work on a full disk. */
+        if (p->dir) {
+                r = append(p, line, true, true, err);
+                if (r >= 0)
+                        maybe_compact(p);
+        }
         pthread_mutex_unlock(&p->io);
         return r < 0 ? r : 1;
 }

@@ -27,6 +27,26 @@
  *     log. It runs at every read-write open and when the log holds more than twice the
  *     live entries (plus 1024) lines. Leftover temp files are ignored by the loader and
  *     removed by the next read-write open.
+ * Disk full: record() and touch() append only when the line fits with a reserve of
+ * 64 KiB still allocated past the end of pins.jsonl (fallocate FALLOC_FL_KEEP_SIZE, made
+ * at every compaction and topped up after use); otherwise they fail with -ENOSPC and
+ * change nothing. forget() may write into that reserve, so a deletion still reaches the
+ * file on a full disk. A failed append is cut off again (ftruncate), so no part of it
+ * comes back after a restart. A read-write open on a full disk, where compaction finds no
+ * room, appends to the existing file instead (unless it holds damaged lines).
+ *
+ * The guarantee this gives callers: after a restart, the store never returns a digest
+ * for a tag other than the last one record() returned success for, and never one whose
+ * forget() returned success. (A record() that fails leaves the previous pin in place: a
+ * caller whose pull went ahead with the new digest calls forget(), which works on a full
+ * disk, so that no older pin is left behind.)
+ *
+ * Files: pins.jsonl, pins.lock and the temporary files are opened with O_NOFOLLOW: a
+ * symbolic link planted at any of them makes open fail with -ELOOP ("refusing to open X:
+ * it is a symbolic link"). An existing DIR must be owned by pinlet's user (or root) and
+ * not writable by group or others, or the read-write open fails with -EPERM saying what
+ * to fix (see pinlet_io_check_dir); directories it creates are 0700.
+ *
  * Loading never fails on content: lines that are not JSON, lack fields, carry invalid
  * values, or exceed PINLET_PINS_LINE_MAX bytes are skipped and counted (see
  * pinlet_pins_load_report; the caller logs it). When anything was skipped, the read-write
@@ -35,7 +55,7 @@
  * Bound: at most max_entries pins; the least recently recorded or touched pin is evicted
  * (recency follows last_used, and at load the order of the log).
  *
- * Exclusive writer: a read-write open creates DIR (0700, parents too) and holds an
+ * Exclusive writer: a read-write open creates DIR (0700, parents too), checks it, and holds an
  * exclusive flock on DIR/pins.lock; a second one fails with -EBUSY. A read-only open
  * (`pinlet pins`) takes no lock, writes nothing and tolerates a concurrent writer: it reads
  * the file a rename last put in place, and a torn last line is skipped.
@@ -48,8 +68,10 @@
  *
  * Errors: -EINVAL for invalid arguments (empty or oversized reference, digest or pod
  * strings, or control characters), -ENOENT when a reference has no pin, -EROFS for writes
- * to a read-only store, -EBUSY when another writer holds the store, -ENOMEM, or the
- * -errno of a failed file operation with *err naming the file.
+ * to a read-only store, -EBUSY when another writer holds the store, -ELOOP for a
+ * symbolic link and -EPERM for an unsafe directory (at open), -ENOSPC when a change does
+ * not fit (see "Disk full"), -ENOMEM, or the -errno of a failed file operation with *err
+ * naming the file.
  */
 #pragma once
 
@@ -117,14 +139,16 @@ int pinlet_pins_lookup(struct pinlet_pins *p, const char *ref, char **ret_digest
  * digest moves the pin: *ret_previous_digest (when not NULL) receives the old digest
  * (caller owns) and first_used restarts with the pod list reset to this pod. Otherwise
  * *ret_previous_digest is set to NULL.
- * Exception to "outputs only on success": if the change was made in memory but could not
- * be written to disk, the call returns the -errno with *err set AND still sets
- * *ret_previous_digest, since the pin did move for everything that reads the store.
+ * Atomic: the line is written (and, for a new or moved pin, fdatasync'ed) before memory
+ * changes. When it cannot be (invalid arguments, -ENOSPC, -EIO...), the call returns the
+ * -errno with *err set, memory and file are as before, and *ret_previous_digest is not
+ * written.
  */
 int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *digest, const char *pod,
                        char **ret_previous_digest, struct pinlet_error **err);
 
-/* Marks an existing pin as used now (by pod, when not NULL). -ENOENT when ref has none. */
+/* Marks an existing pin as used now (by pod, when not NULL). -ENOENT when ref has none.
+ * Atomic like record(); not synced (a lost last_used is harmless). */
 int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
                       struct pinlet_error **err);
 
@@ -132,8 +156,10 @@ int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
  * Removes ref's pin, so the store no longer claims a digest for it: used when the tag was
  * pulled without pinlet knowing what it resolved to. Returns 1 when a pin was removed
  * (the deletion is appended and fdatasync'ed), 0 when ref had none (nothing is written).
- * As with record(), a failed write returns the -errno with *err set, yet the pin is gone
- * from memory (and a later compaction leaves it out of the file).
+ * It works on a full disk (see "Disk full"). If the deletion nevertheless cannot be
+ * written, the call returns the -errno with *err set (the caller logs it), yet the pin is
+ * gone from memory (and a later compaction leaves it out of the file); after a restart
+ * before such a compaction the pin may be back.
  */
 int pinlet_pins_forget(struct pinlet_pins *p, const char *ref, struct pinlet_error **err);
 

@@ -7,32 +7,8 @@
 #include <unistd.h>
 
 #include "proxy/socket.h"
+#include "util/io.h"
 #include "util/macro.h"
-
-/* mkdir -p of the directory that holds path. */
-static int mkdir_parents(const char *path)
-{
-        _cleanup_free_ char *p = strdup(path);
-        char *slash;
-
-        if (!p)
-                return -ENOMEM;
-        slash = strrchr(p, '/');
-        if (!slash || slash == p)
-                return 0;
-        *slash = '\0';
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
 
 /* 1: somebody accepts on the socket at path, 0: nobody does (stale), <0: cannot tell. */
 static int socket_is_alive(const char *path)
@@ -64,7 +40,7 @@ int pinlet_proxy_prepare_socket_path(const char *path, struct pinlet_error **err
                 return pinlet_error_set(err, -ENAMETOOLONG,
                                         "listen socket path %s is too long (at most %zu bytes)",
                                         path, sizeof(sa.sun_path) - 1);
-        r = mkdir_parents(path);
+        r = pinlet_io_mkdir_parents(path, 0755);
         if (r < 0)
                 return pinlet_error_set(err, r, "cannot create the directory of %s: %s", path,
                                         strerror(-r));

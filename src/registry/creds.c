@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 
 #include "registry/creds.h"
-#include "util/buf.h"
+#include "util/io.h"
 #include "util/log.h"
 
 bool pinlet_creds_empty(const struct pinlet_creds *c)
@@ -254,23 +254,6 @@ int pinlet_creds_from_docker_config(const char *json, size_t len, const char *do
         return 1;
 }
 
-static int read_file_bounded(const char *path, struct pinlet_buf *b)
-{
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        char chunk[8192];
-        size_t n;
-        int r;
-
-        if (!f)
-                return -errno;
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-                r = pinlet_buf_append(b, chunk, n);
-                if (r < 0)
-                        return r;
-        }
-        return ferror(f) ? -EIO : 0;
-}
-
 int pinlet_creds_lookup(char *const *paths, const struct pinlet_registry_auth *a,
                         const char *domain, struct pinlet_creds *ret, struct pinlet_error **err)
 {
@@ -285,12 +268,12 @@ int pinlet_creds_lookup(char *const *paths, const struct pinlet_registry_auth *a
                 return 0;
         }
         for (char *const *p = paths; p && *p; p++) {
-                _cleanup_buf_ struct pinlet_buf b;
                 _cleanup_free_ char *expanded = NULL;
                 _cleanup_error_ struct pinlet_error *e = NULL;
                 const char *path = *p;
+                char *data = NULL;
+                size_t size = 0;
 
-                pinlet_buf_init(&b, PINLET_DOCKER_CONFIG_MAX);
                 if (strncmp(path, "~/", 2) == 0) {
                         const char *home = getenv("HOME");
 
@@ -300,14 +283,19 @@ int pinlet_creds_lookup(char *const *paths, const struct pinlet_registry_auth *a
                                 return pinlet_error_set(err, -ENOMEM, "out of memory");
                         path = expanded;
                 }
-                r = read_file_bounded(path, &b);
+                /* Symbolic links are followed: Kubernetes mounts secrets (and kubelet's
+                 * config.json with them) through links. */
+                r = pinlet_io_read_file(path, PINLET_DOCKER_CONFIG_MAX, 0, &data, &size, NULL);
                 if (r == -ENOENT || r == -ENOTDIR)
                         continue;
                 if (r < 0) {
                         log_debug("registry credentials: skipping %s: %s", path, strerror(-r));
                         continue;
                 }
-                r = pinlet_creds_from_docker_config(b.data ? b.data : "", b.len, domain, &c, &e);
+                r = pinlet_creds_from_docker_config(data, size, domain, &c, &e);
+                /* the file holds passwords: do not leave them in freed memory */
+                explicit_bzero(data, size);
+                free(data);
                 if (r < 0) {
                         log_debug("registry credentials: skipping %s: %s", path,
                                   pinlet_error_message(e, r));

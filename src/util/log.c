@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/io.h"
 #include "util/json.h"
 #include "util/log.h"
 
@@ -69,20 +70,6 @@ void pinlet_format_rfc3339_now(char *buf, size_t size)
         snprintf(buf, size, "%s.%09ldZ", base, ts.tv_nsec);
 }
 
-static void write_all(int fd, const char *p, size_t n)
-{
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return;
-                }
-                p += k;
-                n -= (size_t)k;
-        }
-}
-
 void pinlet_log(enum pinlet_log_level level, const char *fmt, ...)
 {
         _cleanup_free_ char *msg = NULL, *line = NULL;
@@ -112,5 +99,6 @@ void pinlet_log(enum pinlet_log_level level, const char *fmt, ...)
                         return;
         } else if (asprintf(&line, "pinlet %s: %s\n", level_names[level], msg) < 0)
                 return;
-        write_all(STDERR_FILENO, line, strlen(line));
+        /* nowhere left to report a failure to write the log */
+        (void)pinlet_io_write_all(STDERR_FILENO, line, strlen(line));
 }

@@ -193,9 +193,10 @@ struct writer {
 static void *writer_run(void *p)
 {
         struct writer *w = p;
-        char image[4096], pod[16];
+        char image[PINLET_AUDIT_FIELD_MAX + 1], pod[16];
 
-        /* Long lines (~4 KiB): more than a pipe's atomic size, so interleaving would show. */
+        /* Long lines (5 fields of 1 KiB, the most one field keeps): more than a pipe's
+         * atomic size (4 KiB), so interleaving would show. */
         memset(image, 'a' + w->id, sizeof(image) - 1);
         image[sizeof(image) - 1] = '\0';
         snprintf(pod, sizeof(pod), "w%d", w->id);
@@ -203,9 +204,13 @@ static void *writer_run(void *p)
                 const struct pinlet_audit_record rec = {
                         .method = "PullImage",
                         .pod_name = pod,
+                        .container = image,
                         .image = image,
+                        .resolved = image,
+                        .previous = image,
                         .registry_ms = i,
                         .decision = PINLET_AUDIT_SUBSTITUTED,
+                        .error = image,
                 };
                 assert_int_equal(pinlet_audit_write(w->a, &rec), 0);
         }
@@ -246,9 +251,10 @@ static void test_concurrent(void **state)
                 assert_non_null(pod);
                 id = pod[1] - '0';
                 assert_true(id >= 0 && id < N_WRITERS);
-                assert_int_equal(strlen(image), 4095);
+                assert_int_equal(strlen(image), PINLET_AUDIT_FIELD_MAX);
                 assert_int_equal(image[0], 'a' + id);
-                assert_int_equal(image[4094], 'a' + id);
+                assert_int_equal(image[PINLET_AUDIT_FIELD_MAX - 1], 'a' + id);
+                assert_string_equal(json_string_value(json_object_get(lines[i], "error")), image);
                 counts[id]++;
         }
         for (int i = 0; i < N_WRITERS; i++)
@@ -418,6 +424,187 @@ static void test_open_error(void **state)
         assert_non_null(strstr(err->message, path));
 }
 
+/* A megabyte from a client makes a record of about a kilobyte per field, with a marker. */
+static void test_bounded_fields(void **state)
+{
+        const size_t big = 1u << 20;
+        char *image = malloc(big + 1), *error = malloc(big + 1), *utf8 = malloc(2002);
+        _cleanup_free_ char *line = NULL, *want = NULL, *marker = NULL;
+        struct pinlet_audit_record rec = {
+                .method = "PullImage",
+                .registry_ms = -1,
+        };
+        const char *got;
+        json_t *o;
+
+        assert_true(image && error && utf8);
+        memset(image, 'i', big);
+        image[big] = '\0';
+        memset(error, 'e', big);
+        error[big] = '\0';
+        rec.image = image;
+        rec.error = error;
+        rec.pod_uid = image;
+        rec.resolved = image;
+        line = pinlet_audit_format(&rec);
+        assert_non_null(line);
+        assert_true(strlen(line) < 8 * 1024); /* never megabytes: a few KiB */
+        o = json_loads(line, 0, NULL);
+        assert_non_null(o);
+        assert_int_not_equal(asprintf(&marker, "...(truncated, %zu bytes)", big), -1);
+        got = json_string_value(json_object_get(o, "image"));
+        assert_int_equal(strlen(got), PINLET_AUDIT_FIELD_MAX + strlen(marker));
+        assert_int_equal(strspn(got, "i"), PINLET_AUDIT_FIELD_MAX);
+        assert_string_equal(got + PINLET_AUDIT_FIELD_MAX, marker);
+        got = json_string_value(json_object_get(o, "error"));
+        assert_int_equal(strspn(got, "e"), PINLET_AUDIT_FIELD_MAX);
+        assert_string_equal(got + PINLET_AUDIT_FIELD_MAX, marker);
+        got = json_string_value(json_object_get(json_object_get(o, "pod"), "uid"));
+        assert_string_equal(got + PINLET_AUDIT_FIELD_MAX, marker);
+        json_decref(o);
+        free(line);
+
+        /* exactly at the limit: kept whole, no marker */
+        image[PINLET_AUDIT_FIELD_MAX] = '\0';
+        rec = (struct pinlet_audit_record){ .image = image, .registry_ms = -1 };
+        line = pinlet_audit_format(&rec);
+        o = json_loads(line, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(o, "image")), image);
+        json_decref(o);
+        free(line);
+
+        /* the cut never splits a UTF-8 character: "x" then 1000 two-byte "é"; byte 1024 is
+         * the second byte of an "é", so the cut keeps 1023 bytes (x + 511 é) */
+        utf8[0] = 'x';
+        for (int i = 0; i < 1000; i++)
+                memcpy(utf8 + 1 + 2 * i, "\xc3\xa9", 2);
+        utf8[2001] = '\0';
+        rec.image = utf8;
+        line = pinlet_audit_format(&rec);
+        assert_non_null(line);
+        o = json_loads(line, 0, NULL);
+        assert_non_null(o);
+        got = json_string_value(json_object_get(o, "image"));
+        assert_int_not_equal(asprintf(&want, "%.1023s...(truncated, 2001 bytes)", utf8), -1);
+        assert_string_equal(got, want);
+        json_decref(o);
+        free(image);
+        free(error);
+        free(utf8);
+}
+
+/* A protobuf string may hold a NUL: with image_len the record shows the bytes after it. */
+static void test_image_with_nul(void **state)
+{
+        static const char image[] = "app\0evil:v1";
+        const struct pinlet_audit_record rec = {
+                .image = image,
+                .image_len = sizeof(image) - 1,
+                .registry_ms = -1,
+        };
+        const struct pinlet_audit_record c_string = { .image = image, .registry_ms = -1 };
+        _cleanup_free_ char *line = pinlet_audit_format(&rec);
+        _cleanup_free_ char *line2 = pinlet_audit_format(&c_string);
+        json_t *o;
+
+        assert_non_null(line);
+        assert_non_null(strstr(line, "\"image\":\"app\\u0000evil:v1\""));
+        o = json_loads(line, JSON_ALLOW_NUL, NULL);
+        assert_non_null(o);
+        assert_int_equal(json_string_length(json_object_get(o, "image")), sizeof(image) - 1);
+        assert_memory_equal(json_string_value(json_object_get(o, "image")), image,
+                            sizeof(image) - 1);
+        json_decref(o);
+        /* image_len 0 means strlen, as before */
+        assert_non_null(strstr(line2, "\"image\":\"app\""));
+}
+
+static void put(const char *path, const char *content)
+{
+        FILE *f = fopen(path, "w");
+
+        assert_non_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+static void expect_content(const char *path, const char *content)
+{
+        char buf[256] = {};
+        FILE *f = fopen(path, "r");
+
+        assert_non_null(f);
+        fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        assert_string_equal(buf, content);
+}
+
+/* A symbolic link planted at the path: refused at open, refused (and counted) at reopen. */
+static void test_symlink_refused(void **state)
+{
+        _cleanup_free_ char *dir = path_in_tmp("sym");
+        _cleanup_free_ char *path = path_in_tmp("sym/audit.jsonl");
+        _cleanup_free_ char *target = path_in_tmp("precious");
+        _cleanup_free_ char *want = NULL;
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        const struct pinlet_audit_options o = { .path = path };
+        struct pinlet_audit *a = NULL;
+
+        put(target, "do not touch\n");
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(symlink(target, path), 0);
+        assert_int_equal(pinlet_audit_open(&o, &a, &err), -ELOOP);
+        assert_null(a);
+        assert_int_not_equal(asprintf(&want, "refusing to open %s: it is a symbolic link", path),
+                             -1);
+        assert_string_equal(err->message, want);
+        pinlet_error_free(err);
+        err = NULL;
+        expect_content(target, "do not touch\n");
+
+        /* at reopen (after logrotate renamed the file and someone planted a link) */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(pinlet_audit_open(&o, &a, &err), 0);
+        write_one(a, "one");
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(symlink(target, path), 0);
+        assert_int_equal(pinlet_audit_reopen_failures(a), 0);
+        assert_int_equal(pinlet_audit_reopen(a, &err), -ELOOP);
+        assert_string_equal(err->message, want);
+        assert_int_equal(pinlet_audit_reopen_failures(a), 1);
+        write_one(a, "two"); /* still the old (unlinked) file, never the target */
+        pinlet_audit_close(a);
+        expect_content(target, "do not touch\n");
+}
+
+/* The directory holding the log must be pinlet's alone. */
+static void test_unsafe_directory(void **state)
+{
+        _cleanup_free_ char *dir = path_in_tmp("shared");
+        _cleanup_free_ char *path = path_in_tmp("shared/audit.jsonl");
+        _cleanup_free_ char *want = NULL;
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        const struct pinlet_audit_options o = { .path = path };
+        struct pinlet_audit *a = NULL;
+
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(chmod(dir, 0770), 0);
+        assert_int_equal(pinlet_audit_open(&o, &a, &err), -EPERM);
+        assert_null(a);
+        assert_int_not_equal(asprintf(&want,
+                                      "audit log directory %s is writable by group or others "
+                                      "(mode 0770): chmod 0750 %s",
+                                      dir, dir),
+                             -1);
+        assert_string_equal(err->message, want);
+        assert_int_equal(access(path, F_OK), -1); /* nothing created */
+        assert_int_equal(chmod(dir, 0750), 0);
+        pinlet_error_free(err);
+        err = NULL;
+        assert_int_equal(pinlet_audit_open(&o, &a, &err), 0);
+        pinlet_audit_close(a);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -429,6 +616,10 @@ int main(void)
                 cmocka_unit_test(test_stderr),
                 cmocka_unit_test(test_failures_counted),
                 cmocka_unit_test(test_open_error),
+                cmocka_unit_test(test_bounded_fields),
+                cmocka_unit_test(test_image_with_nul),
+                cmocka_unit_test(test_symlink_refused),
+                cmocka_unit_test(test_unsafe_directory),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

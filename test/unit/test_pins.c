@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -606,15 +608,180 @@ static void test_load_data(void **state)
         assert_string_equal(c.lines[1], "g/h:i sha256:cd ");
 }
 
+static void expect_error(int got, int code, struct pinlet_error **err, const char *message)
+{
+        assert_int_equal(got, code);
+        assert_non_null(*err);
+        assert_string_equal((*err)->message, message);
+        pinlet_error_free(*err);
+        *err = NULL;
+}
+
+static void expect_content(const char *path, const char *content)
+{
+        char buf[256] = {};
+        FILE *f = fopen(path, "r");
+
+        assert_non_null(f);
+        assert_true(fread(buf, 1, sizeof(buf) - 1, f) <= strlen(content));
+        fclose(f);
+        assert_string_equal(buf, content);
+}
+
+/* A symbolic link planted at pins.jsonl or pins.lock: the store does not open, and the
+ * link's target is neither read as a store nor written. */
+static void test_symlink_refused(void **state)
+{
+        _cleanup_free_ char *dir = in_tmp("", "sym");
+        _cleanup_free_ char *file = in_tmp("/" PINLET_PINS_FILE, "sym");
+        _cleanup_free_ char *lock = in_tmp("/pins.lock", "sym");
+        _cleanup_free_ char *target = in_tmp("", "precious");
+        _cleanup_free_ char *want = NULL;
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_pins *p = NULL;
+
+        assert_int_equal(mkdir(dir, 0700), 0);
+        write_file(target, "do not touch\n");
+        assert_int_equal(symlink(target, file), 0);
+        assert_int_not_equal(
+                asprintf(&want, "pin store: refusing to open %s: it is a symbolic link", file), -1);
+        expect_error(pinlet_pins_open(dir, 0, &p, &err), -ELOOP, &err, want);
+        assert_null(p);
+        expect_error(pinlet_pins_open_readonly(dir, 0, &p, &err), -ELOOP, &err, want);
+        expect_content(target, "do not touch\n");
+
+        assert_int_equal(unlink(file), 0);
+        assert_int_equal(unlink(lock), 0); /* the first attempt had created it */
+        assert_int_equal(symlink(target, lock), 0);
+        free(want);
+        assert_int_not_equal(
+                asprintf(&want, "pin store: refusing to open %s: it is a symbolic link", lock), -1);
+        expect_error(pinlet_pins_open(dir, 0, &p, &err), -ELOOP, &err, want);
+        expect_content(target, "do not touch\n");
+        assert_int_equal(access(file, F_OK), -1); /* nothing written either */
+
+        assert_int_equal(unlink(lock), 0);
+        assert_int_equal(pinlet_pins_open(dir, 0, &p, &err), 0);
+        pinlet_pins_close(p);
+}
+
+/* The state directory must be pinlet's alone: an existing one is checked, not changed. */
+static void test_unsafe_directory(void **state)
+{
+        _cleanup_free_ char *dir = in_tmp("", "shared");
+        _cleanup_free_ char *file = in_tmp("/" PINLET_PINS_FILE, "shared");
+        _cleanup_free_ char *want = NULL;
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_pins *p = NULL;
+        struct stat st;
+
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(chmod(dir, 0775), 0);
+        assert_int_not_equal(asprintf(&want,
+                                      "state directory %s is writable by group or others "
+                                      "(mode 0775): chmod 0700 %s",
+                                      dir, dir),
+                             -1);
+        expect_error(pinlet_pins_open(dir, 0, &p, &err), -EPERM, &err, want);
+        assert_int_equal(access(file, F_OK), -1);
+        assert_int_equal(stat(dir, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0775); /* left for the operator to fix */
+        assert_int_equal(chmod(dir, 0755), 0);
+        assert_int_equal(pinlet_pins_open(dir, 0, &p, &err), 0);
+        pinlet_pins_close(p);
+}
+
+static off_t file_size(const char *path)
+{
+        struct stat st;
+
+        assert_int_equal(stat(path, &st), 0);
+        return st.st_size;
+}
+
+/* A change whose line cannot be written changes nothing: the write failure is injected
+ * with RLIMIT_FSIZE, which cuts a write(2) short at a byte offset and fails the next
+ * one with EFBIG, the way a disk filling up mid-line would. */
+static void test_failed_write(void **state)
+{
+        _cleanup_free_ char *dir = in_tmp("", "failing");
+        _cleanup_free_ char *file = in_tmp("/" PINLET_PINS_FILE, "failing");
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_pins *p = NULL;
+        struct rlimit saved, lim;
+        char *prev = NULL;
+        struct stat st;
+        off_t size;
+
+        assert_int_equal(pinlet_pins_open(dir, 0, &p, &err), 0);
+        record(p, NGINX, D1, "prod/web-0/uid-0", NULL);
+        record(p, REDIS, D1, NULL, NULL);
+        size = file_size(file);
+        /* the reserve for deletions is allocated past the end of the file */
+        assert_int_equal(stat(file, &st), 0);
+        assert_true((off_t)st.st_blocks * 512 >= size + 64 * 1024);
+
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+        lim = saved;
+        lim.rlim_cur = (rlim_t)size + 10; /* 10 bytes of the next line fit */
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+        /* a move that cannot be written: no move */
+        assert_int_equal(pinlet_pins_record(p, NGINX, D2, "prod/web-1/uid-1", &prev, &err), -EFBIG);
+        assert_non_null(err);
+        assert_non_null(strstr(err->message, file));
+        pinlet_error_free(err);
+        err = NULL;
+        assert_null(prev);
+        expect_pin(p, NGINX, D1);
+        assert_int_equal(file_size(file), size); /* the 10 bytes were taken back */
+        /* nor a new pin, nor a touch */
+        assert_int_equal(pinlet_pins_record(p, APP, D3, NULL, &prev, &err), -EFBIG);
+        pinlet_error_free(err);
+        err = NULL;
+        expect_none(p, APP);
+        assert_int_equal(pinlet_pins_touch(p, NGINX, "x/y/z", &err), -EFBIG);
+        pinlet_error_free(err);
+        err = NULL;
+        {
+                struct collected c = {};
+                assert_int_equal(pinlet_pins_list(p, collect, &c), 2);
+                assert_string_equal(c.lines[0], NGINX " " D1 " prod/web-0/uid-0");
+        }
+        /* a forget that cannot be written: memory forgets all the same, the error says so */
+        assert_int_equal(pinlet_pins_forget(p, REDIS, &err), -EFBIG);
+        pinlet_error_free(err);
+        err = NULL;
+        expect_none(p, REDIS);
+        assert_int_equal(file_size(file), size);
+
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+        /* appending works again, after a whole file (no remains of the failed lines) */
+        record(p, NGINX, D2, NULL, D1);
+        pinlet_pins_close(p);
+        assert_int_equal(count_lines(file), 3);
+        assert_int_equal(pinlet_pins_open(dir, 0, &p, &err), 0);
+        assert_int_equal(pinlet_pins_load_report(p)->skipped, 0);
+        assert_int_equal(pinlet_pins_load_report(p)->truncated, 0);
+        expect_pin(p, NGINX, D2);
+        expect_none(p, APP);
+        /* the forget that failed to reach the file: documented, the pin is back */
+        expect_pin(p, REDIS, D1);
+        pinlet_pins_close(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_record_lookup), cmocka_unit_test(test_move),
-                cmocka_unit_test(test_pods_bounded),  cmocka_unit_test(test_persistence),
-                cmocka_unit_test(test_crash_safety),  cmocka_unit_test(test_bound),
-                cmocka_unit_test(test_compaction),    cmocka_unit_test(test_lock_and_readonly),
-                cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_load_data),
-                cmocka_unit_test(test_forget),        cmocka_unit_test(test_forget_compaction),
+                cmocka_unit_test(test_record_lookup),   cmocka_unit_test(test_move),
+                cmocka_unit_test(test_pods_bounded),    cmocka_unit_test(test_persistence),
+                cmocka_unit_test(test_crash_safety),    cmocka_unit_test(test_bound),
+                cmocka_unit_test(test_compaction),      cmocka_unit_test(test_lock_and_readonly),
+                cmocka_unit_test(test_concurrent),      cmocka_unit_test(test_load_data),
+                cmocka_unit_test(test_forget),          cmocka_unit_test(test_forget_compaction),
+                cmocka_unit_test(test_symlink_refused), cmocka_unit_test(test_unsafe_directory),
+                cmocka_unit_test(test_failed_write),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

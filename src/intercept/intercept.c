@@ -462,7 +462,12 @@ static int handle_slot(struct call *c, size_t index)
                 if (r != 0)
                         return r;
         } else if (ic->pins && a.source == PINLET_SOURCE_PIN) {
-                (void)pinlet_pins_touch(ic->pins, key, c->pod, NULL);
+                /* last_used only: on the completion-queue thread it is skipped rather than
+                 * waited for while another change holds the store */
+                if (c->may_block)
+                        (void)pinlet_pins_touch(ic->pins, key, c->pod, NULL);
+                else
+                        (void)pinlet_pins_touch_nowait(ic->pins, key, c->pod);
         }
         r = pinlet_intercept_request_set_image(c->req, index, resolved, &perr);
         if (r < 0)

@@ -901,8 +901,10 @@ static void pin_swap_state(struct pin *pin, struct pin *next)
  * memory as it was. io serializes the writers (they alone change memory), so the pin
  * found at the start is still there, unchanged, when the new state goes in.
  */
+/* nowait: give up with -EAGAIN rather than wait for another writer, and leave compaction
+ * (a rewrite with fsync) to a later change. */
 static int change(struct pinlet_pins *p, const char *ref, const char *digest, const char *pod,
-                  char **ret_previous_digest, struct pinlet_error **err)
+                  bool nowait, char **ret_previous_digest, struct pinlet_error **err)
 {
         _cleanup_free_ char *pod_copy = NULL, *previous = NULL, *line = NULL;
         _cleanup_(pin_freep) struct pin *next = NULL;
@@ -915,7 +917,10 @@ static int change(struct pinlet_pins *p, const char *ref, const char *digest, co
         if (pod && !pod_copy)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
 
-        pthread_mutex_lock(&p->io);
+        if (!nowait)
+                pthread_mutex_lock(&p->io);
+        else if (pthread_mutex_trylock(&p->io) != 0)
+                return -EAGAIN;
         pthread_rwlock_rdlock(&p->mem);
         pin = find(p, ref);
         if (pin)
@@ -969,7 +974,8 @@ static int change(struct pinlet_pins *p, const char *ref, const char *digest, co
                 insert(p, TAKE_PTR(next));
         evict(p);
         pthread_rwlock_unlock(&p->mem);
-        maybe_compact(p);
+        if (!nowait)
+                maybe_compact(p);
 out:
         pthread_mutex_unlock(&p->io);
         if (r >= 0 && ret_previous_digest)
@@ -987,7 +993,7 @@ int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *diges
                 return r;
         if (!digest)
                 return pinlet_error_set(err, -EINVAL, "pin store: no digest for %s", ref);
-        return change(p, ref, digest, pod, ret_previous_digest, err);
+        return change(p, ref, digest, pod, false, ret_previous_digest, err);
 }
 
 int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
@@ -998,7 +1004,16 @@ int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
         r = check_args(p, ref, NULL, pod, err);
         if (r < 0)
                 return r;
-        return change(p, ref, NULL, pod, NULL, err);
+        return change(p, ref, NULL, pod, false, NULL, err);
+}
+
+int pinlet_pins_touch_nowait(struct pinlet_pins *p, const char *ref, const char *pod)
+{
+        int r = check_args(p, ref, NULL, pod, NULL);
+
+        if (r < 0)
+                return r;
+        return change(p, ref, NULL, pod, true, NULL, NULL);
 }
 
 int pinlet_pins_forget(struct pinlet_pins *p, const char *ref, struct pinlet_error **err)

@@ -152,6 +152,11 @@ int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *diges
 int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
                       struct pinlet_error **err);
 
+/* touch() for a thread that must not block (the gRPC completion-queue thread): -EAGAIN at
+ * once when another change holds the store (one that may be fsync'ing), and never
+ * compacts. The append itself is a write(2) to the page cache, without a sync. */
+int pinlet_pins_touch_nowait(struct pinlet_pins *p, const char *ref, const char *pod);
+
 /*
  * Removes ref's pin, so the store no longer claims a digest for it: used when the tag was
  * pulled without pinlet knowing what it resolved to. Returns 1 when a pin was removed

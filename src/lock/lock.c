@@ -150,6 +150,8 @@ static const char *set_add_file(struct pinlet_lock_set *s, const char *name)
 struct parser {
         struct pinlet_lock_set *set;
         const char *file; /* the set's copy */
+        const char *data; /* the document, for positions libyaml reports as offsets */
+        size_t len;
         yaml_parser_t yaml;
         yaml_event_t ev;
         bool have_event;
@@ -196,10 +198,18 @@ static int next(struct parser *p)
                 p->have_event = false;
         }
         if (!yaml_parser_parse(&p->yaml, &p->ev)) {
+                unsigned long line = (unsigned long)p->yaml.problem_mark.line + 1;
+
                 if (p->yaml.error == YAML_MEMORY_ERROR)
                         return pinlet_error_set(p->err, -ENOMEM, "out of memory");
-                return fail_at(p, (unsigned long)p->yaml.problem_mark.line + 1, -EINVAL,
-                               "invalid YAML: %s%s%s",
+                /* The reader (bad UTF-8, control characters such as NUL) reports a byte
+                 * offset, not a mark: count the lines up to it. */
+                if (p->yaml.error == YAML_READER_ERROR) {
+                        line = 1;
+                        for (size_t i = 0; i < p->yaml.problem_offset && i < p->len; i++)
+                                line += p->data[i] == '\n';
+                }
+                return fail_at(p, line, -EINVAL, "invalid YAML: %s%s%s",
                                p->yaml.problem ? p->yaml.problem : "parse error",
                                p->yaml.context ? " " : "", strempty(p->yaml.context));
         }
@@ -451,7 +461,7 @@ static int parse_document(struct parser *p)
 static int load_data(struct pinlet_lock_set *s, const char *name, const void *data, size_t len,
                      struct pinlet_error **err)
 {
-        struct parser p = { .set = s, .err = err };
+        struct parser p = { .set = s, .data = data, .len = len, .err = err };
         int r;
 
         p.file = set_add_file(s, name);

@@ -19,6 +19,8 @@ static const char usage[] =
         "                         (exit 1 if any is invalid)\n"
         "  resolve REF...         resolve tags to digests with the daemon's own code\n"
         "  pins [--json]          list the pin store\n"
+        "  lock IMAGE...          write a lock file (tags -> digests); also --check FILE...,\n"
+        "                         --from-pins\n"
         "\n"
         "Options:\n"
         "  -h, --help             show this help\n"
@@ -169,7 +171,7 @@ int pinlet_cli_main(int argc, char **argv)
         } commands[] = {
                 { "serve", pinlet_cmd_serve }, { "check-config", pinlet_cmd_check_config },
                 { "ref", pinlet_cmd_ref },     { "resolve", pinlet_cmd_resolve },
-                { "pins", pinlet_cmd_pins },
+                { "pins", pinlet_cmd_pins },   { "lock", pinlet_cmd_lock },
         };
 
         if (argc >= 2) {

@@ -30,6 +30,26 @@ int pinlet_cmd_check_config(int argc, char **argv); /* cli/cli.c */
 int pinlet_cmd_ref(int argc, char **argv);          /* cli/ref_cmd.c */
 int pinlet_cmd_resolve(int argc, char **argv);      /* cli/resolve_cmd.c */
 int pinlet_cmd_pins(int argc, char **argv);         /* cli/pins_cmd.c */
+int pinlet_cmd_lock(int argc, char **argv);         /* cli/lock_cmd.c */
+
+/*
+ * Resolving for the commands (cli/resolve_cmd.c), shared by resolve and lock so both
+ * answer with the daemon's registry client, configuration and credentials.
+ */
+struct pinlet_registry;
+struct pinlet_registry_auth;
+struct pinlet_ref;
+/* The one place a command creates a registry client; cfg must outlive it. */
+int pinlet_cli_registry_open(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+                             struct pinlet_error **err);
+/* ref's tag to a digest (caller frees *ret_digest); timeout_ms 0: resolver.timeout only. */
+int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_ref *ref,
+                              const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
+                              char **ret_digest, struct pinlet_error **err);
+/* The exit code (PINLET_EXIT_*) for an error class. */
+int pinlet_cli_exit_code(int code);
+/* The first line of stdin without its line ending (caller erases and frees). */
+int pinlet_cli_read_password(char **ret);
 
 /*
  * Options every command that reads the configuration accepts. Put PINLET_CONFIG_OPTIONS

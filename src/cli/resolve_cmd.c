@@ -40,7 +40,7 @@ static const char usage[] =
         "3 not found, 4 unauthorized, 5 registry unavailable or timeout,\n"
         "6 protocol or TLS error (the first failure decides).\n";
 
-static int exit_code_for(int code)
+int pinlet_cli_exit_code(int code)
 {
         switch (code) {
         case PINLET_ENOTFOUND:
@@ -60,7 +60,7 @@ static int exit_code_for(int code)
         }
 }
 
-static int read_password(char **ret)
+int pinlet_cli_read_password(char **ret)
 {
         char *line = NULL;
         size_t cap = 0;
@@ -77,33 +77,53 @@ static int read_password(char **ret)
         return 0;
 }
 
+/* The one place the commands create a registry client (resolve, lock). */
+int pinlet_cli_registry_open(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+                             struct pinlet_error **err)
+{
+        return pinlet_registry_new(cfg, ret, err);
+}
+
+int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_ref *ref,
+                              const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
+                              char **ret_digest, struct pinlet_error **err)
+{
+        struct pinlet_resolution res = { 0 };
+        int64_t deadline = 0;
+        int r;
+
+        if (timeout_ms > 0)
+                deadline = pinlet_registry_now_ms() + (int64_t)timeout_ms;
+        r = pinlet_registry_resolve(reg, ref, auth, deadline, &res, err);
+        if (r < 0)
+                return r;
+        *ret_digest = TAKE_PTR(res.digest);
+        pinlet_resolution_done(&res);
+        return 0;
+}
+
 static int resolve_one(struct pinlet_registry *reg, const char *input,
                        const struct pinlet_registry_auth *auth, uint64_t timeout_ms)
 {
         _cleanup_error_ struct pinlet_error *err = NULL;
         _cleanup_ref_ struct pinlet_ref *ref = NULL;
-        _cleanup_free_ char *pinned = NULL;
-        struct pinlet_resolution res = { 0 };
-        int64_t deadline = 0;
+        _cleanup_free_ char *pinned = NULL, *digest = NULL;
         int r;
 
         r = pinlet_ref_parse(input, &ref, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
-                return exit_code_for(r);
+                return pinlet_cli_exit_code(r);
         }
         if (ref->digest) {
                 pinned = pinlet_ref_with_digest(ref, NULL);
         } else {
-                if (timeout_ms > 0)
-                        deadline = pinlet_registry_now_ms() + (int64_t)timeout_ms;
-                r = pinlet_registry_resolve(reg, ref, auth, deadline, &res, &err);
+                r = pinlet_cli_resolve_digest(reg, ref, auth, timeout_ms, &digest, &err);
                 if (r < 0) {
                         fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
-                        return exit_code_for(r);
+                        return pinlet_cli_exit_code(r);
                 }
-                pinned = pinlet_ref_with_digest(ref, res.digest);
-                pinlet_resolution_done(&res);
+                pinned = pinlet_ref_with_digest(ref, digest);
         }
         if (!pinned) {
                 fprintf(stderr, "pinlet resolve: out of memory\n");
@@ -170,7 +190,7 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 fprintf(stderr, "pinlet resolve: --username and --password-stdin go together\n");
                 return PINLET_EXIT_USAGE;
         }
-        if (password_stdin && read_password(&password) < 0) {
+        if (password_stdin && pinlet_cli_read_password(&password) < 0) {
                 fprintf(stderr, "pinlet resolve: no password on stdin\n");
                 return PINLET_EXIT_USAGE;
         }
@@ -182,7 +202,7 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 pinlet_config_free(&cfg);
                 return r;
         }
-        r = pinlet_registry_new(&cfg, &reg, &err);
+        r = pinlet_cli_registry_open(&cfg, &reg, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
                 pinlet_config_free(&cfg);

@@ -50,6 +50,7 @@ struct pinlet_audit;
 #define PINLET_AUDIT_PASSED_THROUGH   "passed_through"
 #define PINLET_AUDIT_REJECTED         "rejected"
 #define PINLET_AUDIT_TAG_MOVED        "tag_moved"
+#define PINLET_AUDIT_UNLOCKED         "unlocked" /* lock.require audit: a tag not in the lock */
 
 #define PINLET_AUDIT_FIELD_MAX 1024 /* bytes of a string field kept in a record */
 
@@ -66,7 +67,8 @@ struct pinlet_audit_record {
                                 * not a C string); 0: strlen(image) */
         const char *resolved;  /* "name@digest" */
         const char *previous;  /* tag_moved: the previous digest */
-        const char *source;    /* "pin", "cache", "registry", "stale" */
+        const char *source;    /* "lock", "pin", "cache", "registry", "stale" */
+        const char *lock;      /* source lock: the lock file that named the tag */
         int64_t registry_ms;   /* registry round trip; < 0: omitted */
         const char *decision;  /* PINLET_AUDIT_* */
         const char *mode;      /* "enforce", "audit", "off" */

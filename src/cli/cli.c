@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "lock/lock.h"
 #include "util/log.h"
 
 static const char usage[] =
@@ -157,6 +158,20 @@ int pinlet_cmd_check_config(int argc, char **argv)
                 ov.config = argv[optind];
         }
         r = pinlet_cli_load(&ov, &cfg);
+        if (r == PINLET_EXIT_OK && cfg.lock_paths) {
+                _cleanup_error_ struct pinlet_error *err = NULL;
+                struct pinlet_lock_set *set = NULL;
+                int k = pinlet_lock_set_load(cfg.lock_paths, NULL, &set, &err);
+
+                if (k < 0) {
+                        fprintf(stderr, "pinlet check-config: lock files: %s\n",
+                                pinlet_error_message(err, k));
+                        r = PINLET_EXIT_USAGE;
+                } else {
+                        printf("lock files: ok, %zu images\n", pinlet_lock_set_size(set));
+                        pinlet_lock_set_unref(set);
+                }
+        }
         if (r == PINLET_EXIT_OK)
                 printf("%s: ok\n", cfg.path ? cfg.path : "(defaults, no file)");
         pinlet_config_free(&cfg);

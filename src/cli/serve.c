@@ -24,6 +24,7 @@
 #include "cli/cli.h"
 #include "intercept/intercept.h"
 #include "intercept/methods.h"
+#include "lock/lock.h"
 #include "pins/pins.h"
 #include "proxy/proxy.h"
 #include "registry/registry.h"
@@ -45,10 +46,12 @@ struct pipeline {
         struct pinlet_cache *cache;
         struct pinlet_pins *pins;
         struct pinlet_audit *audit;
+        struct pinlet_lock *lock; /* NULL without lock.paths */
         struct pinlet_resolver *resolver;
         struct pinlet_interceptor *interceptor;
         struct pinlet_method *methods; /* the CRI method table with the interceptors bound */
         size_t n_methods;
+        bool config_error; /* pipeline_init failed on the configuration: exit 2 */
 };
 
 static void pipeline_done(struct pipeline *pl)
@@ -56,6 +59,7 @@ static void pipeline_done(struct pipeline *pl)
         free(pl->methods);
         pinlet_interceptor_free(pl->interceptor);
         pinlet_resolver_free(pl->resolver);
+        pinlet_lock_free(pl->lock);
         pinlet_audit_close(pl->audit);
         pinlet_pins_close(pl->pins);
         pinlet_cache_free(pl->cache);
@@ -126,6 +130,18 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
         r = pinlet_audit_open(&ao, &pl->audit, err);
         if (r < 0)
                 return pinlet_error_wrap(err, r, "audit log");
+        if (cfg->lock_paths) {
+                r = pinlet_lock_new(cfg->lock_paths, NULL, &pl->lock, err);
+                if (r < 0) {
+                        pl->config_error = true;
+                        return pinlet_error_wrap(err, r, "lock files");
+                }
+                r = pinlet_lock_watch_start(pl->lock, err);
+                if (r < 0)
+                        return pinlet_error_wrap(err, r, "lock files: watching for changes");
+                for (char **p = cfg->lock_paths; *p; p++)
+                        log_info("lock files: %s", *p);
+        }
         r = pinlet_resolver_new(
                 &(const struct pinlet_resolver_options){
                         .registry = pl->registry,
@@ -142,6 +158,7 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
                         .resolver = pl->resolver,
                         .pins = pl->pins,
                         .audit = pl->audit,
+                        .lock = pl->lock,
                 },
                 &pl->interceptor, err);
         if (r < 0)
@@ -237,8 +254,9 @@ static int serve(const struct pinlet_config *cfg, sigset_t *set)
         r = pipeline_init(&pl, cfg, &err);
         if (r < 0) {
                 log_error("cannot start: %s", pinlet_error_message(err, r));
+                r = pl.config_error ? PINLET_EXIT_USAGE : PINLET_EXIT_FAILURE;
                 pipeline_done(&pl);
-                return PINLET_EXIT_FAILURE;
+                return r;
         }
         opts.userdata = pl.interceptor;
         opts.methods = pl.methods;

@@ -16,6 +16,7 @@
 #include "cache/cache.h"
 #include "intercept/intercept.h"
 #include "intercept/rewrite.h"
+#include "lock/lock.h"
 #include "pins/pins.h"
 #include "policy/policy.h"
 #include "resolve/resolve.h"
@@ -36,6 +37,7 @@ struct pinlet_interceptor {
         struct pinlet_resolver *resolver;
         struct pinlet_pins *pins;
         struct pinlet_audit *audit;
+        struct pinlet_lock *lock;
         /* warnings that every call against a failing registry would repeat */
         struct pinlet_ratelimit fallback_log;
 };
@@ -56,6 +58,7 @@ int pinlet_interceptor_new(const struct pinlet_interceptor_options *o,
                 .resolver = o->resolver,
                 .pins = o->pins,
                 .audit = o->audit,
+                .lock = o->lock,
                 .fallback_log = PINLET_RATELIMIT_INIT(10000, 5),
         };
         *ret = ic;
@@ -97,6 +100,7 @@ struct pending {
         const char *image;
         char *resolved, *previous, *error;
         const char *source; /* static */
+        const char *lock;   /* borrowed from the call's lock set */
         int64_t registry_ms;
         const char *decision;
 };
@@ -111,6 +115,7 @@ struct call {
         int64_t deadline_ms;   /* for resolutions */
         bool enforce;
         bool may_block;                   /* false: on the completion-queue thread */
+        struct pinlet_lock_set *lock;     /* the lock set of the whole call, or NULL */
         struct pinlet_registry_auth auth; /* PullImage's AuthConfig, "" mapped to NULL */
         bool has_auth;
 
@@ -166,6 +171,7 @@ static void write_record(const struct call *c, const struct pending *p)
                 .resolved = p->resolved,
                 .previous = p->previous,
                 .source = p->source,
+                .lock = p->lock,
                 .registry_ms = p->registry_ms,
                 .decision = p->decision,
                 .mode = c->mode,
@@ -203,6 +209,7 @@ static void audit(struct call *c, const char *image, const char *resolved, const
         struct pending p = {
                 .image = image,
                 .source = a ? pinlet_resolve_source_to_string(a->source) : NULL,
+                .lock = a && a->source == PINLET_SOURCE_LOCK ? a->lock_file : NULL,
                 .registry_ms = a ? a->registry_ms : -1,
                 .decision = decision,
         };
@@ -370,6 +377,53 @@ static int record_pin(struct call *c, const struct pinlet_ref *ref, const char *
         return -1;
 }
 
+/* lock.require for an in-scope tag (key) of a PullImage or CreateContainer: 0 to go on
+ * (locked; require off; audit, which records "unlocked"), -1 when the call fails. */
+static int check_lock_required(struct call *c, const char *image, const char *key)
+{
+        enum pinlet_lock_require req = c->ic->cfg->lock_require;
+        const char *digest, *file;
+
+        if (req == PINLET_LOCK_REQUIRE_OFF || c->req->kind == PINLET_INTERCEPT_IMAGE_STATUS)
+                return 0;
+        if (c->lock && pinlet_lock_set_lookup(c->lock, key, &digest, &file) == 0)
+                return 0;
+        if (req == PINLET_LOCK_REQUIRE_ENFORCE && c->enforce) {
+                log_warn("%s: %s rejected: not in the lock (lock.require: enforce)", c->method,
+                         image);
+                c->fail_status = GRPC_STATUS_PERMISSION_DENIED;
+                if (asprintf(&c->fail_message,
+                             "pinlet: %s is not in the lock (lock.require: enforce)", image) < 0)
+                        c->fail_message = NULL;
+                audit(c, image, NULL, NULL, NULL, PINLET_AUDIT_REJECTED,
+                      "not in the lock (lock.require: enforce)");
+                return -1;
+        }
+        audit(c, image, NULL, NULL, NULL, PINLET_AUDIT_UNLOCKED,
+              req == PINLET_LOCK_REQUIRE_ENFORCE ? "not in the lock (lock.require: enforce)"
+                                                 : "not in the lock (lock.require: audit)");
+        return 0;
+}
+
+/* A kubelet CreateContainer names the image ID it got from the pull: lock.require checks
+ * what the user wrote (user_specified_image) instead. */
+static int check_lock_required_for_id(struct call *c, const char *user_specified)
+{
+        _cleanup_ref_ struct pinlet_ref *ref = NULL;
+        _cleanup_free_ char *key = NULL, *name = NULL;
+
+        if (c->ic->cfg->lock_require == PINLET_LOCK_REQUIRE_OFF ||
+            c->req->kind != PINLET_INTERCEPT_CREATE_CONTAINER || !user_specified ||
+            !*user_specified || pinlet_ref_parse(user_specified, &ref, NULL) < 0 || ref->digest ||
+            !ref->tag)
+                return 0;
+        key = pinlet_ref_key(ref);
+        name = pinlet_ref_name(ref);
+        if (!key || !name || !pinlet_policy_in_scope(c->ic->cfg, ref->domain, name, c->namespace))
+                return 0;
+        return check_lock_required(c, user_specified, key);
+}
+
 static enum pinlet_resolve_purpose purpose_of(enum pinlet_intercept_kind kind)
 {
         switch (kind) {
@@ -400,8 +454,10 @@ static int handle_slot(struct call *c, size_t index)
                                                                                          -1 };
         int r;
 
-        if (!image || !*image || pinlet_ref_is_image_id(image))
+        if (!image || !*image)
                 return 0;
+        if (pinlet_ref_is_image_id(image))
+                return check_lock_required_for_id(c, slot->user_specified);
         r = pinlet_ref_parse(image, &ref, &perr);
         if (r < 0) {
                 /* the runtime owns the grammar and will answer with its own error */
@@ -415,7 +471,7 @@ static int handle_slot(struct call *c, size_t index)
                 log_debug("%s: %s already carries a digest", c->method, image);
                 return 0;
         }
-        key = pinlet_resolve_ref_key(ref);
+        key = pinlet_ref_key(ref);
         name = pinlet_ref_name(ref);
         if (!key || !name)
                 goto oom;
@@ -423,6 +479,8 @@ static int handle_slot(struct call *c, size_t index)
                 log_debug("%s: %s is out of scope", c->method, image);
                 return 0;
         }
+        if (check_lock_required(c, image, key) < 0)
+                return -1;
 
         r = pinlet_resolver_resolve(ic->resolver,
                                     &(const struct pinlet_resolve_query){
@@ -432,6 +490,7 @@ static int handle_slot(struct call *c, size_t index)
                                             .auth = c->has_auth ? &c->auth : NULL,
                                             .deadline_ms = c->deadline_ms,
                                             .may_block = c->may_block,
+                                            .lock = c->lock,
                                     },
                                     &a);
         if (r == PINLET_RESOLVE_DEFER) {
@@ -567,6 +626,7 @@ static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind 
                 .enforce = ic->cfg->mode == PINLET_MODE_ENFORCE,
                 .may_block = !info || info->may_block,
                 .deadline_ms = resolve_deadline(ic->cfg, info),
+                .lock = ic->lock ? pinlet_lock_get(ic->lock) : NULL,
         };
         if (nonempty(req->pod_namespace) || nonempty(req->pod_name)) {
                 if (asprintf(&c.pod, "%s/%s/%s", strempty(req->pod_namespace),
@@ -621,6 +681,7 @@ done:
         free(c.pod);
         free(c.fail_message);
         free(c.queue);
+        pinlet_lock_set_unref(c.lock);
 }
 
 void pinlet_interceptor_pull_image(void *userdata, const struct pinlet_call_info *info,

@@ -32,6 +32,15 @@
  *                        finds what it pulled: containerd stores no tag for a pull by
  *                        digest); such a fallback is logged, rate-limited.
  *       CreateContainer  the pin store (what was pulled) first.
+ *   A tag in the lock files (cfg->lock_paths) gets the locked digest for all three, with
+ *   no registry round trip (source "lock", the file in the record's "lock"). Each call
+ *   holds one lock set for all its slots. lock.require (PullImage and CreateContainer,
+ *   in-scope tags only; references by digest are always allowed):
+ *     enforce  a tag not in the lock is refused: PERMISSION_DENIED "pinlet: IMAGE is not
+ *              in the lock (lock.require: enforce)", audited rejected. A CreateContainer
+ *              naming an image ID (kubelet) is checked through its user_specified_image.
+ *     audit    resolved as usual, plus a record with decision "unlocked".
+ *   In mode audit an enforce refusal is only recorded ("unlocked"), never applied.
  * Modes: enforce rewrites; audit resolves and records would_substitute but forwards the
  * original request (and writes no pins); off forwards without decoding anything and
  * records nothing.
@@ -89,12 +98,14 @@
 struct pinlet_resolver;
 struct pinlet_pins;
 struct pinlet_audit;
+struct pinlet_lock;
 
 struct pinlet_interceptor_options {
         const struct pinlet_config *cfg;  /* required; must outlive the interceptor */
         struct pinlet_resolver *resolver; /* required */
         struct pinlet_pins *pins;         /* NULL: no pins recorded */
         struct pinlet_audit *audit;       /* NULL: no audit records */
+        struct pinlet_lock *lock;         /* NULL: no lock files (lock.paths empty) */
 };
 
 struct pinlet_interceptor;

@@ -99,7 +99,8 @@ static int add_slot(struct pinlet_intercept_request *r, Pinlet__Cri__ImageSpec *
 
         s->where = strdup(where);
         s->image = text(r, &spec->image);
-        if (!s->where || !s->image)
+        s->user_specified = text(r, &spec->user_specified_image);
+        if (!s->where || !s->image || !s->user_specified)
                 return -ENOMEM;
         s->spec = spec;
         s->replacement = NULL;

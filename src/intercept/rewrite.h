@@ -52,9 +52,10 @@ const char *pinlet_intercept_kind_method(enum pinlet_intercept_kind kind);
 /* One image reference in a request that may be replaced. */
 struct pinlet_intercept_slot {
         const char *image; /* current value, borrowed from the decoded request; may be "" */
-        char *where;       /* owned: "image", "config.image", "config.mounts[2].image" */
-        char *replacement; /* owned; NULL while the slot is unchanged */
-        void *spec;        /* private: the decoded ImageSpec holding image */
+        const char *user_specified; /* ImageSpec.user_specified_image; may be "" */
+        char *where;                /* owned: "image", "config.image", "config.mounts[2].image" */
+        char *replacement;          /* owned; NULL while the slot is unchanged */
+        void *spec;                 /* private: the decoded ImageSpec holding image */
 };
 
 /*

@@ -286,7 +286,7 @@ static int add_entry(struct parser *p, const char *key, unsigned long key_line, 
         if (!pinlet_ref_digest_valid(digest))
                 return fail_at(p, digest_line, -EINVAL, "'%s': invalid digest '%s'",
                                shown(key, strlen(key), buf), digest);
-        norm = pinlet_ref_string(ref);
+        norm = pinlet_ref_key(ref);
         if (!norm)
                 return pinlet_error_set(p->err, -ENOMEM, "out of memory");
 
@@ -667,7 +667,7 @@ int pinlet_lock_format(struct pinlet_lock_entry *entries, size_t n, char **ret_t
                 r = pinlet_ref_parse(entries[i].ref, &ref, &rerr);
                 if (r < 0)
                         return pinlet_error_set(err, r, "%s", pinlet_error_message(rerr, r));
-                norm = pinlet_ref_string(ref);
+                norm = pinlet_ref_key(ref);
                 if (!norm)
                         return pinlet_error_set(err, -ENOMEM, "out of memory");
                 if (ref->digest || ref->tag_defaulted || strcmp(norm, entries[i].ref) != 0)

@@ -489,6 +489,19 @@ char *pinlet_ref_name(const struct pinlet_ref *r)
         return s;
 }
 
+char *pinlet_ref_key(const struct pinlet_ref *r)
+{
+        char *key = pinlet_ref_string(r);
+        size_t n = strlen(r->domain);
+
+        /* pinlet_ref_string() starts with the domain; ASCII lower case as below */
+        if (key && strncmp(key, r->domain, n) == 0)
+                for (size_t i = 0; i < n; i++)
+                        if (is_upper(key[i]))
+                                key[i] = (char)(key[i] - 'A' + 'a');
+        return key;
+}
+
 char *pinlet_ref_host_key(const struct pinlet_ref *r)
 {
         char *key = strdup(r->domain);

@@ -81,6 +81,12 @@ bool pinlet_ref_digest_valid(const char *digest);
 char *pinlet_ref_name(const struct pinlet_ref *r);     /* domain/path */
 char *pinlet_ref_string(const struct pinlet_ref *r);   /* name[:tag][@digest] */
 char *pinlet_ref_familiar(const struct pinlet_ref *r); /* short form: "nginx:1.25" */
+/* The key of a reference wherever pinlet remembers tags (cache, pin store, lock files):
+ * pinlet_ref_string() with the registry host in lower case (hosts are case-insensitive,
+ * the repository path is lower case by grammar). The reference sent to the runtime keeps
+ * the domain as written. Caller frees; NULL on allocation failure. */
+char *pinlet_ref_key(const struct pinlet_ref *r);
+
 /*
  * The domain lower-cased, for lookups keyed by registry host (the registries map of the
  * configuration, policy, caches, per-host limits): "Reg.Example:5000" -> "reg.example:5000".

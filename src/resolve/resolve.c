@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "cache/cache.h"
+#include "lock/lock.h"
 #include "pins/pins.h"
 #include "resolve/resolve.h"
 #include "util/log.h"
@@ -48,6 +49,8 @@ struct pinlet_resolver {
 const char *pinlet_resolve_source_to_string(enum pinlet_resolve_source s)
 {
         switch (s) {
+        case PINLET_SOURCE_LOCK:
+                return "lock";
         case PINLET_SOURCE_PIN:
                 return "pin";
         case PINLET_SOURCE_CACHE:
@@ -142,18 +145,6 @@ static char *lowercase_dup(const char *s)
         for (char *p = d; p && *p; p++)
                 *p = (char)tolower((unsigned char)*p);
         return d;
-}
-
-char *pinlet_resolve_ref_key(const struct pinlet_ref *ref)
-{
-        char *s = pinlet_ref_string(ref);
-        size_t n = strlen(ref->domain);
-
-        /* pinlet_ref_string() starts with the domain: "<domain>/<path>:<tag>" */
-        if (s && strncmp(s, ref->domain, n) == 0)
-                for (size_t i = 0; i < n; i++)
-                        s[i] = (char)tolower((unsigned char)s[i]);
-        return s;
 }
 
 /* ---- failing registries ---- */
@@ -401,6 +392,18 @@ int pinlet_resolver_resolve(struct pinlet_resolver *r, const struct pinlet_resol
         int k;
 
         ret->registry_ms = -1;
+        if (q->lock) {
+                const char *digest, *file;
+
+                if (pinlet_lock_set_lookup(q->lock, q->key, &digest, &file) == 0) {
+                        ret->digest = strdup(digest);
+                        if (!ret->digest)
+                                return pinlet_error_set(&ret->err, -ENOMEM, "out of memory");
+                        ret->source = PINLET_SOURCE_LOCK;
+                        ret->lock_file = file;
+                        return 0;
+                }
+        }
         ret->endpoint = pinlet_registry_api_host(q->ref->domain);
 
         if (q->purpose == PINLET_RESOLVE_CREATE && from_pin(r, q, ret))

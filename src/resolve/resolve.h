@@ -6,6 +6,11 @@
  *
  * Sources, in order (the first that answers wins):
  *
+ * First, for every purpose: the lock set the call holds (lock files, src/lock). A tag the
+ * lock names gets the locked digest and nothing else is asked: not the pin store, not the
+ * cache, not the registry (a locked tag costs no round trip and works with the registry
+ * down). Otherwise:
+ *
  *   purpose   pin store            cache (fresh)   registry (via cache, single-flight)
  *   CREATE    first: what was      then            then
  *             pulled is what runs
@@ -14,14 +19,13 @@
  *   PULL      never (the pull      first           then; on an outage: a stale entry
  *             makes the pin)
  *
- * (Lock files and registry mirrors slot in here: the lock before everything, mirrors as
- * endpoints of the registry step.)
+ * (Registry mirrors slot in as endpoints of the registry step.)
  *
  * Cache keys: "<reference> node" when the node's credentials resolve it, and "<reference>
  * auth:<salted SHA-256 of the credential>" when a PullImage carries credentials that apply
  * to the registry, so a caller whose credentials the registry would refuse gets that
  * refusal, not a digest resolved with someone else's secret. The reference in a key (and in
- * the pin store: pinlet_resolve_ref_key) has its registry host in lower case: hosts are
+ * the pin store: pinlet_ref_key) has its registry host in lower case: hosts are
  * case-insensitive, the repository path is lower case by grammar. The salt is per resolver
  * (per process): keys may be logged at debug level, and must not let anyone test password
  * guesses against an unsalted hash.
@@ -56,16 +60,18 @@
 
 struct pinlet_cache;
 struct pinlet_pins;
+struct pinlet_lock_set;
 
 enum pinlet_resolve_source {
         PINLET_SOURCE_NONE,     /* no answer */
+        PINLET_SOURCE_LOCK,     /* a lock file */
         PINLET_SOURCE_PIN,      /* the pin store */
         PINLET_SOURCE_CACHE,    /* a fresh cache entry (or another caller's resolution) */
         PINLET_SOURCE_REGISTRY, /* asked the registry now */
         PINLET_SOURCE_STALE,    /* the registry failed: an expired cache entry */
 };
 
-/* "pin", "cache", "registry", "stale"; NULL for NONE. */
+/* "lock", "pin", "cache", "registry", "stale"; NULL for NONE. */
 const char *pinlet_resolve_source_to_string(enum pinlet_resolve_source s);
 
 enum pinlet_resolve_purpose {
@@ -99,11 +105,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_resolver *, pinlet_resolver_free)
 
 struct pinlet_resolve_query {
         const struct pinlet_ref *ref; /* a reference with a tag and no digest */
-        const char *key;              /* pinlet_resolve_ref_key(ref) */
+        const char *key;              /* pinlet_ref_key(ref) */
         enum pinlet_resolve_purpose purpose;
         const struct pinlet_registry_auth *auth; /* PULL: the request's AuthConfig, or NULL */
         int64_t deadline_ms;                     /* absolute CLOCK_MONOTONIC ms */
         bool may_block;
+        /* The lock set of the whole call (one set per call: never a mix of an old and a
+         * new one), or NULL when no lock files are configured. Borrowed. */
+        const struct pinlet_lock_set *lock;
 };
 
 /* One answer; release with pinlet_resolve_answer_done(). */
@@ -116,8 +125,10 @@ struct pinlet_resolve_answer {
         /* Failure: the cause (its message names the image and the registry). Success from
          * a fallback (STALE, or PIN on an outage): why the registry was not used. */
         struct pinlet_error *err;
-        bool fallback; /* success served by an outage fallback (stale entry or pin) */
-        char *queue;   /* PINLET_RESOLVE_DEFER: the worker queue to run the round trip on */
+        bool fallback;         /* success served by an outage fallback (stale entry or pin) */
+        const char *lock_file; /* source LOCK: the file that named the tag (borrowed from
+                                * the query's lock set) */
+        char *queue;           /* PINLET_RESOLVE_DEFER: the worker queue to run the round trip on */
 };
 
 void pinlet_resolve_answer_done(struct pinlet_resolve_answer *a);
@@ -132,10 +143,6 @@ void pinlet_resolve_answer_done(struct pinlet_resolve_answer *a);
  */
 int pinlet_resolver_resolve(struct pinlet_resolver *r, const struct pinlet_resolve_query *q,
                             struct pinlet_resolve_answer *ret);
-
-/* The key of a reference in the cache and the pin store: its normalized string with the
- * registry host in lower case. NULL on allocation failure. */
-char *pinlet_resolve_ref_key(const struct pinlet_ref *ref);
 
 /* Whether host (any case) is remembered as failing now. For tests and metrics. */
 bool pinlet_resolver_registry_failing(struct pinlet_resolver *r, const char *host);

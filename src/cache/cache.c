@@ -490,3 +490,16 @@ size_t pinlet_cache_size(struct pinlet_cache *c)
         pthread_mutex_unlock(&c->lock);
         return n;
 }
+
+size_t pinlet_cache_waiters(struct pinlet_cache *c)
+{
+        size_t n = 0;
+
+        pthread_mutex_lock(&c->lock);
+        /* The leader holds one reference of its flight until it publishes the result; each
+         * follower takes one (under this lock) before it waits. */
+        for (const struct flight *f = c->flights; f; f = f->next)
+                n += f->refs - 1;
+        pthread_mutex_unlock(&c->lock);
+        return n;
+}

@@ -120,4 +120,10 @@ void pinlet_cache_invalidate(struct pinlet_cache *c, const char *key);
 /* Number of entries held (positive and negative, fresh or not). */
 size_t pinlet_cache_size(struct pinlet_cache *c);
 
+/* Number of callers waiting for a resolution in progress (single-flight followers), over
+ * all keys. For tests: a follower counted here is attached to the flight and gets its
+ * result, so a test may finish the resolution once the count is what it expects instead of
+ * sleeping and hoping every thread got there. */
+size_t pinlet_cache_waiters(struct pinlet_cache *c);
+
 const char *pinlet_cache_source_to_string(enum pinlet_cache_source s); /* "cache", ... */

@@ -260,6 +260,18 @@ static void test_lru(void **state)
 /* Single-flight: N threads get the same key while the resolver is held at a gate. */
 #define N_THREADS 50
 
+/* Polls until cond holds. The 10 s deadline only keeps a broken build from hanging the
+ * suite; nothing here depends on how long the wait takes. */
+#define WAIT_FOR(cond)                                                         \
+        do {                                                                   \
+                int64_t wait_deadline_ = pinlet_cache_now_ms() + 10000;        \
+                while (!(cond)) {                                              \
+                        if (pinlet_cache_now_ms() > wait_deadline_)            \
+                                fail_msg("still false after 10 s: %s", #cond); \
+                        usleep(1000);                                          \
+                }                                                              \
+        } while (0)
+
 struct worker {
         struct pinlet_cache *c;
         struct resolver *r;
@@ -298,9 +310,10 @@ static void run_flight(struct resolver *r, struct worker *w, pthread_t *t)
                                         .deadline_ms = pinlet_cache_now_ms() + 60000 };
                 assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
         }
-        while (entered < N_THREADS)
-                usleep(1000);
-        usleep(300000); /* let the last ones reach the condition variable */
+        /* One leader inside the resolver, every other thread attached to its flight: only
+         * then may it finish, or a late thread would start a second resolution. */
+        WAIT_FOR(r->calls == 1 && pinlet_cache_waiters(c) == N_THREADS - 1);
+        assert_int_equal(entered, N_THREADS);
         resolver_open(r);
         for (int i = 0; i < N_THREADS; i++)
                 pthread_join(t[i], NULL);
@@ -367,8 +380,7 @@ static void test_follower_deadline(void **state)
                 .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_cache_now_ms() + 60000
         };
         assert_int_equal(pthread_create(&tl, NULL, worker_run, &leader), 0);
-        while (r.calls == 0) /* the leader is inside the resolver */
-                usleep(1000);
+        WAIT_FOR(r.calls == 1); /* the leader is inside the resolver */
 
         t0 = pinlet_cache_now_ms();
         follower = (struct worker){ .c = c, .r = &r, .entered = &entered, .deadline_ms = t0 + 150 };
@@ -417,8 +429,7 @@ static void test_follower_deadline_stale(void **state)
                 .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_cache_now_ms() + 60000
         };
         assert_int_equal(pthread_create(&tl, NULL, worker_run, &leader), 0);
-        while (r.calls < 2) /* the leader is inside the resolver */
-                usleep(1000);
+        WAIT_FOR(r.calls == 2); /* the leader is inside the resolver */
         follower = (struct worker){
                 .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_cache_now_ms() + 100
         };

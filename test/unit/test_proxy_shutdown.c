@@ -2,10 +2,17 @@
 /*
  * The proxy's shutdown with interceptor jobs still queued: once the grace period has ended
  * a call (the client got "pinlet: shutting down"), a queued interceptor for it must not
- * run any more. One worker, a slow interceptor and several calls: before the fix every
- * queued interceptor still ran one after the other, holding the exit for all of them.
+ * run any more. One worker, an interceptor held at a gate and several calls: before the
+ * fix every queued interceptor still ran once the gate opened, one after the other,
+ * holding the exit for all of them.
+ *
+ * No sleeps: the test knows every call reached the proxy from the proxy's own debug line
+ * for it ("proxy: call /test.Svc/Slow", stderr captured into a file), and the gate is
+ * opened only after every client got its status, so the order is fixed, not timed.
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -24,11 +31,16 @@
 #include <grpc/support/time.h>
 
 #include "proxy/proxy.h"
+#include "util/log.h"
 
-#define N_CALLS      4
-#define INTERCEPT_MS 1000
+#define N_CALLS 4
 
 static atomic_int intercepted;
+
+/* The gate the first interceptor waits at; opened by the test. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
 
 static int64_t now_ms(void)
 {
@@ -42,7 +54,10 @@ static void slow_intercept(void *userdata, const struct pinlet_call_info *info,
                            const uint8_t *request, size_t len, struct pinlet_intercept_result *ret)
 {
         atomic_fetch_add(&intercepted, 1);
-        usleep(INTERCEPT_MS * 1000);
+        pthread_mutex_lock(&gate_lock);
+        while (!gate_open)
+                pthread_cond_wait(&gate_cond, &gate_lock);
+        pthread_mutex_unlock(&gate_lock);
         ret->action = PINLET_FAIL;
         ret->status = GRPC_STATUS_PERMISSION_DENIED;
         ret->message = strdup("refused by the test");
@@ -111,6 +126,35 @@ static void *client_main(void *arg)
         return NULL;
 }
 
+/* Occurrences of needle in the file at path (0 when it cannot be read). */
+static int count_in_file(const char *path, const char *needle)
+{
+        char buf[65536];
+        FILE *f = fopen(path, "re");
+        size_t n;
+        int count = 0;
+
+        if (!f)
+                return 0;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        for (const char *p = buf; (p = strstr(p, needle)); p += strlen(needle))
+                count++;
+        return count;
+}
+
+/* Polls until cond holds; the 10 s deadline only keeps a broken build from hanging. */
+#define WAIT_FOR(cond)                                                         \
+        do {                                                                   \
+                int64_t wait_deadline_ = now_ms() + 10000;                     \
+                while (!(cond)) {                                              \
+                        if (now_ms() > wait_deadline_)                         \
+                                fail_msg("still false after 10 s: %s", #cond); \
+                        usleep(1000);                                          \
+                }                                                              \
+        } while (0)
+
 static void *run_main(void *arg)
 {
         pinlet_proxy_run(arg);
@@ -123,7 +167,7 @@ static void test_queued_interceptors_skipped_after_grace(void **state)
                 { .path = "/test.Svc/Slow", .unary = true, .intercept = slow_intercept },
         };
         char dir[] = "/tmp/pinlet-XXXXXX";
-        char listen[256], backend[256], target[300];
+        char listen[256], backend[256], target[300], logpath[300];
         struct pinlet_proxy_options o = {
                 .listen_path = listen,
                 .socket_mode = 0600,
@@ -139,9 +183,19 @@ static void test_queued_interceptors_skipped_after_grace(void **state)
         struct pinlet_proxy *p = NULL;
         struct client cl[N_CALLS] = {};
         pthread_t runner;
-        int64_t t0, took;
+        int saved_stderr, logfd;
 
         assert_non_null(mkdtemp(dir));
+        /* The proxy logs each call it accepts at debug level, to stderr: captured in a file
+         * for the time the calls arrive. */
+        snprintf(logpath, sizeof(logpath), "%s/stderr.log", dir);
+        logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(logfd >= 0);
+        saved_stderr = dup(STDERR_FILENO);
+        assert_true(saved_stderr >= 0);
+        assert_int_equal(dup2(logfd, STDERR_FILENO), STDERR_FILENO);
+        close(logfd);
+        pinlet_log_setup(PINLET_LOG_DEBUG, PINLET_LOG_TEXT);
         snprintf(listen, sizeof(listen), "%s/pinlet.sock", dir);
         /* never reached: every call is refused or ended by the shutdown */
         snprintf(backend, sizeof(backend), "%s/backend.sock", dir);
@@ -153,28 +207,33 @@ static void test_queued_interceptors_skipped_after_grace(void **state)
                 cl[i].target = target;
                 assert_int_equal(pthread_create(&cl[i].thread, NULL, client_main, &cl[i]), 0);
         }
-        /* the first call is in its interceptor; the others are queued behind it */
-        for (int i = 0; i < 500 && atomic_load(&intercepted) == 0; i++)
-                usleep(10 * 1000);
-        assert_int_equal(atomic_load(&intercepted), 1);
-        usleep(300 * 1000);
+        /* The first call is in its interceptor (held at the gate); the proxy accepted every
+         * other one, and with the only worker busy they wait in its queue. */
+        WAIT_FOR(atomic_load(&intercepted) == 1 &&
+                 count_in_file(logpath, "proxy: call /test.Svc/Slow") == N_CALLS);
+        pinlet_log_setup(PINLET_LOG_INFO, PINLET_LOG_TEXT);
+        assert_int_equal(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
+        close(saved_stderr);
 
-        t0 = now_ms();
         pinlet_proxy_shutdown(p);
-        assert_int_equal(pthread_join(runner, NULL), 0);
-        took = now_ms() - t0;
+        /* Every client is answered by the end of the grace period, while the first
+         * interceptor is still held. */
         for (int i = 0; i < N_CALLS; i++) {
                 assert_int_equal(pthread_join(cl[i].thread, NULL), 0);
                 assert_int_equal(cl[i].status, GRPC_STATUS_UNAVAILABLE);
                 assert_string_equal(cl[i].details, "pinlet: shutting down");
         }
-        /* only the interceptor that was already running ran */
         assert_int_equal(atomic_load(&intercepted), 1);
-        if (took > INTERCEPT_MS + 1500)
-                fail_msg("shutdown took %lld ms with %d calls queued", (long long)took,
-                         N_CALLS - 1);
+        /* Released now, the running interceptor finishes; the queued ones must not start. */
+        pthread_mutex_lock(&gate_lock);
+        gate_open = true;
+        pthread_cond_broadcast(&gate_cond);
+        pthread_mutex_unlock(&gate_lock);
+        assert_int_equal(pthread_join(runner, NULL), 0);
+        assert_int_equal(atomic_load(&intercepted), 1);
         pinlet_proxy_free(p);
         assert_int_equal(access(listen, F_OK), -1);
+        assert_int_equal(unlink(logpath), 0);
         assert_int_equal(rmdir(dir), 0);
 }
 

@@ -30,10 +30,13 @@ status_call() { # the fake echoes the request: any answer is fine, the record is
         cri image-status "127.0.0.1:$dead_port/tiny/app:$1" >/dev/null || true
 }
 records() { [ -f "$1" ] && grep -c . "$1" || echo 0; }
+# has_records FILE N: FILE holds N records (waited for, not assumed: the order of the steps
+# below must not depend on when a record reaches the file).
+has_records() { [ "$(records "$1")" = "$2" ]; }
 
 status_call r1
 status_call r2
-[ "$(records "$D/audit.jsonl")" = 2 ] || it_fail "want 2 records: $(cat "$D/audit.jsonl")"
+wait_until 5 has_records "$D/audit.jsonl" 2 || it_fail "want 2 records: $(cat "$D/audit.jsonl")"
 jq -e -s 'all(.decision == "passed_through" and .method == "ImageStatus"
              and (.error | test("127.0.0.1:'"$dead_port"'")))' "$D/audit.jsonl" >/dev/null ||
         it_fail "unexpected records: $(cat "$D/audit.jsonl")"
@@ -42,12 +45,15 @@ jq -e -s 'all(.decision == "passed_through" and .method == "ImageStatus"
 # to the renamed file (same descriptor), never lost.
 mv "$D/audit.jsonl" "$D/audit.jsonl.1"
 status_call r3
+# r3's record must be in the renamed file before the signal, or the reopen could race it
+# into the new file.
+wait_until 5 has_records "$D/audit.jsonl.1" 3 || it_fail "rotated file: $(cat "$D/audit.jsonl.1")"
 kill -USR1 "$(bg_pid pinlet)"
 wait_until 5 grep -q "audit log reopened" "$D/logs/pinlet.log" || it_fail "no reopen logged"
 status_call r4
 status_call r5
+wait_until 5 has_records "$D/audit.jsonl" 2 || it_fail "new file: $(cat "$D/audit.jsonl" 2>&1)"
 [ "$(records "$D/audit.jsonl.1")" = 3 ] || it_fail "rotated file: $(cat "$D/audit.jsonl.1")"
-[ "$(records "$D/audit.jsonl")" = 2 ] || it_fail "new file: $(cat "$D/audit.jsonl" 2>&1)"
 grep -q ':r4"' "$D/audit.jsonl" && grep -q ':r5"' "$D/audit.jsonl" ||
         it_fail "r4/r5 not in the new file"
 [ "$(stat -c %a "$D/audit.jsonl")" = 640 ] || it_fail "new audit file mode $(stat -c %a "$D/audit.jsonl")"

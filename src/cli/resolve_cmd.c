@@ -96,7 +96,7 @@ static int resolve_one(struct pinlet_registry *reg, const char *input,
                 pinned = pinlet_ref_with_digest(ref, NULL);
         } else {
                 if (timeout_ms > 0)
-                        deadline = pinlet_registry_now_ms() + (int64_t)timeout_ms;
+                        deadline = pinlet_now_ms() + (int64_t)timeout_ms;
                 r = pinlet_registry_resolve(reg, ref, auth, deadline, &res, &err);
                 if (r < 0) {
                         fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));

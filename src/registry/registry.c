@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -59,14 +58,6 @@ struct pinlet_registry {
 
         atomic_uint_fast64_t st_requests, st_manifest, st_token, st_resolutions;
 };
-
-int64_t pinlet_registry_now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *pinlet_registry_api_host(const char *domain)
 {
@@ -546,7 +537,7 @@ static int classify_curl(struct resolve_ctx *ctx, CURLcode cc, const char *errbu
                                         what, s->body.max);
         switch (cc) {
         case CURLE_OPERATION_TIMEDOUT:
-                if (pinlet_registry_now_ms() + 50 >= ctx->deadline_ms)
+                if (pinlet_now_ms() + 50 >= ctx->deadline_ms)
                         return pinlet_error_set(err, PINLET_ETIMEOUT,
                                                 "%s: timed out (budget %" PRId64 " ms)", what,
                                                 ctx->timeout_ms);
@@ -607,7 +598,7 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 ret = url_origin(url, &origin, &scheme, &hostport);
                 if (ret < 0)
                         return pinlet_error_set(err, ret, "%s: bad URL", what);
-                left = ctx->deadline_ms - pinlet_registry_now_ms();
+                left = ctx->deadline_ms - pinlet_now_ms();
                 if (left <= 0)
                         return pinlet_error_set(err, PINLET_ETIMEOUT,
                                                 "%s: timed out (budget %" PRId64 " ms)", what,
@@ -867,7 +858,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         key = token_cache_key(realm, service, scope, creds);
         if (!key)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        if (pinlet_token_cache_get(&r->tokens, key, pinlet_registry_now_ms(), ret_token) > 0)
+        if (pinlet_token_cache_get(&r->tokens, key, pinlet_now_ms(), ret_token) > 0)
                 return 0;
 
         ret = url_origin(realm, &origin, &scheme, &hostport);
@@ -920,7 +911,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         q.tls = tls;
         q.tls_origin = origin;
 
-        t0 = pinlet_registry_now_ms();
+        t0 = pinlet_now_ms();
         ret = http_do(ctx, &q, &s, err);
         if (basic)
                 explicit_bzero(basic, strlen(basic));
@@ -1018,8 +1009,7 @@ static char *authz_from_hint(struct resolve_ctx *ctx, const char *scope,
                 _cleanup_erase_ char *token = NULL;
 
                 if (key &&
-                    pinlet_token_cache_get(&ctx->r->tokens, key, pinlet_registry_now_ms(), &token) >
-                            0 &&
+                    pinlet_token_cache_get(&ctx->r->tokens, key, pinlet_now_ms(), &token) > 0 &&
                     asprintf(&authz, "Bearer %s", token) >= 0)
                         *ret_token_key = TAKE_PTR(key);
         }
@@ -1155,7 +1145,7 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
         struct pinlet_resolution res = { 0 };
         struct pinlet_creds creds = { 0 };
         struct resolve_ctx ctx = { .r = r };
-        int64_t t0 = pinlet_registry_now_ms(), budget;
+        int64_t t0 = pinlet_now_ms(), budget;
         _cleanup_free_ char *image = NULL;
         int rc;
 
@@ -1183,7 +1173,7 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                 return pinlet_error_wrap(err, rc, "%s: registry %s", image, ref->domain);
         }
         res.round_trips = ctx.round_trips;
-        res.registry_ms = (double)(pinlet_registry_now_ms() - t0);
+        res.registry_ms = (double)(pinlet_now_ms() - t0);
         log_debug("resolved %s to %s in %u requests", image, res.digest, res.round_trips);
         *ret = res;
         return 0;

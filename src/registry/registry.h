@@ -35,6 +35,7 @@
 #include "ref/ref.h"
 #include "registry/creds.h"
 #include "util/error.h"
+#include "util/time.h"
 
 #define PINLET_MANIFEST_MAX           (4 * 1024 * 1024) /* bytes of manifest body */
 #define PINLET_REGISTRY_HEADERS_MAX   (64 * 1024)       /* bytes of one response's headers */
@@ -80,7 +81,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
 /*
  * Resolves ref's tag (ref->tag must be set; a digest in ref is ignored) to a digest.
  * auth: the caller's credentials (CRI AuthConfig), or NULL to use the node's Docker config
- * files, then anonymous. deadline_ms: absolute CLOCK_MONOTONIC time in ms (<= 0: none);
+ * files, then anonymous. deadline_ms: absolute pinlet_now_ms() time (<= 0: none);
  * the whole resolution also stops after cfg->resolve_timeout_ms.
  *
  * Errors (the message names the image, the registry and the cause, never a secret):
@@ -105,6 +106,3 @@ int pinlet_registry_skip_verify_hosts(const struct pinlet_config *cfg, char ***r
 /* The host that serves a reference domain's API: "docker.io" -> "registry-1.docker.io",
  * others unchanged. Static or borrowed string. */
 const char *pinlet_registry_api_host(const char *domain);
-
-/* CLOCK_MONOTONIC now, in ms (the clock deadlines are expressed in). */
-int64_t pinlet_registry_now_ms(void);

@@ -86,9 +86,8 @@ static void test_resolve_offline(void **state)
 
         /* a deadline already past: no request is made */
         ref.tag = "v1";
-        assert_int_equal(
-                pinlet_registry_resolve(r, &ref, NULL, pinlet_registry_now_ms() - 1, &res, &err),
-                PINLET_ETIMEOUT);
+        assert_int_equal(pinlet_registry_resolve(r, &ref, NULL, pinlet_now_ms() - 1, &res, &err),
+                         PINLET_ETIMEOUT);
         assert_non_null(strstr(err->message, "127.0.0.1:1/tiny/app:v1: registry 127.0.0.1:1: "));
         pinlet_error_free(err);
         err = NULL;

@@ -199,7 +199,7 @@ static int resolve(struct fixture *f, const struct pinlet_registry_auth *auth,
         struct pinlet_resolution res = { 0 };
         int r;
 
-        r = pinlet_registry_resolve(f->r, &ref, auth, pinlet_registry_now_ms() + 10000, &res, err);
+        r = pinlet_registry_resolve(f->r, &ref, auth, pinlet_now_ms() + 10000, &res, err);
         pinlet_resolution_done(&res);
         return r;
 }

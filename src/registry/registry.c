@@ -18,6 +18,7 @@
 #include "registry/registry.h"
 #include "registry/token.h"
 #include "util/buf.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #define HINTS_MAX      256
@@ -708,32 +709,6 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
         }
 }
 
-/* ---- digests ---- */
-
-static int digest_body(const char *algo, const void *data, size_t len, char **ret)
-{
-        const EVP_MD *md = strcmp(algo, "sha256") == 0   ? EVP_sha256()
-                           : strcmp(algo, "sha384") == 0 ? EVP_sha384()
-                           : strcmp(algo, "sha512") == 0 ? EVP_sha512()
-                                                         : NULL;
-        unsigned char out[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-        char *s, *p;
-
-        if (!md)
-                return -EINVAL;
-        if (!EVP_Digest(data, len, out, &n, md, NULL))
-                return -ENOMEM;
-        s = malloc(strlen(algo) + 1 + 2 * n + 1);
-        if (!s)
-                return -ENOMEM;
-        p = s + sprintf(s, "%s:", algo);
-        for (unsigned i = 0; i < n; i++)
-                p += sprintf(p, "%02x", out[i]);
-        *ret = s;
-        return 0;
-}
-
 /* The message distribution puts in an error body ({"errors":[{"code","message"}]}). */
 static char *registry_error_message(const struct response *s)
 {
@@ -797,13 +772,17 @@ static char *basic_authz(const struct pinlet_creds *c)
         return out;
 }
 
+/* The token cache key: realm, service, scope and whose credentials (a fingerprint, never
+ * the secret). NULL when out of memory: a key without the credential part would hand one
+ * user's token to another, so there is no fallback. */
 static char *token_cache_key(const char *realm, const char *service, const char *scope,
                              const struct pinlet_creds *c)
 {
-        char fp[65];
+        char fp[PINLET_SHA256_HEX_SIZE];
         char *k = NULL;
 
-        pinlet_creds_fingerprint(c, fp);
+        if (pinlet_creds_fingerprint(c, fp) < 0)
+                return NULL;
         if (asprintf(&k, "%s\n%s\n%s\n%s", realm, strempty(service), scope, fp) < 0)
                 return NULL;
         return k;
@@ -1038,7 +1017,9 @@ static int finish_from_get(const struct response *s, struct pinlet_resolution *r
                 algo_buf[colon - s->digest] = 0;
                 algo = algo_buf;
         }
-        ret = digest_body(algo, s->body.data ? s->body.data : "", s->body.len, &computed);
+        ret = pinlet_hash_digest(algo, s->body.data, s->body.len, &computed);
+        if (ret == -ENOMEM)
+                return pinlet_error_set(err, ret, "out of memory");
         if (ret < 0)
                 return pinlet_error_set(err, PINLET_EPROTO, "cannot verify a %s digest", algo);
         if (s->digest && *s->digest && strcmp(computed, s->digest) != 0)

@@ -128,7 +128,10 @@ int pinlet_registry_new(const struct pinlet_config *cfg, struct pinlet_registry 
                 pthread_mutex_init(&r->share_locks[i], NULL);
         pthread_mutex_init(&r->pool_lock, NULL);
         pthread_mutex_init(&r->hints_lock, NULL);
-        pinlet_token_cache_init(&r->tokens);
+        if (pinlet_token_cache_init(&r->tokens, 0) < 0) {
+                pinlet_registry_free(r);
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        }
         r->share = curl_share_init();
         if (!r->share) {
                 pinlet_registry_free(r);

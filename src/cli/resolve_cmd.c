@@ -182,7 +182,7 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 pinlet_config_free(&cfg);
                 return r;
         }
-        r = pinlet_registry_new(&cfg, &reg, &err);
+        r = pinlet_cli_registry_new(&cfg, &reg, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
                 pinlet_config_free(&cfg);

@@ -20,8 +20,8 @@
 #include "util/buf.h"
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/lru.h"
 
-#define HINTS_MAX      256
 #define WWW_AUTH_MAX   16
 #define ERROR_BODY_MAX (64 * 1024) /* error bodies are read this far, then dropped */
 
@@ -34,8 +34,9 @@ enum auth_scheme {
 };
 
 /* What a registry asked for last time, so the next resolution can authenticate up front
- * instead of paying a 401 round trip. Keyed by reference domain. */
+ * instead of paying a 401 round trip. Keyed by the lowercased reference domain. */
 struct auth_hint {
+        struct pinlet_lru_node node; /* key: host */
         char *host;
         enum auth_scheme scheme;
         char *realm;   /* bearer only */
@@ -43,8 +44,9 @@ struct auth_hint {
 };
 
 struct pinlet_registry {
-        const struct pinlet_config *cfg; /* borrowed */
-        CURLSH *share;                   /* DNS cache and TLS sessions */
+        /* Owned deep copy of the creation options (options_copy()); hosts lowercased. */
+        struct pinlet_registry_options o;
+        CURLSH *share; /* DNS cache and TLS sessions */
         pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
         pthread_mutex_t pool_lock;
@@ -54,8 +56,7 @@ struct pinlet_registry {
         struct pinlet_token_cache tokens;
 
         pthread_mutex_t hints_lock;
-        struct auth_hint hints[HINTS_MAX];
-        size_t n_hints;
+        struct pinlet_lru hints; /* of struct auth_hint, at most o.auth_hints_max */
 
         atomic_uint_fast64_t st_requests, st_manifest, st_token, st_resolutions;
 };
@@ -102,7 +103,122 @@ static int check_readable(const char *host, const char *what, const char *path,
         return 0;
 }
 
-int pinlet_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+const struct pinlet_registry_host *
+pinlet_registry_options_host(const struct pinlet_registry_options *o, const char *host)
+{
+        /* Registry hosts are case-insensitive (RFC 3986 3.2.2), and a port is digits: one
+         * strcasecmp compares "host:port" correctly. */
+        for (size_t i = 0; i < o->n_hosts; i++)
+                if (o->hosts[i].host && strcasecmp(o->hosts[i].host, host) == 0)
+                        return &o->hosts[i];
+        return NULL;
+}
+
+static char *lowercase_dup(const char *s)
+{
+        char *d = strdup(s);
+
+        for (char *p = d; p && *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+        return d;
+}
+
+static int dup_or_null(const char *s, const char **ret)
+{
+        *ret = s ? strdup(s) : NULL;
+        return s && !*ret ? -ENOMEM : 0;
+}
+
+/* Frees what options_copy() allocated (the const pointers are ours there). */
+static void options_free_copy(struct pinlet_registry_options *o)
+{
+        struct pinlet_registry_host *hosts = (struct pinlet_registry_host *)o->hosts;
+
+        for (size_t i = 0; i < o->n_hosts; i++) {
+                free((char *)hosts[i].host);
+                free((char *)hosts[i].ca_file);
+                free((char *)hosts[i].cert_file);
+                free((char *)hosts[i].key_file);
+        }
+        free(hosts);
+        for (char *const *p = o->docker_config_paths; p && *p; p++)
+                free(*p);
+        free((char **)o->docker_config_paths);
+        *o = (struct pinlet_registry_options){ 0 };
+}
+
+/* A deep copy of src in *dst, hosts lowercased (normalized where they enter), defaults
+ * filled in. On failure *dst holds what was copied so far: free it with
+ * options_free_copy(). */
+static int options_copy(const struct pinlet_registry_options *src,
+                        struct pinlet_registry_options *dst)
+{
+        struct pinlet_registry_host *hosts;
+        char **paths;
+        size_t n = 0;
+
+        *dst = (struct pinlet_registry_options){
+                .connect_timeout_ms = src->connect_timeout_ms,
+                .resolve_timeout_ms = src->resolve_timeout_ms,
+                .token_cache_max = src->token_cache_max ?: PINLET_TOKEN_CACHE_MAX,
+                .auth_hints_max = src->auth_hints_max ?: PINLET_REGISTRY_HINTS_MAX,
+        };
+        if (src->n_hosts > 0) {
+                hosts = calloc(src->n_hosts, sizeof(*hosts));
+                if (!hosts)
+                        return -ENOMEM;
+                dst->hosts = hosts;
+                for (size_t i = 0; i < src->n_hosts; i++, dst->n_hosts++) {
+                        const struct pinlet_registry_host *h = &src->hosts[i];
+
+                        hosts[i] = (struct pinlet_registry_host){ .insecure = h->insecure,
+                                                                  .skip_verify = h->skip_verify };
+                        hosts[i].host = lowercase_dup(strempty(h->host));
+                        if (!hosts[i].host || dup_or_null(h->ca_file, &hosts[i].ca_file) < 0 ||
+                            dup_or_null(h->cert_file, &hosts[i].cert_file) < 0 ||
+                            dup_or_null(h->key_file, &hosts[i].key_file) < 0) {
+                                dst->n_hosts++; /* so that the partial entry is freed */
+                                return -ENOMEM;
+                        }
+                }
+        }
+        for (char *const *p = src->docker_config_paths; p && *p; p++)
+                n++;
+        if (n > 0) {
+                paths = calloc(n + 1, sizeof(*paths));
+                if (!paths)
+                        return -ENOMEM;
+                dst->docker_config_paths = paths;
+                for (size_t i = 0; i < n; i++)
+                        if (!(paths[i] = strdup(src->docker_config_paths[i])))
+                                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int check_options(const struct pinlet_registry_options *o, struct pinlet_error **err)
+{
+        int e;
+
+        for (size_t i = 0; i < o->n_hosts; i++) {
+                const struct pinlet_registry_host *h = &o->hosts[i];
+
+                if (!h->host || !*h->host)
+                        return pinlet_error_set(err, PINLET_EINVAL, "registry entry without host");
+                if (pinlet_registry_options_host(o, h->host) != h)
+                        return pinlet_error_set(err, PINLET_EINVAL,
+                                                "registry %s is listed twice (host names "
+                                                "compare case-insensitively)",
+                                                h->host);
+                if ((e = check_readable(h->host, "ca_file", h->ca_file, err)) < 0 ||
+                    (e = check_readable(h->host, "cert_file", h->cert_file, err)) < 0 ||
+                    (e = check_readable(h->host, "key_file", h->key_file, err)) < 0)
+                        return e;
+        }
+        return 0;
+}
+
+int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_registry **ret,
                         struct pinlet_error **err)
 {
         struct pinlet_registry *r;
@@ -112,23 +228,19 @@ int pinlet_registry_new(const struct pinlet_config *cfg, struct pinlet_registry 
         if (curl_init_result != CURLE_OK)
                 return pinlet_error_set(err, -EIO, "curl_global_init: %s",
                                         curl_easy_strerror(curl_init_result));
-        for (size_t i = 0; i < cfg->n_registries; i++) {
-                const struct pinlet_registry_config *rc = &cfg->registries[i];
-
-                if ((e = check_readable(rc->host, "ca_file", rc->ca_file, err)) < 0 ||
-                    (e = check_readable(rc->host, "cert_file", rc->cert_file, err)) < 0 ||
-                    (e = check_readable(rc->host, "key_file", rc->key_file, err)) < 0)
-                        return e;
-        }
+        e = check_options(o, err);
+        if (e < 0)
+                return e;
         r = calloc(1, sizeof(*r));
         if (!r)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        r->cfg = cfg;
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
                 pthread_mutex_init(&r->share_locks[i], NULL);
         pthread_mutex_init(&r->pool_lock, NULL);
         pthread_mutex_init(&r->hints_lock, NULL);
-        if (pinlet_token_cache_init(&r->tokens, 0) < 0) {
+        if (options_copy(o, &r->o) < 0 ||
+            pinlet_token_cache_init(&r->tokens, r->o.token_cache_max) < 0 ||
+            pinlet_lru_init(&r->hints, r->o.auth_hints_max) < 0) {
                 pinlet_registry_free(r);
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         }
@@ -156,6 +268,19 @@ static void hint_clear(struct auth_hint *h)
         *h = (struct auth_hint){ 0 };
 }
 
+static void hint_free(struct auth_hint *h)
+{
+        if (!h)
+                return;
+        hint_clear(h);
+        free(h);
+}
+
+static struct auth_hint *hint_of(struct pinlet_lru_node *n)
+{
+        return PINLET_LRU_ENTRY(n, struct auth_hint, node);
+}
+
 void pinlet_registry_free(struct pinlet_registry *r)
 {
         if (!r)
@@ -165,8 +290,13 @@ void pinlet_registry_free(struct pinlet_registry *r)
         if (r->share)
                 curl_share_cleanup(r->share);
         pinlet_token_cache_done(&r->tokens);
-        for (size_t i = 0; i < r->n_hints; i++)
-                hint_clear(&r->hints[i]);
+        for (struct pinlet_lru_node *n = pinlet_lru_oldest(&r->hints), *next; n; n = next) {
+                next = pinlet_lru_newer(n);
+                pinlet_lru_remove(&r->hints, n);
+                hint_free(hint_of(n));
+        }
+        pinlet_lru_done(&r->hints);
+        options_free_copy(&r->o);
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
                 pthread_mutex_destroy(&r->share_locks[i]);
         pthread_mutex_destroy(&r->pool_lock);
@@ -189,20 +319,6 @@ void pinlet_registry_get_stats(struct pinlet_registry *r, struct pinlet_registry
                 .token_requests = atomic_load_explicit(&r->st_token, memory_order_relaxed),
                 .resolutions = atomic_load_explicit(&r->st_resolutions, memory_order_relaxed),
         };
-}
-
-int pinlet_registry_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret)
-{
-        char **v = NULL;
-
-        for (size_t i = 0; i < cfg->n_registries; i++)
-                if (cfg->registries[i].skip_verify &&
-                    pinlet_strv_push(&v, cfg->registries[i].host) < 0) {
-                        pinlet_strv_free(v);
-                        return -ENOMEM;
-                }
-        *ret = v;
-        return 0;
 }
 
 /* ---- easy handle pool ---- */
@@ -238,50 +354,53 @@ static void handle_put(struct pinlet_registry *r, CURL *h)
 
 /* ---- auth hints ---- */
 
+/* A copy of the hint for host (a lowercased domain) in *ret; scheme AUTH_NONE when there
+ * is none. Marks it recently used. */
 static void hint_get(struct pinlet_registry *r, const char *host, struct auth_hint *ret)
 {
+        struct auth_hint *h;
+
         *ret = (struct auth_hint){ 0 };
         pthread_mutex_lock(&r->hints_lock);
-        for (size_t i = 0; i < r->n_hints; i++)
-                if (strcmp(r->hints[i].host, host) == 0) {
-                        ret->scheme = r->hints[i].scheme;
-                        ret->realm = r->hints[i].realm ? strdup(r->hints[i].realm) : NULL;
-                        ret->service = r->hints[i].service ? strdup(r->hints[i].service) : NULL;
-                        if ((r->hints[i].realm && !ret->realm) ||
-                            (r->hints[i].service && !ret->service))
-                                ret->scheme = AUTH_NONE; /* out of memory: no hint */
-                        break;
-                }
+        h = hint_of(pinlet_lru_find(&r->hints, host));
+        if (h) {
+                pinlet_lru_touch(&r->hints, &h->node);
+                ret->scheme = h->scheme;
+                ret->realm = h->realm ? strdup(h->realm) : NULL;
+                ret->service = h->service ? strdup(h->service) : NULL;
+                if ((h->realm && !ret->realm) || (h->service && !ret->service))
+                        ret->scheme = AUTH_NONE; /* out of memory: no hint */
+        }
         pthread_mutex_unlock(&r->hints_lock);
 }
 
+/* Remembers what host asked for, replacing an older hint; beyond o.auth_hints_max the
+ * least recently used hint goes (a hint is only a hint: losing one costs a 401). */
 static void hint_set(struct pinlet_registry *r, const char *host, enum auth_scheme scheme,
                      const char *realm, const char *service)
 {
-        struct auth_hint h = { 0 };
-        size_t i;
+        struct auth_hint *h = calloc(1, sizeof(*h)), *old;
 
-        h.host = strdup(host);
-        h.scheme = scheme;
-        h.realm = realm ? strdup(realm) : NULL;
-        h.service = service ? strdup(service) : NULL;
-        if (!h.host || (realm && !h.realm) || (service && !h.service)) {
-                hint_clear(&h);
+        if (!h)
+                return;
+        h->host = strdup(host);
+        h->scheme = scheme;
+        h->realm = realm ? strdup(realm) : NULL;
+        h->service = service ? strdup(service) : NULL;
+        if (!h->host || (realm && !h->realm) || (service && !h->service)) {
+                hint_free(h);
                 return;
         }
+        h->node.key = h->host;
         pthread_mutex_lock(&r->hints_lock);
-        for (i = 0; i < r->n_hints; i++)
-                if (strcmp(r->hints[i].host, host) == 0)
-                        break;
-        if (i == r->n_hints) {
-                if (r->n_hints < HINTS_MAX)
-                        r->n_hints++;
-                else
-                        i = 0; /* full: overwrite the oldest slot; a hint is only a hint */
-        }
-        hint_clear(&r->hints[i]);
-        r->hints[i] = h;
+        old = hint_of(pinlet_lru_find(&r->hints, host));
+        if (old)
+                pinlet_lru_remove(&r->hints, &old->node);
+        else if (pinlet_lru_size(&r->hints) >= r->o.auth_hints_max)
+                pinlet_lru_remove(&r->hints, &(old = hint_of(pinlet_lru_oldest(&r->hints)))->node);
+        pinlet_lru_insert(&r->hints, &h->node);
         pthread_mutex_unlock(&r->hints_lock);
+        hint_free(old);
 }
 
 /* ---- one HTTP exchange ---- */
@@ -301,8 +420,8 @@ struct request {
         const char *post_body;   /* form body for POST; secret */
         size_t body_max;
         /* TLS settings for the origin the request starts at, and used for hops that stay
-         * there; other origins use their own cfg->registries entry. */
-        const struct pinlet_registry_config *tls;
+         * there; other origins use their own entry in the options' hosts. */
+        const struct pinlet_registry_host *tls;
         const char *tls_origin;
 };
 
@@ -367,10 +486,11 @@ static void response_erase_done(struct response *s)
 /* Context of one resolution: shared by its requests. */
 struct resolve_ctx {
         struct pinlet_registry *r;
-        const char *domain;
-        const struct pinlet_registry_config *regcfg; /* may be NULL */
-        int64_t deadline_ms;                         /* absolute, monotonic */
-        int64_t timeout_ms;                          /* the whole budget, for messages */
+        const char *domain;                        /* as in the reference */
+        char *hint_key;                            /* domain lowercased: the auth hints' key */
+        const struct pinlet_registry_host *regcfg; /* the domain's entry; may be NULL */
+        int64_t deadline_ms;                       /* absolute, monotonic */
+        int64_t timeout_ms;                        /* the whole budget, for messages */
         unsigned round_trips;
 };
 
@@ -510,7 +630,7 @@ static int url_origin(const char *url, char **ret_origin, char **ret_scheme, cha
         return 0;
 }
 
-static void apply_tls(CURL *h, const struct pinlet_registry_config *tls)
+static void apply_tls(CURL *h, const struct pinlet_registry_host *tls)
 {
         if (!tls)
                 return;
@@ -592,7 +712,7 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 struct curl_slist *hdrs = NULL;
                 char errbuf[CURL_ERROR_SIZE] = "";
                 _cleanup_free_ char *authz_line = NULL, *accept_line = NULL;
-                const struct pinlet_registry_config *tls;
+                const struct pinlet_registry_host *tls;
                 char *next = NULL;
                 int64_t left;
                 CURLcode cc;
@@ -614,8 +734,9 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                                                 "%s: refusing to send the request body along "
                                                 "a redirect to another host",
                                                 what);
-                tls = strcmp(origin, q->tls_origin) == 0 ? q->tls
-                                                         : pinlet_config_registry(r->cfg, hostport);
+                tls = strcmp(origin, q->tls_origin) == 0
+                              ? q->tls
+                              : pinlet_registry_options_host(&r->o, hostport);
 
                 h = handle_get(r);
                 if (!h)
@@ -628,9 +749,9 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
                 curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
                 curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                                 (long)((int64_t)r->cfg->connect_timeout_ms < left &&
-                                                        r->cfg->connect_timeout_ms > 0
-                                                ? (int64_t)r->cfg->connect_timeout_ms
+                                 (long)((int64_t)r->o.connect_timeout_ms < left &&
+                                                        r->o.connect_timeout_ms > 0
+                                                ? (int64_t)r->o.connect_timeout_ms
                                                 : left));
                 curl_easy_setopt(h, CURLOPT_USERAGENT, "pinlet/" PINLET_VERSION);
                 curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -830,7 +951,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         _cleanup_(buf_erase_free) struct pinlet_buf form; /* may hold the identity token */
         _cleanup_(response_erase_done) struct response s; /* holds the token */
         struct pinlet_token tok = { 0 };
-        const struct pinlet_registry_config *tls;
+        const struct pinlet_registry_host *tls;
         struct request q = { .kind = REQ_TOKEN };
         int64_t t0;
         int ret;
@@ -856,7 +977,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
                                         origin);
         /* TLS settings for the realm: its own registries entry, else the registry's (the
          * realm is run by the registry's operator, typically under the same CA). */
-        tls = pinlet_config_registry(r->cfg, hostport);
+        tls = pinlet_registry_options_host(&r->o, hostport);
         if (!tls)
                 tls = ctx->regcfg;
 
@@ -937,7 +1058,7 @@ static int authenticate(struct resolve_ctx *ctx, const struct response *s, const
 
                 if (creds->registry_token) {
                         /* a registry token is a bearer token for the registry itself */
-                        hint_set(ctx->r, ctx->domain, AUTH_BEARER, realm, service);
+                        hint_set(ctx->r, ctx->hint_key, AUTH_BEARER, realm, service);
                         if (asprintf(&authz, "Bearer %s", creds->registry_token) < 0)
                                 return pinlet_error_set(err, -ENOMEM, "out of memory");
                         *ret = authz;
@@ -949,7 +1070,7 @@ static int authenticate(struct resolve_ctx *ctx, const struct response *s, const
                 r = fetch_token(ctx, realm, service, scope, creds, &token, err);
                 if (r < 0)
                         return r;
-                hint_set(ctx->r, ctx->domain, AUTH_BEARER, realm, service);
+                hint_set(ctx->r, ctx->hint_key, AUTH_BEARER, realm, service);
                 if (asprintf(&authz, "Bearer %s", token) < 0)
                         return pinlet_error_set(err, -ENOMEM, "out of memory");
                 *ret = authz;
@@ -957,7 +1078,7 @@ static int authenticate(struct resolve_ctx *ctx, const struct response *s, const
         }
         c = pinlet_challenge_find(&list, "basic");
         if (c) {
-                hint_set(ctx->r, ctx->domain, AUTH_BASIC, NULL, NULL);
+                hint_set(ctx->r, ctx->hint_key, AUTH_BASIC, NULL, NULL);
                 if (!creds->username && !creds->password)
                         return pinlet_error_set(err, PINLET_EUNAUTH,
                                                 "registry requires credentials (Basic) and "
@@ -980,7 +1101,7 @@ static char *authz_from_hint(struct resolve_ctx *ctx, const char *scope,
         struct auth_hint h;
         char *authz = NULL;
 
-        hint_get(ctx->r, ctx->domain, &h);
+        hint_get(ctx->r, ctx->hint_key, &h);
         if (h.scheme == AUTH_BASIC && (creds->username || creds->password)) {
                 authz = basic_authz(creds);
         } else if (h.scheme == AUTH_BEARER && creds->registry_token) {
@@ -1130,7 +1251,7 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
         struct pinlet_creds creds = { 0 };
         struct resolve_ctx ctx = { .r = r };
         int64_t t0 = pinlet_now_ms(), budget;
-        _cleanup_free_ char *image = NULL;
+        _cleanup_free_ char *image = NULL, *hint_key = NULL;
         int rc;
 
         atomic_fetch_add_explicit(&r->st_resolutions, 1, memory_order_relaxed);
@@ -1139,16 +1260,18 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
         if (asprintf(&image, "%s/%s:%s", ref->domain, ref->path, ref->tag) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
 
-        budget = r->cfg->resolve_timeout_ms > 0 ? (int64_t)r->cfg->resolve_timeout_ms
-                                                : INT64_MAX / 4;
+        budget = r->o.resolve_timeout_ms > 0 ? (int64_t)r->o.resolve_timeout_ms : INT64_MAX / 4;
         ctx.deadline_ms = t0 + budget;
         if (deadline_ms > 0 && deadline_ms < ctx.deadline_ms)
                 ctx.deadline_ms = deadline_ms;
         ctx.timeout_ms = ctx.deadline_ms - t0;
         ctx.domain = ref->domain;
-        ctx.regcfg = pinlet_config_registry(r->cfg, ref->domain);
+        ctx.regcfg = pinlet_registry_options_host(&r->o, ref->domain);
+        ctx.hint_key = hint_key = lowercase_dup(ref->domain);
+        if (!hint_key)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
 
-        rc = pinlet_creds_lookup(r->cfg->docker_config_paths, auth, ref->domain, &creds, err);
+        rc = pinlet_creds_lookup(r->o.docker_config_paths, auth, ref->domain, &creds, err);
         if (rc >= 0)
                 rc = resolve_tag(&ctx, ref, &creds, &res, err);
         pinlet_creds_clear(&creds);

@@ -160,8 +160,7 @@ static void route(struct server *s, const char *method, const char *path, const 
 
 struct fixture {
         struct server reg, other;
-        struct pinlet_config cfg;
-        struct pinlet_registry_config rc;
+        struct pinlet_registry_host rh;
         char host[64];
         struct pinlet_registry *r;
 };
@@ -173,13 +172,13 @@ static void fixture_start(struct fixture *f)
         server_start(&f->reg);
         server_start(&f->other);
         snprintf(f->host, sizeof(f->host), "127.0.0.1:%d", f->reg.port);
-        assert_int_equal(pinlet_config_init(&f->cfg), 0);
-        pinlet_strv_free(f->cfg.docker_config_paths); /* never read the machine's files */
-        f->cfg.docker_config_paths = NULL;
-        f->rc = (struct pinlet_registry_config){ .host = f->host, .insecure = true };
-        f->cfg.registries = &f->rc;
-        f->cfg.n_registries = 1;
-        assert_int_equal(pinlet_registry_new(&f->cfg, &f->r, &err), 0);
+        f->rh = (struct pinlet_registry_host){ .host = f->host, .insecure = true };
+        /* no docker_config_paths: never read the machine's files */
+        assert_int_equal(
+                pinlet_registry_new(
+                        &(const struct pinlet_registry_options){ .hosts = &f->rh, .n_hosts = 1 },
+                        &f->r, &err),
+                0);
 }
 
 static void fixture_stop(struct fixture *f)
@@ -187,9 +186,6 @@ static void fixture_stop(struct fixture *f)
         server_stop(&f->reg);
         server_stop(&f->other);
         pinlet_registry_free(f->r);
-        f->cfg.registries = NULL;
-        f->cfg.n_registries = 0;
-        pinlet_config_free(&f->cfg);
 }
 
 static int resolve(struct fixture *f, const struct pinlet_registry_auth *auth,

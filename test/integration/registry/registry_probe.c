@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli.h"
 #include "config/config.h"
 #include "ref/ref.h"
 #include "registry/registry.h"
@@ -159,7 +160,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         if (pinlet_config_init(&cfg) < 0 || pinlet_config_load(&cfg, config, false, &err) < 0 ||
-            pinlet_registry_new(&cfg, &reg, &err) < 0 ||
+            pinlet_cli_registry_new(&cfg, &reg, &err) < 0 ||
             pinlet_ref_parse(argv[optind], &ref, &err) < 0) {
                 fprintf(stderr, "registry_probe: %s\n", pinlet_error_message(err, -EINVAL));
                 return 2;

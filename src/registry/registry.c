@@ -428,17 +428,19 @@ struct request {
 struct response {
         long status;
         struct pinlet_buf body;
-        bool body_wanted; /* status is 2xx: the body must fit, else it is dropped */
-        size_t header_bytes;
+        bool body_wanted;    /* status is 2xx: the body must fit, else it is dropped */
+        CURL *h;             /* the handle of the transfer in progress, for on_body */
+        bool status_known;   /* on_body read the status of this transfer */
+        size_t header_bytes; /* of the whole exchange, 1xx responses included */
         bool headers_too_big;
+        bool body_started;
         bool body_too_big;
         char *digest;       /* Docker-Content-Digest */
         char *content_type; /* Content-Type without parameters */
         int64_t content_length;
         char *www_auth[WWW_AUTH_MAX];
         size_t n_www_auth;
-        char *origin;  /* origin of the final hop (after redirects) */
-        bool at_start; /* the next header line is where a status line can be */
+        char *origin; /* origin of the final hop (after redirects) */
 };
 
 static void response_reset_headers(struct response *s)
@@ -452,6 +454,8 @@ static void response_reset_headers(struct response *s)
         s->n_www_auth = 0;
         s->header_bytes = 0;
         s->status = 0;
+        s->status_known = false;
+        s->body_started = false;
 }
 
 static void response_init(struct response *s, size_t body_max)
@@ -494,80 +498,75 @@ struct resolve_ctx {
         unsigned round_trips;
 };
 
-static char *trim_dup(const char *p, size_t n)
-{
-        while (n > 0 && (*p == ' ' || *p == '\t')) {
-                p++;
-                n--;
-        }
-        while (n > 0 &&
-               (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
-                n--;
-        return strndup(p, n);
-}
-
-static bool header_is(const char *line, size_t n, const char *name, const char **ret_val,
-                      size_t *ret_len)
-{
-        size_t l = strlen(name);
-
-        if (n <= l || line[l] != ':' || strncasecmp(line, name, l) != 0)
-                return false;
-        *ret_val = line + l + 1;
-        *ret_len = n - l - 1;
-        return true;
-}
-
+/*
+ * Counts header bytes and nothing else: the headers themselves are read after the
+ * transfer with curl_easy_header(), which parses, unfolds and trims them. One cap covers
+ * every header line of the exchange, 1xx interim responses included, so no sequence of
+ * lines can grow the total past PINLET_REGISTRY_HEADERS_MAX. (A single line longer than
+ * curl's own per-line limit never gets here: curl fails the transfer itself, see
+ * classify_curl().)
+ */
 static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 {
         struct response *s = userp;
         size_t n = size * nitems;
-        const char *v;
-        size_t vl;
 
-        /* A status line starts a new response (1xx interim, or a hop curl handles). Only
-         * where a response can start: a header line that merely looks like one must not
-         * reset the header count (and with it the bound). */
-        if (s->at_start && n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-                const char *sp = memchr(line, ' ', n);
-
-                response_reset_headers(s);
-                if (sp)
-                        s->status = strtol(sp + 1, NULL, 10);
-                s->body_wanted = s->status >= 200 && s->status < 300;
-        }
-        /* the blank line ends a response's headers; curl's status line may follow */
-        s->at_start = n <= 2 && (n == 0 || line[0] == '\r' || line[0] == '\n');
         s->header_bytes += n;
         if (s->header_bytes > PINLET_REGISTRY_HEADERS_MAX) {
                 s->headers_too_big = true;
                 return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
         }
-        if (header_is(line, n, "docker-content-digest", &v, &vl)) {
-                free(s->digest);
-                s->digest = trim_dup(v, vl);
-        } else if (header_is(line, n, "content-type", &v, &vl)) {
-                const char *semi = memchr(v, ';', vl);
-
-                free(s->content_type);
-                s->content_type = trim_dup(v, semi ? (size_t)(semi - v) : vl);
-        } else if (header_is(line, n, "content-length", &v, &vl)) {
-                _cleanup_free_ char *t = trim_dup(v, vl);
-                char *end;
-                long long cl;
-
-                errno = 0;
-                cl = t ? strtoll(t, &end, 10) : -1;
-                s->content_length = (t && *t && !*end && errno == 0 && cl >= 0) ? cl : -1;
-        } else if (header_is(line, n, "www-authenticate", &v, &vl)) {
-                if (s->n_www_auth < WWW_AUTH_MAX) {
-                        char *d = trim_dup(v, vl);
-
-                        if (d)
-                                s->www_auth[s->n_www_auth++] = d;
-                }
-        }
         return n;
+}
+
+/* The value of the last header called name in the final response, or NULL. */
+static const char *header_last(CURL *h, const char *name)
+{
+        struct curl_header *hd;
+
+        if (curl_easy_header(h, name, 0, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+                return NULL;
+        /* a repeated header: the last one wins, as when we parsed them ourselves */
+        if (hd->amount > 1 &&
+            curl_easy_header(h, name, hd->amount - 1, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+                return NULL;
+        return hd->value;
+}
+
+/* Reads what the client needs of the final response's headers into s, after the
+ * transfer. Returns 0 or -ENOMEM. */
+static int response_collect(struct response *s, CURL *h)
+{
+        struct curl_header *hd;
+        curl_off_t cl = -1;
+        const char *v;
+        size_t n;
+
+        response_reset_headers(s);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s->status);
+        if (curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK)
+                s->content_length = cl; /* -1 when the response had none */
+        if ((v = header_last(h, "Docker-Content-Digest")) && !(s->digest = strdup(v)))
+                return -ENOMEM;
+        if ((v = header_last(h, "Content-Type"))) {
+                /* the media type without parameters ("; charset=...") */
+                n = strcspn(v, ";");
+                while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                        n--;
+                if (!(s->content_type = strndup(v, n)))
+                        return -ENOMEM;
+        }
+        /* every WWW-Authenticate header: a registry may offer Basic and Bearer apart */
+        for (size_t i = 0; i < WWW_AUTH_MAX; i++) {
+                if (curl_easy_header(h, "WWW-Authenticate", i, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+                        break;
+                if (!(s->www_auth[s->n_www_auth] = strdup(hd->value)))
+                        return -ENOMEM;
+                s->n_www_auth++;
+                if (i + 1 >= hd->amount)
+                        break;
+        }
+        return 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
@@ -575,6 +574,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         struct response *s = userp;
         size_t n = size * nmemb;
 
+        s->body_started = true;
+        if (!s->status_known) {
+                /* the body belongs to the final response: its status decides whether
+                 * the body must fit (2xx) or is an error text to keep the start of */
+                long status = 0;
+
+                curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+                s->body_wanted = status >= 200 && status < 300;
+                s->status_known = true;
+        }
         if (!s->body_wanted) {
                 /* error bodies: keep the start for the message, drop the rest */
                 if (s->body.len < ERROR_BODY_MAX)
@@ -605,6 +614,9 @@ static int url_origin(const char *url, char **ret_origin, char **ret_scheme, cha
             curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
             curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
                 return PINLET_EPROTO;
+        /* scheme and host are case-insensitive (RFC 3986 3.1, 3.2.2): one spelling */
+        for (char *p = scheme; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
         for (char *p = host; *p; p++)
                 *p = (char)tolower((unsigned char)*p);
         if (asprintf(&origin, "%s://%s:%s", scheme, host, port) < 0)
@@ -630,6 +642,29 @@ static int url_origin(const char *url, char **ret_origin, char **ret_scheme, cha
         return 0;
 }
 
+/*
+ * Whether two origins from url_origin() ("scheme://host:port") are the same origin
+ * (RFC 6454): the scheme and the port exactly, the host case-insensitively. url_origin()
+ * already lowercases, but this is the one comparison every credential decision goes
+ * through, so it does not rely on every origin string having been made that way.
+ */
+static bool origin_same(const char *a, const char *b)
+{
+        const char *ha, *hb, *pa, *pb;
+
+        if (!a || !b)
+                return false;
+        ha = strstr(a, "://");
+        hb = strstr(b, "://");
+        pa = strrchr(a, ':'); /* the port's colon: an IPv6 host is in brackets before it */
+        pb = strrchr(b, ':');
+        if (!ha || !hb || !pa || !pb || pa <= ha || pb <= hb)
+                return false;
+        return ha - a == hb - b && strncmp(a, b, (size_t)(ha - a)) == 0 &&          /* scheme */
+               pa - ha == pb - hb && strncasecmp(ha, hb, (size_t)(pa - ha)) == 0 && /* host */
+               strcmp(pa, pb) == 0;                                                 /* port */
+}
+
 static void apply_tls(CURL *h, const struct pinlet_registry_host *tls)
 {
         if (!tls)
@@ -648,14 +683,37 @@ static void apply_tls(CURL *h, const struct pinlet_registry_host *tls)
         }
 }
 
+/* Whether curl failed because one header line passed its own limit (CURL_MAX_HTTP_HEADER,
+ * 100 KiB): curl 7.88's dynbuf reports that as CURLE_OUT_OF_MEMORY, 8.6 and later as
+ * CURLE_TOO_LARGE. Out of memory while still reading headers is taken for that: a real
+ * allocation failure there is far less likely than a hostile or broken peer. */
+static bool header_line_too_long(CURLcode cc, const struct response *s)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+        if (cc == CURLE_TOO_LARGE)
+                return true;
+#endif
+        return cc == CURLE_OUT_OF_MEMORY && !s->body_started;
+}
+
+/* A failed transfer to host (the hop's "host[:port]") as an error of our classes. */
 static int classify_curl(struct resolve_ctx *ctx, CURLcode cc, const char *errbuf,
-                         const struct response *s, const char *what, struct pinlet_error **err)
+                         const struct response *s, const char *what, const char *host,
+                         struct pinlet_error **err)
 {
         const char *detail = errbuf && *errbuf ? errbuf : curl_easy_strerror(cc);
 
+        /* Oversized headers are the peer breaking the protocol, not our memory running
+         * out: say so, and say who. */
         if (s->headers_too_big)
-                return pinlet_error_set(err, PINLET_EPROTO, "%s: response headers exceed %d bytes",
-                                        what, PINLET_REGISTRY_HEADERS_MAX);
+                return pinlet_error_set(err, PINLET_EPROTO,
+                                        "%s to %s: response headers exceed %d bytes", what, host,
+                                        PINLET_REGISTRY_HEADERS_MAX);
+        if (header_line_too_long(cc, s))
+                return pinlet_error_set(err, PINLET_EPROTO,
+                                        "%s to %s: a response header line exceeds curl's limit "
+                                        "(%d bytes for all headers)",
+                                        what, host, PINLET_REGISTRY_HEADERS_MAX);
         if (s->body_too_big || cc == CURLE_FILESIZE_EXCEEDED)
                 return pinlet_error_set(err, PINLET_EPROTO, "%s: response body exceeds %zu bytes",
                                         what, s->body.max);
@@ -713,6 +771,7 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 char errbuf[CURL_ERROR_SIZE] = "";
                 _cleanup_free_ char *authz_line = NULL, *accept_line = NULL;
                 const struct pinlet_registry_host *tls;
+                bool collect_failed;
                 char *next = NULL;
                 int64_t left;
                 CURLcode cc;
@@ -729,12 +788,12 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                                                 ctx->timeout_ms);
                 /* A POST body holds the identity token: it goes to its own origin only,
                  * never along a redirect to another host. */
-                if (hop > 0 && strcmp(method, "POST") == 0 && strcmp(origin, q->tls_origin) != 0)
+                if (hop > 0 && strcmp(method, "POST") == 0 && !origin_same(origin, q->tls_origin))
                         return pinlet_error_set(err, PINLET_EPROTO,
                                                 "%s: refusing to send the request body along "
                                                 "a redirect to another host",
                                                 what);
-                tls = strcmp(origin, q->tls_origin) == 0
+                tls = origin_same(origin, q->tls_origin)
                               ? q->tls
                               : pinlet_registry_options_host(&r->o, hostport);
 
@@ -775,7 +834,7 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                         hdrs = curl_slist_append(hdrs, accept_line);
                 /* Credentials only to their own origin: a redirect to blob storage or any
                  * other host goes without them. */
-                if (q->authz && q->auth_origin && strcmp(origin, q->auth_origin) == 0 &&
+                if (q->authz && origin_same(origin, q->auth_origin) &&
                     asprintf(&authz_line, "Authorization: %s", q->authz) >= 0)
                         hdrs = curl_slist_append(hdrs, authz_line);
                 curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -783,8 +842,11 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 response_reset_headers(s);
                 pinlet_buf_reset(&s->body);
                 s->headers_too_big = s->body_too_big = false;
-                s->at_start = true;
+                s->body_wanted = false;
+                s->h = h;
                 cc = curl_easy_perform(h);
+                s->h = NULL;
+                collect_failed = cc == CURLE_OK && response_collect(s, h) < 0;
                 free(s->origin);
                 s->origin = TAKE_PTR(origin);
                 ctx->round_trips++;
@@ -808,9 +870,13 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                         /* a handle that failed mid-transfer may hold a dead connection;
                          * curl discards it, but do not keep a handle whose state is odd */
                         curl_easy_cleanup(h);
-                        return classify_curl(ctx, cc, errbuf, s, what, err);
+                        return classify_curl(ctx, cc, errbuf, s, what, hostport, err);
                 }
                 handle_put(r, h);
+                if (collect_failed) {
+                        free(next);
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                }
                 if (!is_redirect(s->status))
                         return 0;
                 if (!next)
@@ -1193,7 +1259,7 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
                 ret = http_do(ctx, &q, &s, err);
                 if (ret < 0)
                         return ret;
-                if (s.status == 401 && !streq_ptr(s.origin, origin))
+                if (s.status == 401 && !origin_same(s.origin, origin))
                         /* a challenge from a host the registry redirected to: answering it
                          * would hand the credentials to that host (or a realm it names) */
                         return pinlet_error_set(err, PINLET_EUNAUTH,

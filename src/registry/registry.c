@@ -492,7 +492,7 @@ struct resolve_ctx {
         struct pinlet_registry *r;
         const char *domain;                        /* as in the reference */
         char *hint_key;                            /* domain lowercased: the auth hints' key */
-        const struct pinlet_registry_host *regcfg; /* the domain's entry; may be NULL */
+        const struct pinlet_registry_host *regopt; /* the domain's entry; may be NULL */
         int64_t deadline_ms;                       /* absolute, monotonic */
         int64_t timeout_ms;                        /* the whole budget, for messages */
         unsigned round_trips;
@@ -1036,7 +1036,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         /* The realm comes from the registry; without TLS a token (and the credentials
          * sent to get it) would travel in clear. Only an explicitly insecure registry may
          * name a plain http realm. */
-        if (strcmp(scheme, "https") != 0 && !(ctx->regcfg && ctx->regcfg->insecure))
+        if (strcmp(scheme, "https") != 0 && !(ctx->regopt && ctx->regopt->insecure))
                 return pinlet_error_set(err, PINLET_EPROTO,
                                         "token realm %s is not https (mark the registry "
                                         "insecure to allow it)",
@@ -1045,7 +1045,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
          * realm is run by the registry's operator, typically under the same CA). */
         tls = pinlet_registry_options_host(&r->o, hostport);
         if (!tls)
-                tls = ctx->regcfg;
+                tls = ctx->regopt;
 
         if ((ret = form_add(&form, "service", service)) < 0 ||
             (ret = form_add(&form, "scope", scope)) < 0)
@@ -1227,7 +1227,7 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
                        struct pinlet_error **err)
 {
         struct pinlet_registry *r = ctx->r;
-        const char *scheme = ctx->regcfg && ctx->regcfg->insecure ? "http" : "https";
+        const char *scheme = ctx->regopt && ctx->regopt->insecure ? "http" : "https";
         _cleanup_free_ char *url = NULL, *scope = NULL, *origin = NULL, *token_key = NULL;
         _cleanup_erase_ char *authz = NULL;
         _cleanup_(response_done) struct response s;
@@ -1251,7 +1251,7 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
                                        ", " PINLET_MT_DOCKER_V2;
         q.auth_origin = origin;
         q.body_max = PINLET_MANIFEST_MAX;
-        q.tls = ctx->regcfg;
+        q.tls = ctx->regopt;
         q.tls_origin = origin;
 
         for (;;) {
@@ -1332,7 +1332,7 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                 ctx.deadline_ms = deadline_ms;
         ctx.timeout_ms = ctx.deadline_ms - t0;
         ctx.domain = ref->domain;
-        ctx.regcfg = pinlet_registry_options_host(&r->o, ref->domain);
+        ctx.regopt = pinlet_registry_options_host(&r->o, ref->domain);
         ctx.hint_key = hint_key = lowercase_dup(ref->domain);
         if (!hint_key)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");

@@ -23,7 +23,13 @@
  * Threads: one struct pinlet_registry serves any number of threads at once. Easy handles
  * are pooled (each keeps its own live connections, so sequential resolutions reuse them);
  * DNS and TLS sessions are shared through a locked CURLSH; tokens and the auth scheme each
- * registry asked for are cached under a mutex.
+ * registry asked for are kept in bounded LRUs (util/lru), each under its own mutex
+ * (token_cache_max and auth_hints_max in the options).
+ *
+ * Response headers are read with curl_easy_header(); all of one exchange's header lines
+ * together are capped at PINLET_REGISTRY_HEADERS_MAX, and a response past the cap (or a
+ * single line past curl's own limit) is PINLET_EPROTO naming the host. Registry hosts
+ * compare case-insensitively everywhere: option lookups and redirect origins.
  */
 #pragma once
 

@@ -47,17 +47,9 @@ struct pinlet_cache {
         struct flight *flights;
 };
 
-int64_t pinlet_cache_now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t now_ms(struct pinlet_cache *c)
 {
-        return c->o.clock ? c->o.clock(c->o.clock_ctx) : pinlet_cache_now_ms();
+        return c->o.clock ? c->o.clock(c->o.clock_ctx) : pinlet_now_ms();
 }
 
 const char *pinlet_cache_source_to_string(enum pinlet_cache_source s)

@@ -22,8 +22,8 @@
  * key must contain everything that changes the answer (for example, resolution with
  * different credentials needs different keys). The cache compares keys as plain strings.
  *
- * Deadlines are absolute CLOCK_MONOTONIC milliseconds (pinlet_cache_now_ms()), always on
- * the real clock, also when a test injects a clock for the entries' ages.
+ * Deadlines are absolute CLOCK_MONOTONIC milliseconds (pinlet_now_ms(), util/time.h),
+ * always on the real clock, also when a test injects a clock for the entries' ages.
  *
  * Thread-safety: every function may be called from any thread; one mutex guards the
  * table, never held while the resolver runs. pinlet_cache_free() must not race with
@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "util/error.h"
+#include "util/time.h"
 
 struct pinlet_cache;
 
@@ -64,15 +65,20 @@ struct pinlet_cache_options {
         uint64_t stale_if_error_ms; /* 0: never serve stale */
         uint64_t negative_ttl_ms;   /* 0: not-found is not cached */
         size_t max_entries;         /* 0 means the default, 10000 */
-        pinlet_clock_fn clock;      /* NULL: pinlet_cache_now_ms */
+        pinlet_clock_fn clock;      /* NULL: pinlet_now_ms */
         void *clock_ctx;
 };
 
 #define PINLET_CACHE_DEFAULT_MAX_ENTRIES 10000
 #define PINLET_CACHE_KEY_MAX             4096
 
-/* The real monotonic clock in milliseconds (CLOCK_MONOTONIC): use it for deadlines. */
-int64_t pinlet_cache_now_ms(void);
+/* TRANSITIONAL: the old name of pinlet_now_ms(), kept only for callers outside the
+ * cache module (intercept.c and its tests, test_cache.c); remove once they call
+ * pinlet_now_ms() directly. */
+static inline int64_t pinlet_cache_now_ms(void)
+{
+        return pinlet_now_ms();
+}
 
 /* Returns 0 or -ENOMEM. */
 int pinlet_cache_new(const struct pinlet_cache_options *o, struct pinlet_cache **ret);

@@ -126,6 +126,74 @@ int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config 
         return PINLET_EXIT_OK;
 }
 
+void pinlet_cli_registry_options_free(struct pinlet_registry_options *o)
+{
+        free((struct pinlet_registry_host *)o->hosts);
+        *o = (struct pinlet_registry_options){ 0 };
+}
+
+int pinlet_cli_registry_options(const struct pinlet_config *cfg,
+                                struct pinlet_registry_options *ret, struct pinlet_error **err)
+{
+        struct pinlet_registry_host *hosts = NULL;
+
+        if (cfg->n_registries > 0) {
+                hosts = calloc(cfg->n_registries, sizeof(*hosts));
+                if (!hosts)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+        }
+        /* mirror and on_failure are policy, not transport: they stay in the config */
+        for (size_t i = 0; i < cfg->n_registries; i++) {
+                const struct pinlet_registry_config *rc = &cfg->registries[i];
+
+                hosts[i] = (struct pinlet_registry_host){
+                        .host = rc->host,
+                        .ca_file = rc->ca_file,
+                        .cert_file = rc->cert_file,
+                        .key_file = rc->key_file,
+                        .insecure = rc->insecure,
+                        .skip_verify = rc->skip_verify,
+                };
+        }
+        *ret = (struct pinlet_registry_options){
+                .connect_timeout_ms = cfg->connect_timeout_ms,
+                .resolve_timeout_ms = cfg->resolve_timeout_ms,
+                .docker_config_paths = cfg->docker_config_paths,
+                .hosts = hosts,
+                .n_hosts = cfg->n_registries,
+        };
+        return 0;
+}
+
+/* The real function: see the TRANSITIONAL macro in cli.h. */
+#undef pinlet_registry_new
+
+int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+                            struct pinlet_error **err)
+{
+        _cleanup_(pinlet_cli_registry_options_free) struct pinlet_registry_options o = { 0 };
+        int r;
+
+        r = pinlet_cli_registry_options(cfg, &o, err);
+        if (r < 0)
+                return r;
+        return pinlet_registry_new(&o, ret, err);
+}
+
+int pinlet_cli_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret)
+{
+        char **v = NULL;
+
+        for (size_t i = 0; i < cfg->n_registries; i++)
+                if (cfg->registries[i].skip_verify &&
+                    pinlet_strv_push(&v, cfg->registries[i].host) < 0) {
+                        pinlet_strv_free(v);
+                        return -ENOMEM;
+                }
+        *ret = v;
+        return 0;
+}
+
 int pinlet_cmd_check_config(int argc, char **argv)
 {
         static const struct option options[] = {

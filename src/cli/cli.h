@@ -13,6 +13,7 @@
 #include <getopt.h>
 
 #include "config/config.h"
+#include "registry/registry.h"
 
 #define PINLET_EXIT_OK          0
 #define PINLET_EXIT_FAILURE     1
@@ -39,9 +40,6 @@ int pinlet_cmd_lock(int argc, char **argv);         /* cli/lock_cmd.c */
 struct pinlet_registry;
 struct pinlet_registry_auth;
 struct pinlet_ref;
-/* The one place a command creates a registry client; cfg must outlive it. */
-int pinlet_cli_registry_open(const struct pinlet_config *cfg, struct pinlet_registry **ret,
-                             struct pinlet_error **err);
 /* ref's tag to a digest (caller frees *ret_digest); timeout_ms 0: resolver.timeout only. */
 int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_ref *ref,
                               const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
@@ -108,3 +106,25 @@ int pinlet_cli_override(struct pinlet_cli_overrides *ov, int opt, const char *ar
  * must be freed by the caller.
  */
 int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config *cfg);
+
+/*
+ * The registry client's options from the configuration: timeouts, the node's Docker
+ * config files, and one host entry per `registries:` key (its TLS files, insecure,
+ * skip_verify). *ret borrows cfg's strings, so it must not outlive cfg; free it with
+ * pinlet_cli_registry_options_free(). Returns 0 or -ENOMEM (*err set).
+ */
+int pinlet_cli_registry_options(const struct pinlet_config *cfg,
+                                struct pinlet_registry_options *ret, struct pinlet_error **err);
+/* Frees what pinlet_cli_registry_options() allocated; accepts a zeroed struct. */
+void pinlet_cli_registry_options_free(struct pinlet_registry_options *o);
+
+/* pinlet_registry_new() with the options built from cfg (the client copies them: cfg
+ * may be freed first). Errors as pinlet_registry_new(). */
+int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+                            struct pinlet_error **err);
+
+/* The registries cfg marks skip_verify (a NULL-terminated strv for pinlet_strv_free(),
+ * NULL when there are none), so the daemon can warn about them loudly at start. Returns
+ * 0 or -ENOMEM. */
+int pinlet_cli_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret);
+

@@ -379,7 +379,7 @@ int pinlet_cmd_lock(int argc, char **argv)
         if (do_pins) {
                 rc = from_pins(&cfg, &e);
         } else {
-                r = pinlet_cli_registry_open(&cfg, &reg, &err);
+                r = pinlet_cli_registry_new(&cfg, &reg, &err);
                 if (r < 0) {
                         fprintf(stderr, "pinlet lock: %s\n", pinlet_error_message(err, r));
                         rc = PINLET_EXIT_USAGE;

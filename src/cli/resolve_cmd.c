@@ -77,13 +77,6 @@ int pinlet_cli_read_password(char **ret)
         return 0;
 }
 
-/* The one place the commands create a registry client (resolve, lock). */
-int pinlet_cli_registry_open(const struct pinlet_config *cfg, struct pinlet_registry **ret,
-                             struct pinlet_error **err)
-{
-        return pinlet_registry_new(cfg, ret, err);
-}
-
 int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_ref *ref,
                               const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
                               char **ret_digest, struct pinlet_error **err)
@@ -93,7 +86,7 @@ int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_r
         int r;
 
         if (timeout_ms > 0)
-                deadline = pinlet_registry_now_ms() + (int64_t)timeout_ms;
+                deadline = pinlet_now_ms() + (int64_t)timeout_ms;
         r = pinlet_registry_resolve(reg, ref, auth, deadline, &res, err);
         if (r < 0)
                 return r;
@@ -202,7 +195,7 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 pinlet_config_free(&cfg);
                 return r;
         }
-        r = pinlet_cli_registry_open(&cfg, &reg, &err);
+        r = pinlet_cli_registry_new(&cfg, &reg, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
                 pinlet_config_free(&cfg);

@@ -71,7 +71,7 @@ static void warn_skip_verify(const struct pinlet_config *cfg)
 {
         char **hosts = NULL;
 
-        if (pinlet_registry_skip_verify_hosts(cfg, &hosts) < 0 || !hosts)
+        if (pinlet_cli_skip_verify_hosts(cfg, &hosts) < 0 || !hosts)
                 return;
         for (char **h = hosts; *h; h++)
                 log_warn("TLS CERTIFICATE VERIFICATION IS OFF for registry %s (skip_verify): "
@@ -109,7 +109,7 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
                 return pinlet_cri_methods_build(NULL, 0, &pl->methods, &pl->n_methods, err);
         }
         warn_skip_verify(cfg);
-        r = pinlet_registry_new(cfg, &pl->registry, err);
+        r = pinlet_cli_registry_new(cfg, &pl->registry, err);
         if (r < 0)
                 return pinlet_error_wrap(err, r, "registry client");
         r = pinlet_cache_new(&co, &pl->cache);

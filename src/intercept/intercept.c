@@ -22,6 +22,7 @@
 #include "resolve/resolve.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
+#include "util/time.h"
 
 /* Time kept for forwarding the call itself: a quarter of what is left, at most this. */
 #define FORWARD_MARGIN_MAX_MS 2000
@@ -137,7 +138,7 @@ static const char *nonempty(const char *s)
 static int64_t resolve_deadline(const struct pinlet_config *cfg,
                                 const struct pinlet_call_info *info)
 {
-        int64_t now = pinlet_cache_now_ms();
+        int64_t now = pinlet_now_ms();
         uint64_t timeout = cfg->resolve_timeout_ms;
         int64_t d;
 

@@ -54,6 +54,7 @@
 #include "proxy/socket.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "util/time.h"
 
 struct pcall;
 
@@ -230,14 +231,6 @@ static void start(struct pcall *c, grpc_call *call, const grpc_op *ops, size_t n
 /* ---------------------------------------------------------------------------------------- */
 /* helpers */
 
-static int64_t monotonic_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The server call's deadline as CLOCK_MONOTONIC ms. gpr's clocks may use another epoch, so
  * convert through the remaining time rather than the absolute value. */
 static int64_t deadline_to_ms(gpr_timespec deadline)
@@ -250,7 +243,7 @@ static int64_t deadline_to_ms(gpr_timespec deadline)
         deadline = gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC);
         now = gpr_now(GPR_CLOCK_MONOTONIC);
         left = gpr_time_sub(deadline, now);
-        return monotonic_ms() + gpr_time_to_millis(left);
+        return pinlet_now_ms() + gpr_time_to_millis(left);
 }
 
 static int slice_cmp_str(grpc_slice s, const char *str)
@@ -743,7 +736,7 @@ static void schedule_accept_retry(struct pinlet_proxy *p)
                 p->accept_backoff_ms ? p->accept_backoff_ms * 2 : ACCEPT_BACKOFF_MIN_MS;
         if (p->accept_backoff_ms > ACCEPT_BACKOFF_MAX_MS)
                 p->accept_backoff_ms = ACCEPT_BACKOFF_MAX_MS;
-        p->accept_retry_ms = monotonic_ms() + p->accept_backoff_ms;
+        p->accept_retry_ms = pinlet_now_ms() + p->accept_backoff_ms;
         atomic_fetch_add_explicit(&p->n_accept_retries, 1, memory_order_relaxed);
 }
 
@@ -1229,7 +1222,7 @@ static gpr_timespec next_deadline(struct pinlet_proxy *p)
         if (p->draining && !p->grace_over)
                 return p->grace_deadline;
         if (!p->pending && p->accept_retry_ms > 0) {
-                int64_t left = p->accept_retry_ms - monotonic_ms();
+                int64_t left = p->accept_retry_ms - pinlet_now_ms();
 
                 return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                     gpr_time_from_millis(left > 0 ? left : 0, GPR_TIMESPAN));
@@ -1255,7 +1248,7 @@ int pinlet_proxy_run(struct pinlet_proxy *p)
                                 t->fn(t->c, ev.success != 0);
                 } else if (ev.type == GRPC_QUEUE_TIMEOUT) {
                         if (!p->draining && !p->pending && p->accept_retry_ms > 0) {
-                                if (monotonic_ms() >= p->accept_retry_ms)
+                                if (pinlet_now_ms() >= p->accept_retry_ms)
                                         request_next(p);
                         } else if (p->lingering && !p->cancel_all_sent) {
                                 /* Idle client connections (kubelet keeps one open) hold the

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "registry/creds.h"
+#include "util/hash.h"
 #include "util/io.h"
 #include "util/log.h"
 
@@ -310,27 +311,21 @@ int pinlet_creds_lookup(char *const *paths, const struct pinlet_registry_auth *a
         return 0;
 }
 
-void pinlet_creds_fingerprint(const struct pinlet_creds *c, char ret[65])
+int pinlet_creds_fingerprint(const struct pinlet_creds *c, char ret[static PINLET_SHA256_HEX_SIZE])
 {
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        unsigned char md[32];
-        unsigned int n = 0;
         const char *parts[4] = { c->username, c->password, c->identity_token, c->registry_token };
+        unsigned char tags[ELEMENTSOF(parts)];
+        struct iovec iov[2 * ELEMENTSOF(parts)];
+        size_t n = 0;
 
-        if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-                for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
-                        /* a tag byte per field keeps ("ab","") apart from ("a","b") */
-                        unsigned char tag = parts[i] ? (unsigned char)(1 + i) : 0;
-
-                        EVP_DigestUpdate(ctx, &tag, 1);
-                        if (parts[i])
-                                EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]) + 1);
-                }
-                EVP_DigestFinal_ex(ctx, md, &n);
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
+                /* a tag byte per field, and each present field with its NUL: ("ab", "")
+                 * and ("a", "b") and a password moved to the user name all differ */
+                tags[i] = parts[i] ? (unsigned char)(1 + i) : 0;
+                iov[n++] = (struct iovec){ .iov_base = &tags[i], .iov_len = 1 };
+                if (parts[i])
+                        iov[n++] = (struct iovec){ .iov_base = (void *)parts[i],
+                                                   .iov_len = strlen(parts[i]) + 1 };
         }
-        EVP_MD_CTX_free(ctx);
-        if (n != 32)
-                memset(md, 0, sizeof(md));
-        for (int i = 0; i < 32; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        return pinlet_sha256_hex_iov(iov, n, ret);
 }

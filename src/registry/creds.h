@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "util/error.h"
+#include "util/hash.h"
 
 #define PINLET_DOCKER_CONFIG_MAX (4 * 1024 * 1024) /* bytes of a config.json */
 
@@ -78,6 +79,8 @@ int pinlet_creds_from_docker_config(const char *json, size_t len, const char *do
 int pinlet_creds_lookup(char *const *paths, const struct pinlet_registry_auth *a,
                         const char *domain, struct pinlet_creds *ret, struct pinlet_error **err);
 
-/* Hex SHA-256 over the credential (65 bytes with NUL): a cache key part that never
- * reveals the secret. Anonymous gives the hash of the empty credential. */
-void pinlet_creds_fingerprint(const struct pinlet_creds *c, char ret[65]);
+/* Hex SHA-256 over the credential: a cache key part that never reveals the secret.
+ * Anonymous gives the hash of the empty credential. Returns 0, or -ENOMEM when the hash
+ * could not be computed: the caller must fail then, because any fixed fallback value
+ * would be a key shared by different credentials (one user's token served to another). */
+int pinlet_creds_fingerprint(const struct pinlet_creds *c, char ret[static PINLET_SHA256_HEX_SIZE]);

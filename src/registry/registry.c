@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -19,9 +18,10 @@
 #include "registry/registry.h"
 #include "registry/token.h"
 #include "util/buf.h"
+#include "util/hash.h"
 #include "util/log.h"
+#include "util/lru.h"
 
-#define HINTS_MAX      256
 #define WWW_AUTH_MAX   16
 #define ERROR_BODY_MAX (64 * 1024) /* error bodies are read this far, then dropped */
 
@@ -34,8 +34,9 @@ enum auth_scheme {
 };
 
 /* What a registry asked for last time, so the next resolution can authenticate up front
- * instead of paying a 401 round trip. Keyed by reference domain. */
+ * instead of paying a 401 round trip. Keyed by the lowercased reference domain. */
 struct auth_hint {
+        struct pinlet_lru_node node; /* key: host */
         char *host;
         enum auth_scheme scheme;
         char *realm;   /* bearer only */
@@ -43,8 +44,9 @@ struct auth_hint {
 };
 
 struct pinlet_registry {
-        const struct pinlet_config *cfg; /* borrowed */
-        CURLSH *share;                   /* DNS cache and TLS sessions */
+        /* Owned deep copy of the creation options (options_copy()); hosts lowercased. */
+        struct pinlet_registry_options o;
+        CURLSH *share; /* DNS cache and TLS sessions */
         pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
         pthread_mutex_t pool_lock;
@@ -54,19 +56,10 @@ struct pinlet_registry {
         struct pinlet_token_cache tokens;
 
         pthread_mutex_t hints_lock;
-        struct auth_hint hints[HINTS_MAX];
-        size_t n_hints;
+        struct pinlet_lru hints; /* of struct auth_hint, at most o.auth_hints_max */
 
         atomic_uint_fast64_t st_requests, st_manifest, st_token, st_resolutions;
 };
-
-int64_t pinlet_registry_now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *pinlet_registry_api_host(const char *domain)
 {
@@ -110,7 +103,122 @@ static int check_readable(const char *host, const char *what, const char *path,
         return 0;
 }
 
-int pinlet_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+const struct pinlet_registry_host *
+pinlet_registry_options_host(const struct pinlet_registry_options *o, const char *host)
+{
+        /* Registry hosts are case-insensitive (RFC 3986 3.2.2), and a port is digits: one
+         * strcasecmp compares "host:port" correctly. */
+        for (size_t i = 0; i < o->n_hosts; i++)
+                if (o->hosts[i].host && strcasecmp(o->hosts[i].host, host) == 0)
+                        return &o->hosts[i];
+        return NULL;
+}
+
+static char *lowercase_dup(const char *s)
+{
+        char *d = strdup(s);
+
+        for (char *p = d; p && *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+        return d;
+}
+
+static int dup_or_null(const char *s, const char **ret)
+{
+        *ret = s ? strdup(s) : NULL;
+        return s && !*ret ? -ENOMEM : 0;
+}
+
+/* Frees what options_copy() allocated (the const pointers are ours there). */
+static void options_free_copy(struct pinlet_registry_options *o)
+{
+        struct pinlet_registry_host *hosts = (struct pinlet_registry_host *)o->hosts;
+
+        for (size_t i = 0; i < o->n_hosts; i++) {
+                free((char *)hosts[i].host);
+                free((char *)hosts[i].ca_file);
+                free((char *)hosts[i].cert_file);
+                free((char *)hosts[i].key_file);
+        }
+        free(hosts);
+        for (char *const *p = o->docker_config_paths; p && *p; p++)
+                free(*p);
+        free((char **)o->docker_config_paths);
+        *o = (struct pinlet_registry_options){ 0 };
+}
+
+/* A deep copy of src in *dst, hosts lowercased (normalized where they enter), defaults
+ * filled in. On failure *dst holds what was copied so far: free it with
+ * options_free_copy(). */
+static int options_copy(const struct pinlet_registry_options *src,
+                        struct pinlet_registry_options *dst)
+{
+        struct pinlet_registry_host *hosts;
+        char **paths;
+        size_t n = 0;
+
+        *dst = (struct pinlet_registry_options){
+                .connect_timeout_ms = src->connect_timeout_ms,
+                .resolve_timeout_ms = src->resolve_timeout_ms,
+                .token_cache_max = src->token_cache_max ?: PINLET_TOKEN_CACHE_MAX,
+                .auth_hints_max = src->auth_hints_max ?: PINLET_REGISTRY_HINTS_MAX,
+        };
+        if (src->n_hosts > 0) {
+                hosts = calloc(src->n_hosts, sizeof(*hosts));
+                if (!hosts)
+                        return -ENOMEM;
+                dst->hosts = hosts;
+                for (size_t i = 0; i < src->n_hosts; i++, dst->n_hosts++) {
+                        const struct pinlet_registry_host *h = &src->hosts[i];
+
+                        hosts[i] = (struct pinlet_registry_host){ .insecure = h->insecure,
+                                                                  .skip_verify = h->skip_verify };
+                        hosts[i].host = lowercase_dup(strempty(h->host));
+                        if (!hosts[i].host || dup_or_null(h->ca_file, &hosts[i].ca_file) < 0 ||
+                            dup_or_null(h->cert_file, &hosts[i].cert_file) < 0 ||
+                            dup_or_null(h->key_file, &hosts[i].key_file) < 0) {
+                                dst->n_hosts++; /* so that the partial entry is freed */
+                                return -ENOMEM;
+                        }
+                }
+        }
+        for (char *const *p = src->docker_config_paths; p && *p; p++)
+                n++;
+        if (n > 0) {
+                paths = calloc(n + 1, sizeof(*paths));
+                if (!paths)
+                        return -ENOMEM;
+                dst->docker_config_paths = paths;
+                for (size_t i = 0; i < n; i++)
+                        if (!(paths[i] = strdup(src->docker_config_paths[i])))
+                                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int check_options(const struct pinlet_registry_options *o, struct pinlet_error **err)
+{
+        int e;
+
+        for (size_t i = 0; i < o->n_hosts; i++) {
+                const struct pinlet_registry_host *h = &o->hosts[i];
+
+                if (!h->host || !*h->host)
+                        return pinlet_error_set(err, PINLET_EINVAL, "registry entry without host");
+                if (pinlet_registry_options_host(o, h->host) != h)
+                        return pinlet_error_set(err, PINLET_EINVAL,
+                                                "registry %s is listed twice (host names "
+                                                "compare case-insensitively)",
+                                                h->host);
+                if ((e = check_readable(h->host, "ca_file", h->ca_file, err)) < 0 ||
+                    (e = check_readable(h->host, "cert_file", h->cert_file, err)) < 0 ||
+                    (e = check_readable(h->host, "key_file", h->key_file, err)) < 0)
+                        return e;
+        }
+        return 0;
+}
+
+int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_registry **ret,
                         struct pinlet_error **err)
 {
         struct pinlet_registry *r;
@@ -120,23 +228,22 @@ int pinlet_registry_new(const struct pinlet_config *cfg, struct pinlet_registry 
         if (curl_init_result != CURLE_OK)
                 return pinlet_error_set(err, -EIO, "curl_global_init: %s",
                                         curl_easy_strerror(curl_init_result));
-        for (size_t i = 0; i < cfg->n_registries; i++) {
-                const struct pinlet_registry_config *rc = &cfg->registries[i];
-
-                if ((e = check_readable(rc->host, "ca_file", rc->ca_file, err)) < 0 ||
-                    (e = check_readable(rc->host, "cert_file", rc->cert_file, err)) < 0 ||
-                    (e = check_readable(rc->host, "key_file", rc->key_file, err)) < 0)
-                        return e;
-        }
+        e = check_options(o, err);
+        if (e < 0)
+                return e;
         r = calloc(1, sizeof(*r));
         if (!r)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        r->cfg = cfg;
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
                 pthread_mutex_init(&r->share_locks[i], NULL);
         pthread_mutex_init(&r->pool_lock, NULL);
         pthread_mutex_init(&r->hints_lock, NULL);
-        pinlet_token_cache_init(&r->tokens);
+        if (options_copy(o, &r->o) < 0 ||
+            pinlet_token_cache_init(&r->tokens, r->o.token_cache_max) < 0 ||
+            pinlet_lru_init(&r->hints, r->o.auth_hints_max) < 0) {
+                pinlet_registry_free(r);
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        }
         r->share = curl_share_init();
         if (!r->share) {
                 pinlet_registry_free(r);
@@ -161,6 +268,19 @@ static void hint_clear(struct auth_hint *h)
         *h = (struct auth_hint){ 0 };
 }
 
+static void hint_free(struct auth_hint *h)
+{
+        if (!h)
+                return;
+        hint_clear(h);
+        free(h);
+}
+
+static struct auth_hint *hint_of(struct pinlet_lru_node *n)
+{
+        return PINLET_LRU_ENTRY(n, struct auth_hint, node);
+}
+
 void pinlet_registry_free(struct pinlet_registry *r)
 {
         if (!r)
@@ -170,8 +290,13 @@ void pinlet_registry_free(struct pinlet_registry *r)
         if (r->share)
                 curl_share_cleanup(r->share);
         pinlet_token_cache_done(&r->tokens);
-        for (size_t i = 0; i < r->n_hints; i++)
-                hint_clear(&r->hints[i]);
+        for (struct pinlet_lru_node *n = pinlet_lru_oldest(&r->hints), *next; n; n = next) {
+                next = pinlet_lru_newer(n);
+                pinlet_lru_remove(&r->hints, n);
+                hint_free(hint_of(n));
+        }
+        pinlet_lru_done(&r->hints);
+        options_free_copy(&r->o);
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
                 pthread_mutex_destroy(&r->share_locks[i]);
         pthread_mutex_destroy(&r->pool_lock);
@@ -194,20 +319,6 @@ void pinlet_registry_get_stats(struct pinlet_registry *r, struct pinlet_registry
                 .token_requests = atomic_load_explicit(&r->st_token, memory_order_relaxed),
                 .resolutions = atomic_load_explicit(&r->st_resolutions, memory_order_relaxed),
         };
-}
-
-int pinlet_registry_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret)
-{
-        char **v = NULL;
-
-        for (size_t i = 0; i < cfg->n_registries; i++)
-                if (cfg->registries[i].skip_verify &&
-                    pinlet_strv_push(&v, cfg->registries[i].host) < 0) {
-                        pinlet_strv_free(v);
-                        return -ENOMEM;
-                }
-        *ret = v;
-        return 0;
 }
 
 /* ---- easy handle pool ---- */
@@ -243,50 +354,53 @@ static void handle_put(struct pinlet_registry *r, CURL *h)
 
 /* ---- auth hints ---- */
 
+/* A copy of the hint for host (a lowercased domain) in *ret; scheme AUTH_NONE when there
+ * is none. Marks it recently used. */
 static void hint_get(struct pinlet_registry *r, const char *host, struct auth_hint *ret)
 {
+        struct auth_hint *h;
+
         *ret = (struct auth_hint){ 0 };
         pthread_mutex_lock(&r->hints_lock);
-        for (size_t i = 0; i < r->n_hints; i++)
-                if (strcmp(r->hints[i].host, host) == 0) {
-                        ret->scheme = r->hints[i].scheme;
-                        ret->realm = r->hints[i].realm ? strdup(r->hints[i].realm) : NULL;
-                        ret->service = r->hints[i].service ? strdup(r->hints[i].service) : NULL;
-                        if ((r->hints[i].realm && !ret->realm) ||
-                            (r->hints[i].service && !ret->service))
-                                ret->scheme = AUTH_NONE; /* out of memory: no hint */
-                        break;
-                }
+        h = hint_of(pinlet_lru_find(&r->hints, host));
+        if (h) {
+                pinlet_lru_touch(&r->hints, &h->node);
+                ret->scheme = h->scheme;
+                ret->realm = h->realm ? strdup(h->realm) : NULL;
+                ret->service = h->service ? strdup(h->service) : NULL;
+                if ((h->realm && !ret->realm) || (h->service && !ret->service))
+                        ret->scheme = AUTH_NONE; /* out of memory: no hint */
+        }
         pthread_mutex_unlock(&r->hints_lock);
 }
 
+/* Remembers what host asked for, replacing an older hint; beyond o.auth_hints_max the
+ * least recently used hint goes (a hint is only a hint: losing one costs a 401). */
 static void hint_set(struct pinlet_registry *r, const char *host, enum auth_scheme scheme,
                      const char *realm, const char *service)
 {
-        struct auth_hint h = { 0 };
-        size_t i;
+        struct auth_hint *h = calloc(1, sizeof(*h)), *old;
 
-        h.host = strdup(host);
-        h.scheme = scheme;
-        h.realm = realm ? strdup(realm) : NULL;
-        h.service = service ? strdup(service) : NULL;
-        if (!h.host || (realm && !h.realm) || (service && !h.service)) {
-                hint_clear(&h);
+        if (!h)
+                return;
+        h->host = strdup(host);
+        h->scheme = scheme;
+        h->realm = realm ? strdup(realm) : NULL;
+        h->service = service ? strdup(service) : NULL;
+        if (!h->host || (realm && !h->realm) || (service && !h->service)) {
+                hint_free(h);
                 return;
         }
+        h->node.key = h->host;
         pthread_mutex_lock(&r->hints_lock);
-        for (i = 0; i < r->n_hints; i++)
-                if (strcmp(r->hints[i].host, host) == 0)
-                        break;
-        if (i == r->n_hints) {
-                if (r->n_hints < HINTS_MAX)
-                        r->n_hints++;
-                else
-                        i = 0; /* full: overwrite the oldest slot; a hint is only a hint */
-        }
-        hint_clear(&r->hints[i]);
-        r->hints[i] = h;
+        old = hint_of(pinlet_lru_find(&r->hints, host));
+        if (old)
+                pinlet_lru_remove(&r->hints, &old->node);
+        else if (pinlet_lru_size(&r->hints) >= r->o.auth_hints_max)
+                pinlet_lru_remove(&r->hints, &(old = hint_of(pinlet_lru_oldest(&r->hints)))->node);
+        pinlet_lru_insert(&r->hints, &h->node);
         pthread_mutex_unlock(&r->hints_lock);
+        hint_free(old);
 }
 
 /* ---- one HTTP exchange ---- */
@@ -306,25 +420,27 @@ struct request {
         const char *post_body;   /* form body for POST; secret */
         size_t body_max;
         /* TLS settings for the origin the request starts at, and used for hops that stay
-         * there; other origins use their own cfg->registries entry. */
-        const struct pinlet_registry_config *tls;
+         * there; other origins use their own entry in the options' hosts. */
+        const struct pinlet_registry_host *tls;
         const char *tls_origin;
 };
 
 struct response {
         long status;
         struct pinlet_buf body;
-        bool body_wanted; /* status is 2xx: the body must fit, else it is dropped */
-        size_t header_bytes;
+        bool body_wanted;    /* status is 2xx: the body must fit, else it is dropped */
+        CURL *h;             /* the handle of the transfer in progress, for on_body */
+        bool status_known;   /* on_body read the status of this transfer */
+        size_t header_bytes; /* of the whole exchange, 1xx responses included */
         bool headers_too_big;
+        bool body_started;
         bool body_too_big;
         char *digest;       /* Docker-Content-Digest */
         char *content_type; /* Content-Type without parameters */
         int64_t content_length;
         char *www_auth[WWW_AUTH_MAX];
         size_t n_www_auth;
-        char *origin;  /* origin of the final hop (after redirects) */
-        bool at_start; /* the next header line is where a status line can be */
+        char *origin; /* origin of the final hop (after redirects) */
 };
 
 static void response_reset_headers(struct response *s)
@@ -338,6 +454,8 @@ static void response_reset_headers(struct response *s)
         s->n_www_auth = 0;
         s->header_bytes = 0;
         s->status = 0;
+        s->status_known = false;
+        s->body_started = false;
 }
 
 static void response_init(struct response *s, size_t body_max)
@@ -372,87 +490,83 @@ static void response_erase_done(struct response *s)
 /* Context of one resolution: shared by its requests. */
 struct resolve_ctx {
         struct pinlet_registry *r;
-        const char *domain;
-        const struct pinlet_registry_config *regcfg; /* may be NULL */
-        int64_t deadline_ms;                         /* absolute, monotonic */
-        int64_t timeout_ms;                          /* the whole budget, for messages */
+        const char *domain;                        /* as in the reference */
+        char *hint_key;                            /* domain lowercased: the auth hints' key */
+        const struct pinlet_registry_host *regopt; /* the domain's entry; may be NULL */
+        int64_t deadline_ms;                       /* absolute, monotonic */
+        int64_t timeout_ms;                        /* the whole budget, for messages */
         unsigned round_trips;
 };
 
-static char *trim_dup(const char *p, size_t n)
-{
-        while (n > 0 && (*p == ' ' || *p == '\t')) {
-                p++;
-                n--;
-        }
-        while (n > 0 &&
-               (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
-                n--;
-        return strndup(p, n);
-}
-
-static bool header_is(const char *line, size_t n, const char *name, const char **ret_val,
-                      size_t *ret_len)
-{
-        size_t l = strlen(name);
-
-        if (n <= l || line[l] != ':' || strncasecmp(line, name, l) != 0)
-                return false;
-        *ret_val = line + l + 1;
-        *ret_len = n - l - 1;
-        return true;
-}
-
+/*
+ * Counts header bytes and nothing else: the headers themselves are read after the
+ * transfer with curl_easy_header(), which parses, unfolds and trims them. One cap covers
+ * every header line of the exchange, 1xx interim responses included, so no sequence of
+ * lines can grow the total past PINLET_REGISTRY_HEADERS_MAX. (A single line longer than
+ * curl's own per-line limit never gets here: curl fails the transfer itself, see
+ * classify_curl().)
+ */
 static size_t on_header(char *line, size_t size, size_t nitems, void *userp)
 {
         struct response *s = userp;
         size_t n = size * nitems;
-        const char *v;
-        size_t vl;
 
-        /* A status line starts a new response (1xx interim, or a hop curl handles). Only
-         * where a response can start: a header line that merely looks like one must not
-         * reset the header count (and with it the bound). */
-        if (s->at_start && n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-                const char *sp = memchr(line, ' ', n);
-
-                response_reset_headers(s);
-                if (sp)
-                        s->status = strtol(sp + 1, NULL, 10);
-                s->body_wanted = s->status >= 200 && s->status < 300;
-        }
-        /* the blank line ends a response's headers; curl's status line may follow */
-        s->at_start = n <= 2 && (n == 0 || line[0] == '\r' || line[0] == '\n');
         s->header_bytes += n;
         if (s->header_bytes > PINLET_REGISTRY_HEADERS_MAX) {
                 s->headers_too_big = true;
                 return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
         }
-        if (header_is(line, n, "docker-content-digest", &v, &vl)) {
-                free(s->digest);
-                s->digest = trim_dup(v, vl);
-        } else if (header_is(line, n, "content-type", &v, &vl)) {
-                const char *semi = memchr(v, ';', vl);
-
-                free(s->content_type);
-                s->content_type = trim_dup(v, semi ? (size_t)(semi - v) : vl);
-        } else if (header_is(line, n, "content-length", &v, &vl)) {
-                _cleanup_free_ char *t = trim_dup(v, vl);
-                char *end;
-                long long cl;
-
-                errno = 0;
-                cl = t ? strtoll(t, &end, 10) : -1;
-                s->content_length = (t && *t && !*end && errno == 0 && cl >= 0) ? cl : -1;
-        } else if (header_is(line, n, "www-authenticate", &v, &vl)) {
-                if (s->n_www_auth < WWW_AUTH_MAX) {
-                        char *d = trim_dup(v, vl);
-
-                        if (d)
-                                s->www_auth[s->n_www_auth++] = d;
-                }
-        }
         return n;
+}
+
+/* The value of the last header called name in the final response, or NULL. */
+static const char *header_last(CURL *h, const char *name)
+{
+        struct curl_header *hd;
+
+        if (curl_easy_header(h, name, 0, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+                return NULL;
+        /* a repeated header: the last one wins, as when we parsed them ourselves */
+        if (hd->amount > 1 &&
+            curl_easy_header(h, name, hd->amount - 1, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+                return NULL;
+        return hd->value;
+}
+
+/* Reads what the client needs of the final response's headers into s, after the
+ * transfer. Returns 0 or -ENOMEM. */
+static int response_collect(struct response *s, CURL *h)
+{
+        struct curl_header *hd;
+        curl_off_t cl = -1;
+        const char *v;
+        size_t n;
+
+        response_reset_headers(s);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s->status);
+        if (curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK)
+                s->content_length = cl; /* -1 when the response had none */
+        if ((v = header_last(h, "Docker-Content-Digest")) && !(s->digest = strdup(v)))
+                return -ENOMEM;
+        if ((v = header_last(h, "Content-Type"))) {
+                /* the media type without parameters ("; charset=...") */
+                n = strcspn(v, ";");
+                while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                        n--;
+                if (!(s->content_type = strndup(v, n)))
+                        return -ENOMEM;
+        }
+        /* every WWW-Authenticate header: a registry may offer Basic and Bearer apart */
+        for (size_t i = 0; i < WWW_AUTH_MAX; i++) {
+                if (curl_easy_header(h, "WWW-Authenticate", i, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+                        break;
+                if (!(s->www_auth[s->n_www_auth] = strdup(hd->value)))
+                        return -ENOMEM;
+                s->n_www_auth++;
+                if (i + 1 >= hd->amount)
+                        break;
+        }
+        return 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
@@ -460,6 +574,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         struct response *s = userp;
         size_t n = size * nmemb;
 
+        s->body_started = true;
+        if (!s->status_known) {
+                /* the body belongs to the final response: its status decides whether
+                 * the body must fit (2xx) or is an error text to keep the start of */
+                long status = 0;
+
+                curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+                s->body_wanted = status >= 200 && status < 300;
+                s->status_known = true;
+        }
         if (!s->body_wanted) {
                 /* error bodies: keep the start for the message, drop the rest */
                 if (s->body.len < ERROR_BODY_MAX)
@@ -490,6 +614,9 @@ static int url_origin(const char *url, char **ret_origin, char **ret_scheme, cha
             curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
             curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
                 return PINLET_EPROTO;
+        /* scheme and host are case-insensitive (RFC 3986 3.1, 3.2.2): one spelling */
+        for (char *p = scheme; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
         for (char *p = host; *p; p++)
                 *p = (char)tolower((unsigned char)*p);
         if (asprintf(&origin, "%s://%s:%s", scheme, host, port) < 0)
@@ -515,7 +642,30 @@ static int url_origin(const char *url, char **ret_origin, char **ret_scheme, cha
         return 0;
 }
 
-static void apply_tls(CURL *h, const struct pinlet_registry_config *tls)
+/*
+ * Whether two origins from url_origin() ("scheme://host:port") are the same origin
+ * (RFC 6454): the scheme and the port exactly, the host case-insensitively. url_origin()
+ * already lowercases, but this is the one comparison every credential decision goes
+ * through, so it does not rely on every origin string having been made that way.
+ */
+static bool origin_same(const char *a, const char *b)
+{
+        const char *ha, *hb, *pa, *pb;
+
+        if (!a || !b)
+                return false;
+        ha = strstr(a, "://");
+        hb = strstr(b, "://");
+        pa = strrchr(a, ':'); /* the port's colon: an IPv6 host is in brackets before it */
+        pb = strrchr(b, ':');
+        if (!ha || !hb || !pa || !pb || pa <= ha || pb <= hb)
+                return false;
+        return ha - a == hb - b && strncmp(a, b, (size_t)(ha - a)) == 0 &&          /* scheme */
+               pa - ha == pb - hb && strncasecmp(ha, hb, (size_t)(pa - ha)) == 0 && /* host */
+               strcmp(pa, pb) == 0;                                                 /* port */
+}
+
+static void apply_tls(CURL *h, const struct pinlet_registry_host *tls)
 {
         if (!tls)
                 return;
@@ -533,20 +683,43 @@ static void apply_tls(CURL *h, const struct pinlet_registry_config *tls)
         }
 }
 
+/* Whether curl failed because one header line passed its own limit (CURL_MAX_HTTP_HEADER,
+ * 100 KiB): curl 7.88's dynbuf reports that as CURLE_OUT_OF_MEMORY, 8.6 and later as
+ * CURLE_TOO_LARGE. Out of memory while still reading headers is taken for that: a real
+ * allocation failure there is far less likely than a hostile or broken peer. */
+static bool header_line_too_long(CURLcode cc, const struct response *s)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+        if (cc == CURLE_TOO_LARGE)
+                return true;
+#endif
+        return cc == CURLE_OUT_OF_MEMORY && !s->body_started;
+}
+
+/* A failed transfer to host (the hop's "host[:port]") as an error of our classes. */
 static int classify_curl(struct resolve_ctx *ctx, CURLcode cc, const char *errbuf,
-                         const struct response *s, const char *what, struct pinlet_error **err)
+                         const struct response *s, const char *what, const char *host,
+                         struct pinlet_error **err)
 {
         const char *detail = errbuf && *errbuf ? errbuf : curl_easy_strerror(cc);
 
+        /* Oversized headers are the peer breaking the protocol, not our memory running
+         * out: say so, and say who. */
         if (s->headers_too_big)
-                return pinlet_error_set(err, PINLET_EPROTO, "%s: response headers exceed %d bytes",
-                                        what, PINLET_REGISTRY_HEADERS_MAX);
+                return pinlet_error_set(err, PINLET_EPROTO,
+                                        "%s to %s: response headers exceed %d bytes", what, host,
+                                        PINLET_REGISTRY_HEADERS_MAX);
+        if (header_line_too_long(cc, s))
+                return pinlet_error_set(err, PINLET_EPROTO,
+                                        "%s to %s: a response header line exceeds curl's limit "
+                                        "(%d bytes for all headers)",
+                                        what, host, PINLET_REGISTRY_HEADERS_MAX);
         if (s->body_too_big || cc == CURLE_FILESIZE_EXCEEDED)
                 return pinlet_error_set(err, PINLET_EPROTO, "%s: response body exceeds %zu bytes",
                                         what, s->body.max);
         switch (cc) {
         case CURLE_OPERATION_TIMEDOUT:
-                if (pinlet_registry_now_ms() + 50 >= ctx->deadline_ms)
+                if (pinlet_now_ms() + 50 >= ctx->deadline_ms)
                         return pinlet_error_set(err, PINLET_ETIMEOUT,
                                                 "%s: timed out (budget %" PRId64 " ms)", what,
                                                 ctx->timeout_ms);
@@ -597,7 +770,8 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 struct curl_slist *hdrs = NULL;
                 char errbuf[CURL_ERROR_SIZE] = "";
                 _cleanup_free_ char *authz_line = NULL, *accept_line = NULL;
-                const struct pinlet_registry_config *tls;
+                const struct pinlet_registry_host *tls;
+                bool collect_failed;
                 char *next = NULL;
                 int64_t left;
                 CURLcode cc;
@@ -607,20 +781,21 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 ret = url_origin(url, &origin, &scheme, &hostport);
                 if (ret < 0)
                         return pinlet_error_set(err, ret, "%s: bad URL", what);
-                left = ctx->deadline_ms - pinlet_registry_now_ms();
+                left = ctx->deadline_ms - pinlet_now_ms();
                 if (left <= 0)
                         return pinlet_error_set(err, PINLET_ETIMEOUT,
                                                 "%s: timed out (budget %" PRId64 " ms)", what,
                                                 ctx->timeout_ms);
                 /* A POST body holds the identity token: it goes to its own origin only,
                  * never along a redirect to another host. */
-                if (hop > 0 && strcmp(method, "POST") == 0 && strcmp(origin, q->tls_origin) != 0)
+                if (hop > 0 && strcmp(method, "POST") == 0 && !origin_same(origin, q->tls_origin))
                         return pinlet_error_set(err, PINLET_EPROTO,
                                                 "%s: refusing to send the request body along "
                                                 "a redirect to another host",
                                                 what);
-                tls = strcmp(origin, q->tls_origin) == 0 ? q->tls
-                                                         : pinlet_config_registry(r->cfg, hostport);
+                tls = origin_same(origin, q->tls_origin)
+                              ? q->tls
+                              : pinlet_registry_options_host(&r->o, hostport);
 
                 h = handle_get(r);
                 if (!h)
@@ -633,9 +808,9 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
                 curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
                 curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                                 (long)((int64_t)r->cfg->connect_timeout_ms < left &&
-                                                        r->cfg->connect_timeout_ms > 0
-                                                ? (int64_t)r->cfg->connect_timeout_ms
+                                 (long)((int64_t)r->o.connect_timeout_ms < left &&
+                                                        r->o.connect_timeout_ms > 0
+                                                ? (int64_t)r->o.connect_timeout_ms
                                                 : left));
                 curl_easy_setopt(h, CURLOPT_USERAGENT, "pinlet/" PINLET_VERSION);
                 curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -659,7 +834,7 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                         hdrs = curl_slist_append(hdrs, accept_line);
                 /* Credentials only to their own origin: a redirect to blob storage or any
                  * other host goes without them. */
-                if (q->authz && q->auth_origin && strcmp(origin, q->auth_origin) == 0 &&
+                if (q->authz && origin_same(origin, q->auth_origin) &&
                     asprintf(&authz_line, "Authorization: %s", q->authz) >= 0)
                         hdrs = curl_slist_append(hdrs, authz_line);
                 curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -667,8 +842,11 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 response_reset_headers(s);
                 pinlet_buf_reset(&s->body);
                 s->headers_too_big = s->body_too_big = false;
-                s->at_start = true;
+                s->body_wanted = false;
+                s->h = h;
                 cc = curl_easy_perform(h);
+                s->h = NULL;
+                collect_failed = cc == CURLE_OK && response_collect(s, h) < 0;
                 free(s->origin);
                 s->origin = TAKE_PTR(origin);
                 ctx->round_trips++;
@@ -692,9 +870,13 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                         /* a handle that failed mid-transfer may hold a dead connection;
                          * curl discards it, but do not keep a handle whose state is odd */
                         curl_easy_cleanup(h);
-                        return classify_curl(ctx, cc, errbuf, s, what, err);
+                        return classify_curl(ctx, cc, errbuf, s, what, hostport, err);
                 }
                 handle_put(r, h);
+                if (collect_failed) {
+                        free(next);
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                }
                 if (!is_redirect(s->status))
                         return 0;
                 if (!next)
@@ -715,32 +897,6 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 if (s->status == 303 && strcmp(method, "POST") == 0)
                         method = "GET";
         }
-}
-
-/* ---- digests ---- */
-
-static int digest_body(const char *algo, const void *data, size_t len, char **ret)
-{
-        const EVP_MD *md = strcmp(algo, "sha256") == 0   ? EVP_sha256()
-                           : strcmp(algo, "sha384") == 0 ? EVP_sha384()
-                           : strcmp(algo, "sha512") == 0 ? EVP_sha512()
-                                                         : NULL;
-        unsigned char out[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
-        char *s, *p;
-
-        if (!md)
-                return -EINVAL;
-        if (!EVP_Digest(data, len, out, &n, md, NULL))
-                return -ENOMEM;
-        s = malloc(strlen(algo) + 1 + 2 * n + 1);
-        if (!s)
-                return -ENOMEM;
-        p = s + sprintf(s, "%s:", algo);
-        for (unsigned i = 0; i < n; i++)
-                p += sprintf(p, "%02x", out[i]);
-        *ret = s;
-        return 0;
 }
 
 /* The message distribution puts in an error body ({"errors":[{"code","message"}]}). */
@@ -806,13 +962,17 @@ static char *basic_authz(const struct pinlet_creds *c)
         return out;
 }
 
+/* The token cache key: realm, service, scope and whose credentials (a fingerprint, never
+ * the secret). NULL when out of memory: a key without the credential part would hand one
+ * user's token to another, so there is no fallback. */
 static char *token_cache_key(const char *realm, const char *service, const char *scope,
                              const struct pinlet_creds *c)
 {
-        char fp[65];
+        char fp[PINLET_SHA256_HEX_SIZE];
         char *k = NULL;
 
-        pinlet_creds_fingerprint(c, fp);
+        if (pinlet_creds_fingerprint(c, fp) < 0)
+                return NULL;
         if (asprintf(&k, "%s\n%s\n%s\n%s", realm, strempty(service), scope, fp) < 0)
                 return NULL;
         return k;
@@ -857,7 +1017,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         _cleanup_(buf_erase_free) struct pinlet_buf form; /* may hold the identity token */
         _cleanup_(response_erase_done) struct response s; /* holds the token */
         struct pinlet_token tok = { 0 };
-        const struct pinlet_registry_config *tls;
+        const struct pinlet_registry_host *tls;
         struct request q = { .kind = REQ_TOKEN };
         int64_t t0;
         int ret;
@@ -867,7 +1027,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         key = token_cache_key(realm, service, scope, creds);
         if (!key)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        if (pinlet_token_cache_get(&r->tokens, key, pinlet_registry_now_ms(), ret_token) > 0)
+        if (pinlet_token_cache_get(&r->tokens, key, pinlet_now_ms(), ret_token) > 0)
                 return 0;
 
         ret = url_origin(realm, &origin, &scheme, &hostport);
@@ -876,16 +1036,16 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         /* The realm comes from the registry; without TLS a token (and the credentials
          * sent to get it) would travel in clear. Only an explicitly insecure registry may
          * name a plain http realm. */
-        if (strcmp(scheme, "https") != 0 && !(ctx->regcfg && ctx->regcfg->insecure))
+        if (strcmp(scheme, "https") != 0 && !(ctx->regopt && ctx->regopt->insecure))
                 return pinlet_error_set(err, PINLET_EPROTO,
                                         "token realm %s is not https (mark the registry "
                                         "insecure to allow it)",
                                         origin);
         /* TLS settings for the realm: its own registries entry, else the registry's (the
          * realm is run by the registry's operator, typically under the same CA). */
-        tls = pinlet_config_registry(r->cfg, hostport);
+        tls = pinlet_registry_options_host(&r->o, hostport);
         if (!tls)
-                tls = ctx->regcfg;
+                tls = ctx->regopt;
 
         if ((ret = form_add(&form, "service", service)) < 0 ||
             (ret = form_add(&form, "scope", scope)) < 0)
@@ -920,7 +1080,7 @@ static int fetch_token(struct resolve_ctx *ctx, const char *realm, const char *s
         q.tls = tls;
         q.tls_origin = origin;
 
-        t0 = pinlet_registry_now_ms();
+        t0 = pinlet_now_ms();
         ret = http_do(ctx, &q, &s, err);
         if (basic)
                 explicit_bzero(basic, strlen(basic));
@@ -964,7 +1124,7 @@ static int authenticate(struct resolve_ctx *ctx, const struct response *s, const
 
                 if (creds->registry_token) {
                         /* a registry token is a bearer token for the registry itself */
-                        hint_set(ctx->r, ctx->domain, AUTH_BEARER, realm, service);
+                        hint_set(ctx->r, ctx->hint_key, AUTH_BEARER, realm, service);
                         if (asprintf(&authz, "Bearer %s", creds->registry_token) < 0)
                                 return pinlet_error_set(err, -ENOMEM, "out of memory");
                         *ret = authz;
@@ -976,7 +1136,7 @@ static int authenticate(struct resolve_ctx *ctx, const struct response *s, const
                 r = fetch_token(ctx, realm, service, scope, creds, &token, err);
                 if (r < 0)
                         return r;
-                hint_set(ctx->r, ctx->domain, AUTH_BEARER, realm, service);
+                hint_set(ctx->r, ctx->hint_key, AUTH_BEARER, realm, service);
                 if (asprintf(&authz, "Bearer %s", token) < 0)
                         return pinlet_error_set(err, -ENOMEM, "out of memory");
                 *ret = authz;
@@ -984,7 +1144,7 @@ static int authenticate(struct resolve_ctx *ctx, const struct response *s, const
         }
         c = pinlet_challenge_find(&list, "basic");
         if (c) {
-                hint_set(ctx->r, ctx->domain, AUTH_BASIC, NULL, NULL);
+                hint_set(ctx->r, ctx->hint_key, AUTH_BASIC, NULL, NULL);
                 if (!creds->username && !creds->password)
                         return pinlet_error_set(err, PINLET_EUNAUTH,
                                                 "registry requires credentials (Basic) and "
@@ -1007,7 +1167,7 @@ static char *authz_from_hint(struct resolve_ctx *ctx, const char *scope,
         struct auth_hint h;
         char *authz = NULL;
 
-        hint_get(ctx->r, ctx->domain, &h);
+        hint_get(ctx->r, ctx->hint_key, &h);
         if (h.scheme == AUTH_BASIC && (creds->username || creds->password)) {
                 authz = basic_authz(creds);
         } else if (h.scheme == AUTH_BEARER && creds->registry_token) {
@@ -1018,8 +1178,7 @@ static char *authz_from_hint(struct resolve_ctx *ctx, const char *scope,
                 _cleanup_erase_ char *token = NULL;
 
                 if (key &&
-                    pinlet_token_cache_get(&ctx->r->tokens, key, pinlet_registry_now_ms(), &token) >
-                            0 &&
+                    pinlet_token_cache_get(&ctx->r->tokens, key, pinlet_now_ms(), &token) > 0 &&
                     asprintf(&authz, "Bearer %s", token) >= 0)
                         *ret_token_key = TAKE_PTR(key);
         }
@@ -1048,7 +1207,9 @@ static int finish_from_get(const struct response *s, struct pinlet_resolution *r
                 algo_buf[colon - s->digest] = 0;
                 algo = algo_buf;
         }
-        ret = digest_body(algo, s->body.data ? s->body.data : "", s->body.len, &computed);
+        ret = pinlet_hash_digest(algo, s->body.data, s->body.len, &computed);
+        if (ret == -ENOMEM)
+                return pinlet_error_set(err, ret, "out of memory");
         if (ret < 0)
                 return pinlet_error_set(err, PINLET_EPROTO, "cannot verify a %s digest", algo);
         if (s->digest && *s->digest && strcmp(computed, s->digest) != 0)
@@ -1066,7 +1227,7 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
                        struct pinlet_error **err)
 {
         struct pinlet_registry *r = ctx->r;
-        const char *scheme = ctx->regcfg && ctx->regcfg->insecure ? "http" : "https";
+        const char *scheme = ctx->regopt && ctx->regopt->insecure ? "http" : "https";
         _cleanup_free_ char *url = NULL, *scope = NULL, *origin = NULL, *token_key = NULL;
         _cleanup_erase_ char *authz = NULL;
         _cleanup_(response_done) struct response s;
@@ -1090,7 +1251,7 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
                                        ", " PINLET_MT_DOCKER_V2;
         q.auth_origin = origin;
         q.body_max = PINLET_MANIFEST_MAX;
-        q.tls = ctx->regcfg;
+        q.tls = ctx->regopt;
         q.tls_origin = origin;
 
         for (;;) {
@@ -1098,7 +1259,7 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
                 ret = http_do(ctx, &q, &s, err);
                 if (ret < 0)
                         return ret;
-                if (s.status == 401 && !streq_ptr(s.origin, origin))
+                if (s.status == 401 && !origin_same(s.origin, origin))
                         /* a challenge from a host the registry redirected to: answering it
                          * would hand the credentials to that host (or a realm it names) */
                         return pinlet_error_set(err, PINLET_EUNAUTH,
@@ -1155,8 +1316,8 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
         struct pinlet_resolution res = { 0 };
         struct pinlet_creds creds = { 0 };
         struct resolve_ctx ctx = { .r = r };
-        int64_t t0 = pinlet_registry_now_ms(), budget;
-        _cleanup_free_ char *image = NULL;
+        int64_t t0 = pinlet_now_ms(), budget;
+        _cleanup_free_ char *image = NULL, *hint_key = NULL;
         int rc;
 
         atomic_fetch_add_explicit(&r->st_resolutions, 1, memory_order_relaxed);
@@ -1165,16 +1326,18 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
         if (asprintf(&image, "%s/%s:%s", ref->domain, ref->path, ref->tag) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
 
-        budget = r->cfg->resolve_timeout_ms > 0 ? (int64_t)r->cfg->resolve_timeout_ms
-                                                : INT64_MAX / 4;
+        budget = r->o.resolve_timeout_ms > 0 ? (int64_t)r->o.resolve_timeout_ms : INT64_MAX / 4;
         ctx.deadline_ms = t0 + budget;
         if (deadline_ms > 0 && deadline_ms < ctx.deadline_ms)
                 ctx.deadline_ms = deadline_ms;
         ctx.timeout_ms = ctx.deadline_ms - t0;
         ctx.domain = ref->domain;
-        ctx.regcfg = pinlet_config_registry(r->cfg, ref->domain);
+        ctx.regopt = pinlet_registry_options_host(&r->o, ref->domain);
+        ctx.hint_key = hint_key = lowercase_dup(ref->domain);
+        if (!hint_key)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
 
-        rc = pinlet_creds_lookup(r->cfg->docker_config_paths, auth, ref->domain, &creds, err);
+        rc = pinlet_creds_lookup(r->o.docker_config_paths, auth, ref->domain, &creds, err);
         if (rc >= 0)
                 rc = resolve_tag(&ctx, ref, &creds, &res, err);
         pinlet_creds_clear(&creds);
@@ -1183,7 +1346,7 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                 return pinlet_error_wrap(err, rc, "%s: registry %s", image, ref->domain);
         }
         res.round_trips = ctx.round_trips;
-        res.registry_ms = (double)(pinlet_registry_now_ms() - t0);
+        res.registry_ms = (double)(pinlet_now_ms() - t0);
         log_debug("resolved %s to %s in %u requests", image, res.digest, res.round_trips);
         *ret = res;
         return 0;

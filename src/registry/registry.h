@@ -11,7 +11,7 @@
  * A multi-arch tag resolves to the index (manifest list) digest: that is what containerd
  * records for the tag.
  *
- * Transport: https, verified against the system trust store or the registry's ca_file,
+ * Transport: https, verified against the system trust store or the host's ca_file,
  * with an optional client certificate; `insecure: true` registries are spoken to over
  * plain http:// (as containerd does for a host configured with an http server), and only
  * then may credentials travel unencrypted. `skip_verify` keeps https but does not verify.
@@ -23,23 +23,31 @@
  * Threads: one struct pinlet_registry serves any number of threads at once. Easy handles
  * are pooled (each keeps its own live connections, so sequential resolutions reuse them);
  * DNS and TLS sessions are shared through a locked CURLSH; tokens and the auth scheme each
- * registry asked for are cached under a mutex.
+ * registry asked for are kept in bounded LRUs (util/lru), each under its own mutex
+ * (token_cache_max and auth_hints_max in the options).
+ *
+ * Response headers are read with curl_easy_header(); all of one exchange's header lines
+ * together are capped at PINLET_REGISTRY_HEADERS_MAX, and a response past the cap (or a
+ * single line past curl's own limit) is PINLET_EPROTO naming the host. Registry hosts
+ * compare case-insensitively everywhere: option lookups and redirect origins.
  */
 #pragma once
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "ref/ref.h"
 #include "registry/creds.h"
 #include "util/error.h"
+#include "util/time.h"
 
 #define PINLET_MANIFEST_MAX           (4 * 1024 * 1024) /* bytes of manifest body */
 #define PINLET_REGISTRY_HEADERS_MAX   (64 * 1024)       /* bytes of one response's headers */
 #define PINLET_REGISTRY_MAX_REDIRECTS 5
-#define PINLET_REGISTRY_POOL_MAX      16 /* idle easy handles kept */
+#define PINLET_REGISTRY_POOL_MAX      16  /* idle easy handles kept */
+#define PINLET_REGISTRY_HINTS_MAX     256 /* registries whose auth scheme is remembered */
 
 /* The four manifest types, in the Accept header of every manifest request: without the
  * OCI ones distribution 2.8 answers 404 for OCI images, without the list types it answers
@@ -68,11 +76,44 @@ struct pinlet_registry_stats {
         uint64_t resolutions;       /* pinlet_registry_resolve() calls */
 };
 
+/* Transport settings of one registry host (or token realm host). Borrowed strings. */
+struct pinlet_registry_host {
+        const char *host;      /* "host[:port]" as in a reference domain, default port left
+                                * out; compared case-insensitively (hosts are) */
+        const char *ca_file;   /* PEM CA trusted in addition to the system store, or NULL */
+        const char *cert_file; /* PEM client certificate, or NULL */
+        const char *key_file;  /* its private key, or NULL */
+        bool insecure;         /* plain http:// (as containerd does for an http server) */
+        bool skip_verify;      /* https without certificate verification */
+};
+
 /*
- * Creates a client for cfg, which must outlive it (it is read, never copied). Checks that
- * the ca/cert/key files named by cfg->registries are readable.
+ * What the client needs to know, and nothing else of the daemon's configuration (the
+ * CLI builds it from struct pinlet_config: pinlet_cli_registry_options()). Plain data
+ * with borrowed pointers: pinlet_registry_new() copies what it keeps, so the options
+ * may be freed right after it returns.
  */
-int pinlet_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+struct pinlet_registry_options {
+        uint64_t connect_timeout_ms;      /* per connection; 0: bounded by the resolution only */
+        uint64_t resolve_timeout_ms;      /* one whole resolution; 0: the caller's deadline only */
+        char *const *docker_config_paths; /* NULL-terminated, "~/" is $HOME; NULL: none */
+        const struct pinlet_registry_host *hosts; /* at most one entry per host */
+        size_t n_hosts;
+        size_t token_cache_max; /* bearer tokens kept; 0: PINLET_TOKEN_CACHE_MAX */
+        size_t auth_hints_max;  /* 0: PINLET_REGISTRY_HINTS_MAX */
+};
+
+/* The entry of o for host ("host[:port]"), compared case-insensitively: "Reg.Example"
+ * finds the entry of "reg.example". NULL when there is none. */
+const struct pinlet_registry_host *
+pinlet_registry_options_host(const struct pinlet_registry_options *o, const char *host);
+
+/*
+ * Creates a client with a copy of o. Checks that the ca/cert/key files named by o->hosts
+ * are readable (PINLET_EINVAL naming the host and the file) and that no host is listed
+ * twice, case aside (PINLET_EINVAL).
+ */
+int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_registry **ret,
                         struct pinlet_error **err);
 void pinlet_registry_free(struct pinlet_registry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
@@ -80,8 +121,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
 /*
  * Resolves ref's tag (ref->tag must be set; a digest in ref is ignored) to a digest.
  * auth: the caller's credentials (CRI AuthConfig), or NULL to use the node's Docker config
- * files, then anonymous. deadline_ms: absolute CLOCK_MONOTONIC time in ms (<= 0: none);
- * the whole resolution also stops after cfg->resolve_timeout_ms.
+ * files, then anonymous. deadline_ms: absolute pinlet_now_ms() time (<= 0: none);
+ * the whole resolution also stops after the resolve_timeout_ms of the options.
  *
  * Errors (the message names the image, the registry and the cause, never a secret):
  *   PINLET_ENOTFOUND tag or repository unknown      PINLET_EUNAUTH  credentials refused
@@ -98,13 +139,6 @@ void pinlet_resolution_done(struct pinlet_resolution *res);
 
 void pinlet_registry_get_stats(struct pinlet_registry *r, struct pinlet_registry_stats *ret);
 
-/* The hosts cfg marks skip_verify (a NULL-terminated strv, NULL when there are none), so
- * the daemon can warn about them loudly at start. */
-int pinlet_registry_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret);
-
 /* The host that serves a reference domain's API: "docker.io" -> "registry-1.docker.io",
  * others unchanged. Static or borrowed string. */
 const char *pinlet_registry_api_host(const char *domain);
-
-/* CLOCK_MONOTONIC now, in ms (the clock deadlines are expressed in). */
-int64_t pinlet_registry_now_ms(void);

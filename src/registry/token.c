@@ -1,75 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <ctype.h>
 #include <stdbool.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "registry/token.h"
-
-int pinlet_parse_rfc3339(const char *s, int64_t *ret)
-{
-        struct tm tm = { 0 };
-        const char *p = s;
-        int64_t off = 0;
-        time_t t;
-        int n[6];
-        /* digits per field and the separator after it */
-        static const struct {
-                int digits;
-                char sep;
-        } f[6] = { { 4, '-' }, { 2, '-' }, { 2, 'T' }, { 2, ':' }, { 2, ':' }, { 2, 0 } };
-
-        for (int i = 0; i < 6; i++) {
-                n[i] = 0;
-                for (int d = 0; d < f[i].digits; d++, p++) {
-                        if (!isdigit((unsigned char)*p))
-                                return -EINVAL;
-                        n[i] = n[i] * 10 + (*p - '0');
-                }
-                if (f[i].sep) {
-                        if (f[i].sep == 'T' ? (*p != 'T' && *p != 't' && *p != ' ')
-                                            : *p != f[i].sep)
-                                return -EINVAL;
-                        p++;
-                }
-        }
-        if (n[1] < 1 || n[1] > 12 || n[2] < 1 || n[2] > 31 || n[3] > 23 || n[4] > 59 || n[5] > 60)
-                return -EINVAL;
-        if (*p == '.') {
-                p++;
-                if (!isdigit((unsigned char)*p))
-                        return -EINVAL;
-                while (isdigit((unsigned char)*p))
-                        p++;
-        }
-        if (*p == 'Z' || *p == 'z') {
-                p++;
-        } else if (*p == '+' || *p == '-') {
-                int sign = *p == '-' ? -1 : 1;
-
-                if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]) || p[3] != ':' ||
-                    !isdigit((unsigned char)p[4]) || !isdigit((unsigned char)p[5]))
-                        return -EINVAL;
-                off = sign * (((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
-                              ((p[4] - '0') * 10 + (p[5] - '0')) * 60);
-                p += 6;
-        } else {
-                return -EINVAL;
-        }
-        if (*p)
-                return -EINVAL;
-        tm.tm_year = n[0] - 1900;
-        tm.tm_mon = n[1] - 1;
-        tm.tm_mday = n[2];
-        tm.tm_hour = n[3];
-        tm.tm_min = n[4];
-        tm.tm_sec = n[5];
-        t = timegm(&tm);
-        *ret = (int64_t)t - off;
-        return 0;
-}
+#include "util/lru.h"
 
 /* A token goes into "Authorization: Bearer <token>": it must be a printable header value
  * without spaces (token68-ish; JWTs are base64url with dots). */
@@ -86,9 +22,9 @@ int pinlet_token_parse(const char *json, size_t len, struct pinlet_token *ret,
 {
         _cleanup_(json_decrefp) json_t *root = NULL;
         json_error_t jerr;
-        json_t *tok, *exp, *iat;
+        json_t *tok, *exp;
         const char *t;
-        int64_t expires_in = PINLET_TOKEN_DEFAULT_TTL, issued_at = -1;
+        int64_t expires_in = PINLET_TOKEN_DEFAULT_TTL;
         char *copy;
 
         if (len > PINLET_TOKEN_RESPONSE_MAX)
@@ -124,15 +60,13 @@ int pinlet_token_parse(const char *json, size_t len, struct pinlet_token *ret,
          * overflow. */
         if (expires_in > 365LL * 24 * 3600)
                 expires_in = 365LL * 24 * 3600;
-        iat = json_object_get(root, "issued_at");
-        if (iat && json_is_string(iat))
-                if (pinlet_parse_rfc3339(json_string_value(iat), &issued_at) < 0)
-                        issued_at = -1; /* docker ignores a bad issued_at too */
+        /* "issued_at" is not read: the cache counts a token's lifetime from when the
+         * request was sent (never later than the issue time, and no clock to trust). */
 
         copy = strdup(t);
         if (!copy)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        *ret = (struct pinlet_token){ copy, expires_in, issued_at };
+        *ret = (struct pinlet_token){ .token = copy, .expires_in = expires_in };
         return 0;
 }
 
@@ -142,51 +76,71 @@ void pinlet_token_clear(struct pinlet_token *t)
         t->token = NULL;
 }
 
+/* One cached token. The LRU node's key points at key. */
 struct pinlet_token_cache_entry {
-        struct pinlet_token_cache_entry *next;
+        struct pinlet_lru_node node;
         char *key;
-        char *token;
+        char *token; /* secret: erased when freed */
         int64_t valid_until_ms;
 };
 
 static void entry_free(struct pinlet_token_cache_entry *e)
 {
+        if (!e)
+                return;
         free(e->key);
         erase_and_free(e->token);
         free(e);
 }
 
-void pinlet_token_cache_init(struct pinlet_token_cache *c)
+static struct pinlet_token_cache_entry *entry_of(struct pinlet_lru_node *n)
 {
+        return PINLET_LRU_ENTRY(n, struct pinlet_token_cache_entry, node);
+}
+
+/* Unlinks and frees. Lock held. */
+static void entry_drop(struct pinlet_token_cache *c, struct pinlet_token_cache_entry *e)
+{
+        pinlet_lru_remove(&c->lru, &e->node);
+        entry_free(e);
+}
+
+int pinlet_token_cache_init(struct pinlet_token_cache *c, size_t max)
+{
+        int r;
+
+        *c = (struct pinlet_token_cache){ 0 };
+        r = pinlet_lru_init(&c->lru, max > 0 ? max : PINLET_TOKEN_CACHE_MAX);
+        if (r < 0)
+                return r;
         pthread_mutex_init(&c->lock, NULL);
-        c->head = NULL;
-        c->n = 0;
+        c->max = max > 0 ? max : PINLET_TOKEN_CACHE_MAX; /* marks the cache initialised */
+        return 0;
 }
 
 void pinlet_token_cache_done(struct pinlet_token_cache *c)
 {
-        while (c->head) {
-                struct pinlet_token_cache_entry *e = c->head;
+        struct pinlet_lru_node *n, *next;
 
-                c->head = e->next;
-                entry_free(e);
+        if (c->max == 0)
+                return; /* zeroed, or init failed */
+        for (n = pinlet_lru_oldest(&c->lru); n; n = next) {
+                next = pinlet_lru_newer(n);
+                entry_drop(c, entry_of(n));
         }
-        c->n = 0;
+        pinlet_lru_done(&c->lru);
         pthread_mutex_destroy(&c->lock);
+        c->max = 0;
 }
 
-/* Unlinks and returns the entry for key, or NULL. Lock held. */
-static struct pinlet_token_cache_entry *unlink_key(struct pinlet_token_cache *c, const char *key)
+size_t pinlet_token_cache_size(struct pinlet_token_cache *c)
 {
-        for (struct pinlet_token_cache_entry **pp = &c->head; *pp; pp = &(*pp)->next)
-                if (strcmp((*pp)->key, key) == 0) {
-                        struct pinlet_token_cache_entry *e = *pp;
+        size_t n;
 
-                        *pp = e->next;
-                        c->n--;
-                        return e;
-                }
-        return NULL;
+        pthread_mutex_lock(&c->lock);
+        n = pinlet_lru_size(&c->lru);
+        pthread_mutex_unlock(&c->lock);
+        return n;
 }
 
 int pinlet_token_cache_get(struct pinlet_token_cache *c, const char *key, int64_t now_ms,
@@ -196,7 +150,7 @@ int pinlet_token_cache_get(struct pinlet_token_cache *c, const char *key, int64_
         int r = 0;
 
         pthread_mutex_lock(&c->lock);
-        e = unlink_key(c, key);
+        e = entry_of(pinlet_lru_find(&c->lru, key));
         if (e && e->valid_until_ms > now_ms) {
                 char *copy = strdup(e->token);
 
@@ -204,11 +158,9 @@ int pinlet_token_cache_get(struct pinlet_token_cache *c, const char *key, int64_
                         *ret = copy;
                         r = 1;
                 }
-                e->next = c->head; /* move to front */
-                c->head = e;
-                c->n++;
+                pinlet_lru_touch(&c->lru, &e->node);
         } else if (e) {
-                entry_free(e);
+                entry_drop(c, e);
         }
         pthread_mutex_unlock(&c->lock);
         return r;
@@ -218,6 +170,7 @@ int pinlet_token_cache_put(struct pinlet_token_cache *c, const char *key, const 
                            int64_t now_ms, int64_t lifetime_ms)
 {
         struct pinlet_token_cache_entry *e, *old;
+        struct pinlet_lru_node *n, *next;
         int64_t keep;
 
         keep = lifetime_ms > 2 * PINLET_TOKEN_MARGIN_MS ? lifetime_ms - PINLET_TOKEN_MARGIN_MS
@@ -233,36 +186,23 @@ int pinlet_token_cache_put(struct pinlet_token_cache *c, const char *key, const 
                 entry_free(e);
                 return -ENOMEM;
         }
+        e->node.key = e->key;
         e->valid_until_ms = now_ms + keep;
 
         pthread_mutex_lock(&c->lock);
-        old = unlink_key(c, key);
+        old = entry_of(pinlet_lru_find(&c->lru, key));
         if (old)
-                entry_free(old);
-        /* drop expired entries, then the least recently used while full */
-        for (struct pinlet_token_cache_entry **pp = &c->head; *pp;) {
-                if ((*pp)->valid_until_ms <= now_ms) {
-                        struct pinlet_token_cache_entry *x = *pp;
-
-                        *pp = x->next;
-                        entry_free(x);
-                        c->n--;
-                } else {
-                        pp = &(*pp)->next;
-                }
+                entry_drop(c, old);
+        /* Expired tokens go first (at most max entries to look at), then the least
+         * recently used ones while full. */
+        for (n = pinlet_lru_oldest(&c->lru); n; n = next) {
+                next = pinlet_lru_newer(n);
+                if (entry_of(n)->valid_until_ms <= now_ms)
+                        entry_drop(c, entry_of(n));
         }
-        while (c->n >= PINLET_TOKEN_CACHE_MAX) {
-                struct pinlet_token_cache_entry **pp = &c->head;
-
-                while ((*pp)->next)
-                        pp = &(*pp)->next;
-                entry_free(*pp);
-                *pp = NULL;
-                c->n--;
-        }
-        e->next = c->head;
-        c->head = e;
-        c->n++;
+        while (pinlet_lru_size(&c->lru) >= c->max)
+                entry_drop(c, entry_of(pinlet_lru_oldest(&c->lru)));
+        pinlet_lru_insert(&c->lru, &e->node);
         pthread_mutex_unlock(&c->lock);
         return 0;
 }
@@ -272,8 +212,8 @@ void pinlet_token_cache_drop(struct pinlet_token_cache *c, const char *key)
         struct pinlet_token_cache_entry *e;
 
         pthread_mutex_lock(&c->lock);
-        e = unlink_key(c, key);
-        pthread_mutex_unlock(&c->lock);
+        e = entry_of(pinlet_lru_find(&c->lru, key));
         if (e)
-                entry_free(e);
+                entry_drop(c, e);
+        pthread_mutex_unlock(&c->lock);
 }

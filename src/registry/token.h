@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "util/error.h"
+#include "util/lru.h"
 
 #define PINLET_TOKEN_RESPONSE_MAX (1024 * 1024) /* bytes of token JSON accepted */
 #define PINLET_TOKEN_MAX          (64 * 1024)   /* bytes of one token */
@@ -20,12 +21,11 @@
 struct pinlet_token {
         char *token;        /* owned, secret: freed with erase */
         int64_t expires_in; /* seconds; PINLET_TOKEN_DEFAULT_TTL when absent or < 1 */
-        int64_t issued_at;  /* Unix seconds, or -1 when absent or unparseable */
 };
 
 /*
  * Parses a token response: {"token": T} or {"access_token": T} (token wins when both are
- * present, as docker does), "expires_in" (integer seconds) and "issued_at" (RFC 3339).
+ * present, as docker does), "expires_in" (integer seconds). "issued_at" is not read (see token.c).
  * Errors are PINLET_EPROTO (not JSON, no token, wrong types, a token that is empty, too
  * long or holds characters that cannot go into an Authorization header) or
  * PINLET_E2BIG.
@@ -35,19 +35,23 @@ int pinlet_token_parse(const char *json, size_t len, struct pinlet_token *ret,
 
 void pinlet_token_clear(struct pinlet_token *t);
 
-/* "2006-01-02T15:04:05[.frac](Z|±hh:mm)" -> Unix seconds; < 0 if malformed. */
-int pinlet_parse_rfc3339(const char *s, int64_t *ret);
-
 struct pinlet_token_cache_entry;
 
+/* A bounded LRU of tokens (util/lru) under its own mutex: every function below may be
+ * called from any thread, except init and done. */
 struct pinlet_token_cache {
         pthread_mutex_t lock;
-        struct pinlet_token_cache_entry *head; /* most recently used first */
-        size_t n;
+        struct pinlet_lru lru; /* of struct pinlet_token_cache_entry, owned */
+        size_t max;            /* entries */
 };
 
-void pinlet_token_cache_init(struct pinlet_token_cache *c);
+/* max 0 means PINLET_TOKEN_CACHE_MAX. Returns 0 or -ENOMEM. */
+int pinlet_token_cache_init(struct pinlet_token_cache *c, size_t max);
+/* Frees every token (erased). Accepts a zeroed cache and one whose init failed. */
 void pinlet_token_cache_done(struct pinlet_token_cache *c);
+
+/* Entries held now, expired ones not yet dropped included (for tests). */
+size_t pinlet_token_cache_size(struct pinlet_token_cache *c);
 
 /* Copies the cached token for key into *ret (caller frees with erase) if one exists that
  * is still valid at now_ms (CLOCK_MONOTONIC ms); returns 1 then, 0 on a miss. */

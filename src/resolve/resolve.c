@@ -9,15 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 
 #include "cache/cache.h"
 #include "lock/lock.h"
 #include "pins/pins.h"
 #include "resolve/resolve.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/lru.h"
+#include "util/time.h"
 
 /* A timeout marks a registry failing only when it had at least this long to answer. */
 #define FAILING_MIN_BUDGET_MS 1000
@@ -164,10 +166,10 @@ static int failing_check(struct pinlet_resolver *r, const char *host, struct pin
                 return 0;
         pthread_mutex_lock(&r->lock);
         f = PINLET_LRU_ENTRY(pinlet_lru_find(&r->failing, host), struct failing, node);
-        if (f && f->until_ms > pinlet_cache_now_ms()) {
+        if (f && f->until_ms > pinlet_now_ms()) {
                 code = f->code;
                 pinlet_error_set(err, code, "%s (registry failing, not asked again for %lld ms)",
-                                 f->message, (long long)(f->until_ms - pinlet_cache_now_ms()));
+                                 f->message, (long long)(f->until_ms - pinlet_now_ms()));
         } else if (f) {
                 pinlet_lru_remove(&r->failing, &f->node);
                 failing_free(f);
@@ -209,7 +211,7 @@ static void failing_mark(struct pinlet_resolver *r, const char *host, int code, 
                 failing_free(f);
         } else {
                 f->code = code;
-                f->until_ms = pinlet_cache_now_ms() + (int64_t)r->error_ttl_ms;
+                f->until_ms = pinlet_now_ms() + (int64_t)r->error_ttl_ms;
         }
         pthread_mutex_unlock(&r->lock);
 }
@@ -225,24 +227,15 @@ bool pinlet_resolver_registry_failing(struct pinlet_resolver *r, const char *hos
 /* ---- cache keys ---- */
 
 /* hex(SHA-256(salt || fingerprint)): the credential identity in a cache key. */
-static int salted_identity(const struct pinlet_resolver *r, const char *fp, char ret[65])
+static int salted_identity(const struct pinlet_resolver *r, const char *fp,
+                           char ret[static PINLET_SHA256_HEX_SIZE])
 {
-        uint8_t md[EVP_MAX_MD_SIZE];
-        unsigned md_len = 0;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int ok;
+        const struct iovec iov[] = {
+                { .iov_base = (void *)r->salt, .iov_len = sizeof(r->salt) },
+                { .iov_base = (void *)fp, .iov_len = strlen(fp) },
+        };
 
-        if (!ctx)
-                return -ENOMEM;
-        ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(ctx, r->salt, sizeof(r->salt)) &&
-             EVP_DigestUpdate(ctx, fp, strlen(fp)) && EVP_DigestFinal_ex(ctx, md, &md_len);
-        EVP_MD_CTX_free(ctx);
-        if (!ok || md_len != 32)
-                return -EIO;
-        for (unsigned i = 0; i < md_len; i++)
-                snprintf(ret + 2 * i, 3, "%02x", md[i]);
-        return 0;
+        return pinlet_sha256_hex_iov(iov, 2, ret);
 }
 
 /* The cache key of q (see resolve.h). The credential identity is used only when the
@@ -252,7 +245,7 @@ static int cache_key(struct pinlet_resolver *r, const struct pinlet_resolve_quer
                      const struct pinlet_registry_auth **ret_auth, struct pinlet_error **err)
 {
         struct pinlet_creds creds = { 0 };
-        char fp[65], id[65];
+        char fp[PINLET_SHA256_HEX_SIZE], id[PINLET_SHA256_HEX_SIZE];
         char *key = NULL;
         int k;
 
@@ -262,9 +255,10 @@ static int cache_key(struct pinlet_resolver *r, const struct pinlet_resolve_quer
                 if (k < 0)
                         return k;
                 if (k > 0) {
-                        pinlet_creds_fingerprint(&creds, fp);
+                        k = pinlet_creds_fingerprint(&creds, fp);
                         pinlet_creds_clear(&creds);
-                        k = salted_identity(r, fp, id);
+                        if (k >= 0)
+                                k = salted_identity(r, fp, id);
                         explicit_bzero(fp, sizeof(fp));
                         if (k < 0)
                                 return pinlet_error_set(err, k,
@@ -298,7 +292,7 @@ static int fill(void *userdata, const char *key, int64_t deadline_ms, char **ret
 {
         struct fill_ctx *fc = userdata;
         struct pinlet_resolution res = { 0 };
-        int64_t t0 = pinlet_cache_now_ms();
+        int64_t t0 = pinlet_now_ms();
         int k;
 
         /* another caller may have found the registry failing while we queued */
@@ -306,7 +300,7 @@ static int fill(void *userdata, const char *key, int64_t deadline_ms, char **ret
         if (k < 0)
                 return k;
         k = fc->r->registry_fn(fc->r->registry_ctx, fc->ref, fc->auth, deadline_ms, &res, err);
-        fc->registry_ms = pinlet_cache_now_ms() - t0;
+        fc->registry_ms = pinlet_now_ms() - t0;
         if (k < 0) {
                 if (failure_is_outage(k) &&
                     (k != PINLET_ETIMEOUT || deadline_ms - t0 >= FAILING_MIN_BUDGET_MS))
@@ -447,13 +441,13 @@ int pinlet_resolver_resolve(struct pinlet_resolver *r, const struct pinlet_resol
                 k = fill(&fc, key, q->deadline_ms, &value, &ret->err);
                 src = PINLET_CACHE_SOURCE_REGISTRY;
         } else {
-                int64_t t0 = pinlet_cache_now_ms();
+                int64_t t0 = pinlet_now_ms();
 
                 k = pinlet_cache_get(r->cache, key, q->deadline_ms, fill, &fc, &value, &src,
                                      &ret->err);
                 /* a follower of another caller's resolution waited about as long */
                 if (k == 0 && src != PINLET_CACHE_SOURCE_CACHE && fc.registry_ms < 0)
-                        fc.registry_ms = pinlet_cache_now_ms() - t0;
+                        fc.registry_ms = pinlet_now_ms() - t0;
         }
         ret->registry_ms = fc.registry_ms;
         if (k < 0)

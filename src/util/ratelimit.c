@@ -1,19 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <time.h>
-
 #include "util/ratelimit.h"
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "util/time.h"
 
 bool pinlet_ratelimit_allow(struct pinlet_ratelimit *rl, unsigned *ret_suppressed)
 {
-        int64_t now = now_ms();
+        int64_t now = pinlet_now_ms();
         bool ok;
 
         pthread_mutex_lock(&rl->lock);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Token server responses: a parsed token is non-empty, printable, has a positive
- * lifetime; and RFC 3339 timestamps (the input as a string) never crash the parser. */
+ * lifetime; any other input is an error with a message. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +11,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct pinlet_error *err = NULL;
         struct pinlet_token t = { 0 };
-        char *s;
-        int64_t ts;
         int r;
 
         r = pinlet_token_parse((const char *)data, size, &t, &err);
@@ -27,11 +25,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         }
         pinlet_error_free(err);
-
-        s = strndup((const char *)data, size);
-        if (s) {
-                (void)pinlet_parse_rfc3339(s, &ts);
-                free(s);
-        }
         return 0;
 }

@@ -18,7 +18,8 @@ target_link_libraries(registry_fake PRIVATE PkgConfig::PINLET_REG_MHD PkgConfig:
 
 add_executable(registry_probe ${_regdir}/registry_probe.c)
 target_compile_options(registry_probe PRIVATE ${PINLET_WARNINGS} -Wno-missing-prototypes)
-target_link_libraries(registry_probe PRIVATE pinlet_registry Threads::Threads)
+# the probe builds the client from a config file the way the CLI does
+target_link_libraries(registry_probe PRIVATE pinlet_cli pinlet_registry Threads::Threads)
 
 foreach(_case plain tls basic bearer fake)
   add_test(NAME integration/registry/${_case}

@@ -1183,7 +1183,16 @@ static void test_real_registry(void **state)
         fclose(f);
         assert_int_equal(pinlet_config_init(&cfg), 0);
         assert_int_equal(pinlet_config_load(&cfg, path, false, NULL), 0);
-        assert_int_equal(pinlet_registry_new(&cfg, &reg, NULL), 0);
+        /* the registry client takes its own options now, not the configuration */
+        assert_int_equal(
+                pinlet_registry_new(
+                        &(const struct pinlet_registry_options){
+                                .resolve_timeout_ms = cfg.resolve_timeout_ms,
+                                .hosts = &(const struct pinlet_registry_host){ .host = host,
+                                                                               .insecure = true },
+                                .n_hosts = 1 },
+                        &reg, NULL),
+                0);
         io = (struct pinlet_interceptor_options){
                 .cfg = &cfg,
                 .registry = reg,

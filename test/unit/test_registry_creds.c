@@ -237,17 +237,23 @@ static void test_fingerprint(void **state)
 {
         struct pinlet_creds x = { .username = "ab", .password = "" };
         struct pinlet_creds y = { .username = "a", .password = "b" };
+        struct pinlet_creds swapped = { .username = "", .password = "ab" };
         struct pinlet_creds anon = { 0 };
-        char fx[65], fy[65], fa[65], fa2[65];
+        char fx[65], fy[65], fs[65], fa[65], fa2[65];
 
-        pinlet_creds_fingerprint(&x, fx);
-        pinlet_creds_fingerprint(&y, fy);
-        pinlet_creds_fingerprint(&anon, fa);
-        pinlet_creds_fingerprint(&anon, fa2);
+        assert_int_equal(pinlet_creds_fingerprint(&x, fx), 0);
+        assert_int_equal(pinlet_creds_fingerprint(&y, fy), 0);
+        assert_int_equal(pinlet_creds_fingerprint(&swapped, fs), 0);
+        assert_int_equal(pinlet_creds_fingerprint(&anon, fa), 0);
+        assert_int_equal(pinlet_creds_fingerprint(&anon, fa2), 0);
         assert_int_equal(strlen(fx), 64);
         assert_string_not_equal(fx, fy);
+        assert_string_not_equal(fx, fs);
         assert_string_not_equal(fx, fa);
         assert_string_equal(fa, fa2);
+        /* anonymous is SHA-256 of the four absent-field tags, a real hash: never a
+         * constant such as all zeros that other credentials could share */
+        assert_string_equal(fa, "df3f619804a92fdb4057192dc43dd748ea778adc52bc498ce80524c014b81119");
 }
 
 int main(void)

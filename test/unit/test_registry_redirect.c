@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,26 +161,34 @@ static void route(struct server *s, const char *method, const char *path, const 
 
 struct fixture {
         struct server reg, other;
-        struct pinlet_config cfg;
-        struct pinlet_registry_config rc;
-        char host[64];
+        struct pinlet_registry_host rh;
+        char host[64], entry[64];
         struct pinlet_registry *r;
 };
 
-static void fixture_start(struct fixture *f)
+/* The registry is reached as domain:port ("127.0.0.1" unless a test needs a name); its
+ * options entry is spelled entry_domain:port (NULL: the same). */
+static void fixture_start_as(struct fixture *f, const char *domain, const char *entry_domain)
 {
         struct pinlet_error *err = NULL;
 
         server_start(&f->reg);
         server_start(&f->other);
-        snprintf(f->host, sizeof(f->host), "127.0.0.1:%d", f->reg.port);
-        assert_int_equal(pinlet_config_init(&f->cfg), 0);
-        pinlet_strv_free(f->cfg.docker_config_paths); /* never read the machine's files */
-        f->cfg.docker_config_paths = NULL;
-        f->rc = (struct pinlet_registry_config){ .host = f->host, .insecure = true };
-        f->cfg.registries = &f->rc;
-        f->cfg.n_registries = 1;
-        assert_int_equal(pinlet_registry_new(&f->cfg, &f->r, &err), 0);
+        snprintf(f->host, sizeof(f->host), "%s:%d", domain, f->reg.port);
+        snprintf(f->entry, sizeof(f->entry), "%s:%d", entry_domain ? entry_domain : domain,
+                 f->reg.port);
+        f->rh = (struct pinlet_registry_host){ .host = f->entry, .insecure = true };
+        /* no docker_config_paths: never read the machine's files */
+        assert_int_equal(
+                pinlet_registry_new(
+                        &(const struct pinlet_registry_options){ .hosts = &f->rh, .n_hosts = 1 },
+                        &f->r, &err),
+                0);
+}
+
+static void fixture_start(struct fixture *f)
+{
+        fixture_start_as(f, "127.0.0.1", NULL);
 }
 
 static void fixture_stop(struct fixture *f)
@@ -187,9 +196,6 @@ static void fixture_stop(struct fixture *f)
         server_stop(&f->reg);
         server_stop(&f->other);
         pinlet_registry_free(f->r);
-        f->cfg.registries = NULL;
-        f->cfg.n_registries = 0;
-        pinlet_config_free(&f->cfg);
 }
 
 static int resolve(struct fixture *f, const struct pinlet_registry_auth *auth,
@@ -199,7 +205,7 @@ static int resolve(struct fixture *f, const struct pinlet_registry_auth *auth,
         struct pinlet_resolution res = { 0 };
         int r;
 
-        r = pinlet_registry_resolve(f->r, &ref, auth, pinlet_registry_now_ms() + 10000, &res, err);
+        r = pinlet_registry_resolve(f->r, &ref, auth, pinlet_now_ms() + 10000, &res, err);
         pinlet_resolution_done(&res);
         return r;
 }
@@ -348,6 +354,141 @@ static void test_header_bound(void **state)
         free(f.reg.big);
 }
 
+/* Serves one header line of line_len bytes with the HEAD answer. */
+static void serve_long_header(struct fixture *f, size_t line_len)
+{
+        struct route *rt;
+        char *p;
+
+        route(&f->reg, "HEAD", "/v2/tiny/app/manifests/v1", "");
+        rt = &f->reg.routes[f->reg.n_routes - 1];
+        f->reg.big = malloc(line_len + 1024);
+        assert_non_null(f->reg.big);
+        p = f->reg.big +
+            sprintf(f->reg.big, "HTTP/1.1 200 OK\r\nDocker-Content-Digest: " DIGEST "\r\nX-Big: ");
+        memset(p, 'a', line_len - 7);
+        p += line_len - 7;
+        sprintf(p, "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        rt->big = f->reg.big;
+}
+
+/* One header line longer than curl's own per-line limit (100 KiB): curl fails the
+ * transfer (7.88 says "out of memory"); we report the peer's protocol error, naming the
+ * registry. */
+static void test_header_line_over_curl_limit(void **state)
+{
+        struct fixture f;
+        struct pinlet_error *err = NULL;
+
+        fixture_start(&f);
+        serve_long_header(&f, 150 * 1024);
+        server_run(&f.reg);
+        server_run(&f.other);
+        assert_int_equal(resolve(&f, NULL, &err), PINLET_EPROTO);
+        fixture_stop(&f);
+        assert_non_null(strstr(err->message, "header line exceeds"));
+        assert_non_null(strstr(err->message, f.host));
+        assert_null(strstr(err->message, "memory"));
+        pinlet_error_free(err);
+        free(f.reg.big);
+}
+
+/* One line over our cap (64 KiB) but within curl's: our callback's bound. */
+static void test_header_line_over_our_cap(void **state)
+{
+        struct fixture f;
+        struct pinlet_error *err = NULL;
+
+        fixture_start(&f);
+        serve_long_header(&f, 80 * 1024);
+        server_run(&f.reg);
+        server_run(&f.other);
+        assert_int_equal(resolve(&f, NULL, &err), PINLET_EPROTO);
+        fixture_stop(&f);
+        assert_non_null(strstr(err->message, "headers exceed 65536 bytes"));
+        assert_non_null(strstr(err->message, f.host));
+        pinlet_error_free(err);
+        free(f.reg.big);
+}
+
+/* Headers come from curl: the digest, the media type without parameters, and every
+ * WWW-Authenticate header (here the second one is the Basic challenge we answer). */
+static void test_headers_read_through_curl(void **state)
+{
+        struct fixture f;
+        struct pinlet_registry_auth auth = { .username = "alice", .password = "pw" };
+        struct pinlet_ref ref = { .path = "tiny/app", .tag = "v1" };
+        struct pinlet_resolution res = { 0 };
+        struct pinlet_error *err = NULL;
+        int r;
+
+        fixture_start(&f);
+        ref.domain = f.host;
+        route(&f.reg, "HEAD", "/v2/tiny/app/manifests/v1",
+              "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Foo realm=\"x\"\r\n"
+              "www-authenticate:   Basic realm=\"r\"  \r\nContent-Length: 0\r\n"
+              "Connection: close\r\n\r\n");
+        server_run(&f.reg);
+        server_run(&f.other);
+        /* the 401 answer is static: the retry with credentials gets it again */
+        r = pinlet_registry_resolve(f.r, &ref, &auth, pinlet_now_ms() + 10000, &res, &err);
+        fixture_stop(&f);
+        assert_int_equal(r, PINLET_EUNAUTH);
+        assert_non_null(strstr(f.reg.log, "Authorization: Basic YWxpY2U6cHc="));
+        pinlet_error_free(err);
+        err = NULL;
+
+        fixture_start(&f);
+        ref.domain = f.host;
+        route(&f.reg, "HEAD", "/v2/tiny/app/manifests/v1",
+              "HTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:%064d\r\n"
+              "docker-content-digest:  " DIGEST " \r\n"
+              "Content-Type: " PINLET_MT_OCI_INDEX "; charset=utf-8\r\n"
+              "Content-Length: 321\r\nConnection: close\r\n\r\n",
+              0);
+        server_run(&f.reg);
+        server_run(&f.other);
+        r = pinlet_registry_resolve(f.r, &ref, NULL, pinlet_now_ms() + 10000, &res, &err);
+        fixture_stop(&f);
+        assert_int_equal(r, 0);
+        assert_string_equal(res.digest, DIGEST); /* the last of repeated headers wins */
+        assert_string_equal(res.media_type, PINLET_MT_OCI_INDEX);
+        assert_int_equal(res.size, 321);
+        pinlet_resolution_done(&res);
+}
+
+/* A redirect to the registry's own origin spelled in other case keeps the credentials
+ * (hosts are case-insensitive), and the options entry spelled in upper case still
+ * applies to the lower-case domain (insecure: plain http). */
+static void test_redirect_origin_case_insensitive(void **state)
+{
+        struct fixture f;
+        struct pinlet_registry_auth auth = { .username = "alice", .password = "pw" };
+        struct pinlet_error *err = NULL;
+        int r;
+
+        fixture_start_as(&f, "localhost", "LOCALHOST");
+        route(&f.reg, "HEAD", "/v2/tiny/app/manifests/v1",
+              "HTTP/1.1 307 Temporary Redirect\r\n"
+              "Location: http://LocalHost:%d/v2/tiny/app/manifests/moved\r\n"
+              "Content-Length: 0\r\nConnection: close\r\n\r\n",
+              f.reg.port);
+        route(&f.reg, "HEAD", "/v2/tiny/app/manifests/moved",
+              "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\n"
+              "Content-Length: 0\r\nConnection: close\r\n\r\n");
+        server_run(&f.reg);
+        server_run(&f.other);
+        r = resolve(&f, &auth, &err);
+        fixture_stop(&f);
+        /* the challenge after the redirect came from the registry itself: answered, and
+         * the answer followed the redirect to the same origin */
+        assert_int_equal(r, PINLET_EUNAUTH);
+        assert_null(strstr(err->message, "after a redirect"));
+        assert_non_null(strstr(f.reg.log, "HEAD /v2/tiny/app/manifests/moved HTTP/1.1\r\n"));
+        assert_non_null(strstr(f.reg.log, "Authorization: Basic YWxpY2U6cHc="));
+        pinlet_error_free(err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -356,6 +497,14 @@ int main(void)
                 cmocka_unit_test(test_plain_resolve_still_works),
                 cmocka_unit_test(test_head_digest_checked),
                 cmocka_unit_test(test_header_bound),
+                cmocka_unit_test(test_header_line_over_curl_limit),
+                cmocka_unit_test(test_header_line_over_our_cap),
+                cmocka_unit_test(test_headers_read_through_curl),
+                cmocka_unit_test(test_redirect_origin_case_insensitive),
         };
+
+        /* a server thread writing to a connection the client gave up on must not kill
+         * the test */
+        signal(SIGPIPE, SIG_IGN);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,6 @@ static void test_parse(void **state)
                          0);
         assert_string_equal(t.token, "abc.def");
         assert_int_equal(t.expires_in, 300);
-        assert_int_equal(t.issued_at, 1795687200);
         pinlet_token_clear(&t);
         assert_null(t.token);
 
@@ -40,7 +39,6 @@ static void test_parse(void **state)
         assert_int_equal(parse("{\"access_token\":\"xyz\"}", &t), 0);
         assert_string_equal(t.token, "xyz");
         assert_int_equal(t.expires_in, PINLET_TOKEN_DEFAULT_TTL);
-        assert_int_equal(t.issued_at, -1);
         pinlet_token_clear(&t);
 
         /* token wins over access_token; an empty token falls back */
@@ -51,11 +49,10 @@ static void test_parse(void **state)
         assert_string_equal(t.token, "b");
         pinlet_token_clear(&t);
 
-        /* zero/negative lifetimes get the default; a bad issued_at is ignored */
+        /* zero/negative lifetimes get the default; issued_at is not read at all */
         assert_int_equal(
                 parse("{\"token\":\"a\",\"expires_in\":0,\"issued_at\":\"yesterday\"}", &t), 0);
         assert_int_equal(t.expires_in, PINLET_TOKEN_DEFAULT_TTL);
-        assert_int_equal(t.issued_at, -1);
         pinlet_token_clear(&t);
 }
 
@@ -81,31 +78,12 @@ static void test_parse_errors(void **state)
                         fail_msg("'%s' was accepted", bad[i]);
 }
 
-static void test_rfc3339(void **state)
-{
-        int64_t t;
-
-        assert_int_equal(pinlet_parse_rfc3339("1970-01-01T00:00:00Z", &t), 0);
-        assert_int_equal(t, 0);
-        assert_int_equal(pinlet_parse_rfc3339("2026-11-26T10:00:00.123456789Z", &t), 0);
-        assert_int_equal(t, 1795687200);
-        assert_int_equal(pinlet_parse_rfc3339("2026-11-26T12:00:00+02:00", &t), 0);
-        assert_int_equal(t, 1795687200);
-        assert_int_equal(pinlet_parse_rfc3339("2026-11-26T08:30:00-01:30", &t), 0);
-        assert_int_equal(t, 1795687200);
-        assert_true(pinlet_parse_rfc3339("2026-11-26", &t) < 0);
-        assert_true(pinlet_parse_rfc3339("2026-13-01T00:00:00Z", &t) < 0);
-        assert_true(pinlet_parse_rfc3339("2026-11-26T10:00:00", &t) < 0);
-        assert_true(pinlet_parse_rfc3339("2026-11-26T10:00:00Zjunk", &t) < 0);
-        assert_true(pinlet_parse_rfc3339("2026-11-26T10:00:00.Z", &t) < 0);
-}
-
 static void test_cache(void **state)
 {
         struct pinlet_token_cache c;
         char *t = NULL, key[32];
 
-        pinlet_token_cache_init(&c);
+        assert_int_equal(pinlet_token_cache_init(&c, 0), 0);
         assert_int_equal(pinlet_token_cache_get(&c, "k", 0, &t), 0);
 
         /* 60 s lifetime: kept until 50 s (10 s margin) */
@@ -114,7 +92,7 @@ static void test_cache(void **state)
         assert_string_equal(t, "tok");
         free(t);
         assert_int_equal(pinlet_token_cache_get(&c, "k", 51000, &t), 0);
-        assert_int_equal(c.n, 0); /* the expired entry is gone */
+        assert_int_equal(pinlet_token_cache_size(&c), 0); /* the expired entry is gone */
 
         /* short lifetimes keep half */
         assert_int_equal(pinlet_token_cache_put(&c, "s", "short", 0, 10000), 0);
@@ -125,7 +103,7 @@ static void test_cache(void **state)
         /* replace, drop */
         assert_int_equal(pinlet_token_cache_put(&c, "k", "one", 0, 60000), 0);
         assert_int_equal(pinlet_token_cache_put(&c, "k", "two", 0, 60000), 0);
-        assert_int_equal(c.n, 1);
+        assert_int_equal(pinlet_token_cache_size(&c), 1);
         assert_int_equal(pinlet_token_cache_get(&c, "k", 1, &t), 1);
         assert_string_equal(t, "two");
         free(t);
@@ -140,9 +118,40 @@ static void test_cache(void **state)
         assert_int_equal(pinlet_token_cache_get(&c, "k0", 1, &t), 1); /* k0 now recent */
         free(t);
         assert_int_equal(pinlet_token_cache_put(&c, "new", "t", 0, 60000), 0);
-        assert_int_equal(c.n, PINLET_TOKEN_CACHE_MAX);
+        assert_int_equal(pinlet_token_cache_size(&c), PINLET_TOKEN_CACHE_MAX);
         assert_int_equal(pinlet_token_cache_get(&c, "k1", 1, &t), 0);
         assert_int_equal(pinlet_token_cache_get(&c, "k0", 1, &t), 1);
+        free(t);
+        pinlet_token_cache_done(&c);
+}
+
+/* The bound is the caller's: a cache of 2 keeps the 2 most recently used tokens, and an
+ * expired token leaves on the next put before anything still valid. */
+static void test_cache_small_bound(void **state)
+{
+        struct pinlet_token_cache c;
+        char *t = NULL;
+
+        assert_int_equal(pinlet_token_cache_init(&c, 2), 0);
+        assert_int_equal(pinlet_token_cache_put(&c, "a", "ta", 0, 60000), 0);
+        assert_int_equal(pinlet_token_cache_put(&c, "b", "tb", 0, 60000), 0);
+        assert_int_equal(pinlet_token_cache_get(&c, "a", 1, &t), 1); /* b is now the LRU */
+        free(t);
+        assert_int_equal(pinlet_token_cache_put(&c, "c", "tc", 0, 60000), 0);
+        assert_int_equal(pinlet_token_cache_size(&c), 2);
+        assert_int_equal(pinlet_token_cache_get(&c, "b", 1, &t), 0);
+        assert_int_equal(pinlet_token_cache_get(&c, "a", 1, &t), 1);
+        free(t);
+
+        /* "short" expires at 5 s; at 6 s a put drops it, not the older entry "c" that the LRU
+         * order alone would have evicted */
+        pinlet_token_cache_drop(&c, "a");
+        assert_int_equal(pinlet_token_cache_put(&c, "short", "ts", 0, 10000), 0);
+        assert_int_equal(pinlet_token_cache_put(&c, "d", "td", 6000, 60000), 0);
+        assert_int_equal(pinlet_token_cache_size(&c), 2);
+        assert_int_equal(pinlet_token_cache_get(&c, "c", 6001, &t), 1);
+        free(t);
+        assert_int_equal(pinlet_token_cache_get(&c, "d", 6001, &t), 1);
         free(t);
         pinlet_token_cache_done(&c);
 }
@@ -152,8 +161,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_parse_errors),
-                cmocka_unit_test(test_rfc3339),
                 cmocka_unit_test(test_cache),
+                cmocka_unit_test(test_cache_small_bound),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

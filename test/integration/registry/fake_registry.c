@@ -10,6 +10,7 @@
  *   baddigest   HEAD answers 200 with a malformed digest header
  *   bigmanifest HEAD 405; GET answers a 5 MiB body
  *   bigheaders  HEAD answers 200 with ~100 KiB of headers
+ *   longheader  HEAD answers 200 with one 150 KiB header line (past curl's per-line limit)
  *   redirect    manifests answer 307 to --redirect-to (a URL prefix) + the same path
  *   loop        manifests answer 302 to themselves, forever
  *   status:N    manifests answer status N (with a registry error body)
@@ -55,8 +56,11 @@ static void on_signal(int sig)
         stop = 1;
 }
 
+/* extra headers of a reply: false/true for none/many (~100 KiB), or EXTRA_LONG_LINE */
+#define EXTRA_LONG_LINE 2
+
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body,
-                             size_t len, const char *digest, bool big_headers)
+                             size_t len, const char *digest, int big_headers)
 {
         struct MHD_Response *r =
                 MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -65,7 +69,16 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
         MHD_add_response_header(r, "Content-Type", "application/vnd.oci.image.manifest.v1+json");
         if (digest)
                 MHD_add_response_header(r, "Docker-Content-Digest", digest);
-        if (big_headers) {
+        if (big_headers == EXTRA_LONG_LINE) {
+                char *value = malloc(150 * 1024 + 1);
+
+                if (value) {
+                        memset(value, 'x', 150 * 1024);
+                        value[150 * 1024] = 0;
+                        MHD_add_response_header(r, "X-Long", value);
+                        free(value);
+                }
+        } else if (big_headers) {
                 char name[32], value[1001];
 
                 memset(value, 'x', 1000);
@@ -171,6 +184,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 return reply(c, 200, manifest, strlen(manifest), "sha256:not-hex", false);
         if (strcmp(m, "bigheaders") == 0)
                 return reply(c, 200, manifest, strlen(manifest), srv.digest, true);
+        if (strcmp(m, "longheader") == 0)
+                return reply(c, 200, manifest, strlen(manifest), srv.digest, EXTRA_LONG_LINE);
         if (strcmp(m, "redirect") == 0 || strcmp(m, "loop") == 0) {
                 struct MHD_Response *r =
                         MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli.h"
 #include "config/config.h"
 #include "ref/ref.h"
 #include "registry/registry.h"
@@ -66,8 +67,7 @@ static void *worker(void *arg)
                 if (i > 0 && pause_ms > 0)
                         nanosleep(&ts, NULL);
                 struct pinlet_resolution res = { 0 };
-                int64_t deadline =
-                        deadline_rel_ms >= 0 ? pinlet_registry_now_ms() + deadline_rel_ms : 0;
+                int64_t deadline = deadline_rel_ms >= 0 ? pinlet_now_ms() + deadline_rel_ms : 0;
                 int r = pinlet_registry_resolve(reg, ref, use_auth ? &auth : NULL, deadline, &res,
                                                 &err);
 
@@ -160,12 +160,12 @@ int main(int argc, char **argv)
                 return 2;
         }
         if (pinlet_config_init(&cfg) < 0 || pinlet_config_load(&cfg, config, false, &err) < 0 ||
-            pinlet_registry_new(&cfg, &reg, &err) < 0 ||
+            pinlet_cli_registry_new(&cfg, &reg, &err) < 0 ||
             pinlet_ref_parse(argv[optind], &ref, &err) < 0) {
                 fprintf(stderr, "registry_probe: %s\n", pinlet_error_message(err, -EINVAL));
                 return 2;
         }
-        t0 = pinlet_registry_now_ms();
+        t0 = pinlet_now_ms();
         for (int i = 0; i < threads; i++)
                 pthread_create(&tid[i], NULL, worker, NULL);
         for (int i = 0; i < threads; i++)
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
         printf("stats requests=%llu manifest=%llu token=%llu resolutions=%llu elapsed_ms=%lld\n",
                (unsigned long long)st.requests, (unsigned long long)st.manifest_requests,
                (unsigned long long)st.token_requests, (unsigned long long)st.resolutions,
-               (long long)(pinlet_registry_now_ms() - t0));
+               (long long)(pinlet_now_ms() - t0));
         r = inconsistent ? 1 : first_error;
         pinlet_registry_free(reg);
         pinlet_ref_free(ref);

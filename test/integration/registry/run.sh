@@ -453,6 +453,14 @@ case_fake() {
 	run 6 "fake: 100 KiB of headers -> rejected" "$PINLET_BIN" resolve --config "$cfg" "127.0.0.1:$port/x/y:1"
 	expect_match "fake: oversized headers message" "$err" "headers exceed 65536 bytes"
 
+	# One header line past curl's own limit: curl 7.88 fails with "out of memory"; pinlet
+	# reports the peer's protocol error and names the registry.
+	start_fake longheader --mode longheader; port=$fport
+	cfg=$(fake_cfg "$port")
+	run 6 "fake: 150 KiB header line -> protocol error" "$PINLET_BIN" resolve --config "$cfg" "127.0.0.1:$port/x/y:1"
+	expect_match "fake: long header line message" "$err" "registry 127.0.0.1:$port: .*127.0.0.1:$port: a response header line exceeds"
+	case $err in *memory*) fail "fake: long header line reported as out of memory: $err" ;; esac
+
 	# Redirect to another origin: followed, and the Basic credentials stay behind.
 	start_fake target --mode ok; port2=$fport
 	start_fake redirect --mode redirect --redirect-to "http://127.0.0.1:$port2" --require-basic alice:s3cret; port=$fport

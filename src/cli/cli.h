@@ -127,4 +127,3 @@ int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_regis
  * NULL when there are none), so the daemon can warn about them loudly at start. Returns
  * 0 or -ENOMEM. */
 int pinlet_cli_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret);
-

@@ -29,6 +29,7 @@
 
 #include "audit/audit.h"
 #include "cache/cache.h"
+#include "util/time.h"
 #include "config/config.h"
 #include "cri.pb-c.h"
 #include "intercept/intercept.h"
@@ -1089,7 +1090,7 @@ static void test_deadline(void **state)
         struct pinlet_call_info info = { .method = "/runtime.v1.ImageService/PullImage",
                                          .may_block = true };
         struct pinlet_intercept_result r;
-        int64_t now = pinlet_cache_now_ms();
+        int64_t now = pinlet_now_ms();
         struct blob req;
 
         /* the call's deadline, less a quarter kept for forwarding */
@@ -1105,13 +1106,13 @@ static void test_deadline(void **state)
         /* no deadline: the configured resolve timeout */
         fx->cfg.resolve_timeout_ms = 5000;
         info.deadline_ms = INT64_MAX;
-        now = pinlet_cache_now_ms();
+        now = pinlet_now_ms();
         req = pull_request("nginx:1.26", NULL, NULL, &WEB);
         pinlet_interceptor_pull_image(fx->ic, &info, req.d, req.len, &r);
         free(req.d);
         result_done(&r);
         assert_true(fx->fake.last_deadline >= now + 5000);
-        assert_true(fx->fake.last_deadline <= pinlet_cache_now_ms() + 5000);
+        assert_true(fx->fake.last_deadline <= pinlet_now_ms() + 5000);
 }
 
 static void test_no_secret_in_logs(void **state)
@@ -1517,10 +1518,10 @@ static void test_message_size(void **state)
 /* Waits (bounded) until the resolver forgets host's failure. */
 static bool wait_not_failing(struct fx *fx, const char *host, int64_t timeout_ms)
 {
-        int64_t deadline = pinlet_cache_now_ms() + timeout_ms;
+        int64_t deadline = pinlet_now_ms() + timeout_ms;
 
         while (pinlet_resolver_registry_failing(fx->resolver, host)) {
-                if (pinlet_cache_now_ms() > deadline)
+                if (pinlet_now_ms() > deadline)
                         return false;
                 usleep(20000);
         }
@@ -1733,7 +1734,15 @@ static void test_real_registry(void **state)
         fclose(f);
         assert_int_equal(pinlet_config_init(&cfg), 0);
         assert_int_equal(pinlet_config_load(&cfg, path, false, NULL), 0);
-        assert_int_equal(pinlet_registry_new(&cfg, &reg, NULL), 0);
+        {
+                const struct pinlet_registry_host h = { .host = host, .insecure = true };
+                const struct pinlet_registry_options ro = { .connect_timeout_ms = 5000,
+                                                            .resolve_timeout_ms = 5000,
+                                                            .hosts = &h,
+                                                            .n_hosts = 1 };
+
+                assert_int_equal(pinlet_registry_new(&ro, &reg, NULL), 0);
+        }
         assert_int_equal(pinlet_resolver_new(
                                  &(const struct pinlet_resolver_options){
                                          .registry = reg,

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cache/cache.h"
+#include "util/time.h"
 #include "pins/pins.h"
 #include "ref/ref.h"
 #include "registry/registry.h"
@@ -168,7 +169,7 @@ static struct res resolve_full(struct fx *fx, const char *image, enum pinlet_res
                                                 .key = x.key,
                                                 .purpose = p,
                                                 .auth = auth,
-                                                .deadline_ms = pinlet_cache_now_ms() + budget_ms,
+                                                .deadline_ms = pinlet_now_ms() + budget_ms,
                                                 .may_block = may_block,
                                         },
                                         &x.a);
@@ -578,9 +579,9 @@ static void test_failing_expires(void **state)
         x = resolve(fx, "registry.example/app:v1", PINLET_RESOLVE_PULL);
         res_done(&x);
         assert_true(pinlet_resolver_registry_failing(fx->r, "REGISTRY.example"));
-        deadline = pinlet_cache_now_ms() + 10000;
+        deadline = pinlet_now_ms() + 10000;
         while (pinlet_resolver_registry_failing(fx->r, "registry.example")) {
-                assert_true(pinlet_cache_now_ms() < deadline);
+                assert_true(pinlet_now_ms() < deadline);
                 usleep(10000);
         }
         fx->fake.fail = 0;

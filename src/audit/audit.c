@@ -276,6 +276,37 @@ void pinlet_audit_stats(struct pinlet_audit *a, uint64_t *ret_written, uint64_t 
         *ret_failed = a->failed;
 }
 
+int pinlet_audit_reconfigure(struct pinlet_audit *a, const struct pinlet_audit_options *o,
+                             struct pinlet_error **err)
+{
+        bool to_stderr = o->also_stderr || (o->path && strcmp(o->path, "-") == 0);
+        bool has_file = o->path && *o->path && strcmp(o->path, "-") != 0;
+        _cleanup_free_ char *path = NULL;
+        char *old_path;
+        int fd = -1, old_fd, r;
+
+        if (has_file) {
+                path = strdup(o->path);
+                if (!path)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                /* the new file first: a path that cannot be opened changes nothing */
+                r = open_file(path, &fd, err);
+                if (r < 0)
+                        return r;
+        }
+        pthread_rwlock_wrlock(&a->lock);
+        old_fd = a->fd;
+        old_path = a->path;
+        a->fd = fd;
+        a->path = TAKE_PTR(path);
+        a->to_stderr = to_stderr;
+        pthread_rwlock_unlock(&a->lock);
+        if (old_fd >= 0)
+                close(old_fd);
+        free(old_path);
+        return 0;
+}
+
 uint64_t pinlet_audit_reopen_failures(struct pinlet_audit *a)
 {
         return a->reopen_failed;

@@ -101,6 +101,12 @@ char *pinlet_audit_format(const struct pinlet_audit_record *rec);
  * longer than one write(2) takes. */
 int pinlet_audit_write(struct pinlet_audit *a, const struct pinlet_audit_record *rec);
 
+/* Switches to other destinations (a configuration reload): the new file is opened first,
+ * so on error (*err names it) nothing changes; otherwise the same as a reopen at the new
+ * path. Thread-safe like reopen. Also reopens an unchanged path (logrotate). */
+int pinlet_audit_reconfigure(struct pinlet_audit *a, const struct pinlet_audit_options *o,
+                             struct pinlet_error **err);
+
 /* Reopens the file at the configured path (after logrotate renamed it), with the same
  * checks as open. Returns 0, or a negative errno with *err set (the caller logs it); the
  * old file stays in use then, and the failure is counted (pinlet_audit_reopen_failures).

@@ -404,6 +404,20 @@ int pinlet_cache_get(struct pinlet_cache *c, const char *key, int64_t deadline_m
         return r;
 }
 
+void pinlet_cache_set_options(struct pinlet_cache *c, const struct pinlet_cache_options *o)
+{
+        struct pinlet_lru_node *oldest;
+
+        pthread_mutex_lock(&c->lock);
+        c->o.ttl_ms = o->ttl_ms;
+        c->o.stale_if_error_ms = o->stale_if_error_ms;
+        c->o.negative_ttl_ms = o->negative_ttl_ms;
+        c->o.max_entries = o->max_entries ? o->max_entries : PINLET_CACHE_DEFAULT_MAX_ENTRIES;
+        while (pinlet_lru_size(&c->lru) > c->o.max_entries && (oldest = pinlet_lru_oldest(&c->lru)))
+                entry_remove(c, PINLET_LRU_ENTRY(oldest, struct entry, node));
+        pthread_mutex_unlock(&c->lock);
+}
+
 int pinlet_cache_lookup(struct pinlet_cache *c, const char *key, bool allow_stale, char **ret_value,
                         enum pinlet_cache_source *ret_source, struct pinlet_error **err)
 {

@@ -112,6 +112,11 @@ int pinlet_cache_peek(struct pinlet_cache *c, const char *key, char **ret_value)
 int pinlet_cache_lookup(struct pinlet_cache *c, const char *key, bool allow_stale, char **ret_value,
                         enum pinlet_cache_source *ret_source, struct pinlet_error **err);
 
+/* New freshness windows and bound (a configuration reload): ttl_ms, stale_if_error_ms,
+ * negative_ttl_ms and max_entries from o (the clock stays); entries beyond the new bound
+ * are evicted, least recently used first. */
+void pinlet_cache_set_options(struct pinlet_cache *c, const struct pinlet_cache_options *o);
+
 /* Drops key's entry (positive or negative); an in-flight resolution is not affected. */
 void pinlet_cache_invalidate(struct pinlet_cache *c, const char *key);
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,22 +102,33 @@ static int apply_overrides(const struct pinlet_cli_overrides *ov, struct pinlet_
         return 0;
 }
 
-int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config *cfg)
+int pinlet_cli_load_config(const struct pinlet_cli_overrides *ov, struct pinlet_config *cfg,
+                           struct pinlet_error **err)
 {
-        _cleanup_error_ struct pinlet_error *err = NULL;
         const char *path = ov->config ? ov->config : PINLET_DEFAULT_CONFIG;
         int r;
 
         r = pinlet_config_init(cfg);
-        if (r < 0) {
+        if (r < 0)
+                return pinlet_error_set(err, r, "out of memory");
+        r = pinlet_config_load(cfg, path, !ov->config, err);
+        if (r >= 0)
+                r = apply_overrides(ov, cfg, err);
+        if (r >= 0)
+                r = pinlet_config_validate(cfg, err);
+        return r;
+}
+
+int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config *cfg)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        int r;
+
+        r = pinlet_cli_load_config(ov, cfg, &err);
+        if (r == -ENOMEM) {
                 fprintf(stderr, "pinlet: out of memory\n");
                 return PINLET_EXIT_FAILURE;
         }
-        r = pinlet_config_load(cfg, path, !ov->config, &err);
-        if (r >= 0)
-                r = apply_overrides(ov, cfg, &err);
-        if (r >= 0)
-                r = pinlet_config_validate(cfg, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet: %s\n", pinlet_error_message(err, r));
                 return PINLET_EXIT_USAGE;

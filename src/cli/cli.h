@@ -99,6 +99,11 @@ struct pinlet_cli_overrides {
 /* Records a common option; returns 1 if opt was one, 0 otherwise. */
 int pinlet_cli_override(struct pinlet_cli_overrides *ov, int opt, const char *arg);
 
+/* The configuration the overrides name (file, then flags, then validation), for callers
+ * that report errors themselves (a reload). cfg is initialised either way. */
+int pinlet_cli_load_config(const struct pinlet_cli_overrides *ov, struct pinlet_config *cfg,
+                           struct pinlet_error **err);
+
 /*
  * Reads the configuration (the --config file, which must exist, or the default path, which
  * may be missing), applies the overrides, validates, and sets up logging. On error prints

@@ -2,12 +2,34 @@
 /*
  * `pinlet serve` (also `pinlet` with no command): the CRI proxy daemon.
  *
+ * What lives how long:
+ *   - for the whole run: the proxy (socket, backend channels, workers), the pin store, the
+ *     resolution cache and the audit log;
+ *   - per configuration, a generation (struct gen): the configuration itself, the
+ *     registry client, the lock files and their watcher, the resolver and the
+ *     interceptor. A reload (SIGHUP) builds a new generation and makes it current; every
+ *     CRI call holds a reference to the generation current when it started, across both
+ *     interceptor phases (the proxy keeps it as the call's state), so calls in flight
+ *     finish under the configuration they started with. A generation is freed when its
+ *     last call ends.
+ *
+ * Reload: the file is read and validated, and the new generation built, before anything
+ * changes: an invalid file (or one naming files that cannot be read) changes nothing and
+ * is logged with its file:line error. Keys that cannot change while running (the socket,
+ * the endpoints, the state directory, the message size, the worker count, the pin store
+ * bound) keep their old value, and the log names each. Settings of the long-lived parts
+ * change in place: the cache's windows and bound, the per-registry queue limit, the log
+ * level and format, and the audit log's destinations (which are also reopened).
+ *
+ * Mode off: nothing is decoded (the interceptors answer at once, without decoding); the
+ * pin store and the audit log are still opened, so a reload can turn pinning on.
+ *
  * Signals: SIGTERM, SIGINT, SIGUSR1 and SIGHUP are blocked in every thread before gRPC
  * starts its own threads, and one thread takes them with sigwait(): no async-signal-safety
  * puzzles, and gRPC threads never see them.
  *   SIGTERM, SIGINT  graceful shutdown (streams end at once, unary calls get the grace)
  *   SIGUSR1          reopens the audit log (after logrotate moved it)
- *   SIGHUP           ignored with a notice (configuration is read at start only)
+ *   SIGHUP           reloads the configuration (and reopens the audit log)
  */
 #include <getopt.h>
 #include <malloc.h>
@@ -16,6 +38,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -31,40 +54,72 @@
 #include "resolve/resolve.h"
 #include "util/log.h"
 
-struct signal_thread {
-        pthread_t thread;
-        sigset_t set;
-        struct pinlet_proxy *proxy;
-        struct pinlet_audit *audit; /* reopened on SIGUSR1; NULL when none */
-        atomic_bool done;           /* set by the main thread after pinlet_proxy_run() returned */
-};
-
-/* Everything the interceptors use, created before the proxy and freed after it (the
- * proxy's workers are joined by then). */
-struct pipeline {
+/* Everything built from one configuration. */
+struct gen {
+        atomic_uint refs;
+        struct pinlet_config cfg; /* owned */
         struct pinlet_registry *registry;
-        struct pinlet_cache *cache;
-        struct pinlet_pins *pins;
-        struct pinlet_audit *audit;
         struct pinlet_lock *lock; /* NULL without lock.paths */
         struct pinlet_resolver *resolver;
         struct pinlet_interceptor *interceptor;
-        struct pinlet_method *methods; /* the CRI method table with the interceptors bound */
-        size_t n_methods;
-        bool config_error; /* pipeline_init failed on the configuration: exit 2 */
 };
 
-static void pipeline_done(struct pipeline *pl)
+struct daemon {
+        struct pinlet_cli_overrides ov; /* to read the configuration again */
+
+        /* for the whole run */
+        struct pinlet_cache *cache;
+        struct pinlet_pins *pins;
+        struct pinlet_audit *audit;
+        struct pinlet_proxy *proxy;
+        struct pinlet_method *methods; /* the CRI method table with the interceptors bound */
+        size_t n_methods;
+
+        pthread_mutex_t lock; /* protects current */
+        struct gen *current;
+
+        atomic_uint_fast64_t reloads_ok, reloads_failed;
+        atomic_int_fast64_t last_reload_ok; /* unix seconds */
+};
+
+struct signal_thread {
+        pthread_t thread;
+        sigset_t set;
+        struct daemon *d;
+        atomic_bool done; /* set by the main thread after pinlet_proxy_run() returned */
+};
+
+/* ---- generations ---- */
+
+static void gen_free(struct gen *g)
 {
-        free(pl->methods);
-        pinlet_interceptor_free(pl->interceptor);
-        pinlet_resolver_free(pl->resolver);
-        pinlet_lock_free(pl->lock);
-        pinlet_audit_close(pl->audit);
-        pinlet_pins_close(pl->pins);
-        pinlet_cache_free(pl->cache);
-        pinlet_registry_free(pl->registry);
-        *pl = (struct pipeline){};
+        if (!g)
+                return;
+        pinlet_interceptor_free(g->interceptor);
+        pinlet_resolver_free(g->resolver);
+        pinlet_lock_free(g->lock);
+        pinlet_registry_free(g->registry);
+        pinlet_config_free(&g->cfg);
+        free(g);
+}
+
+static void gen_unref(void *p)
+{
+        struct gen *g = p;
+
+        if (g && atomic_fetch_sub(&g->refs, 1) == 1)
+                gen_free(g);
+}
+
+static struct gen *gen_get(struct daemon *d)
+{
+        struct gen *g;
+
+        pthread_mutex_lock(&d->lock);
+        g = d->current;
+        atomic_fetch_add(&g->refs, 1);
+        pthread_mutex_unlock(&d->lock);
+        return g;
 }
 
 static void warn_skip_verify(const struct pinlet_config *cfg)
@@ -80,45 +135,158 @@ static void warn_skip_verify(const struct pinlet_config *cfg)
         pinlet_strv_free(hosts);
 }
 
-/* Creates the resolution pipeline and binds the interceptors into the method table. Mode
- * off decodes nothing: no interceptor, no pin store, no audit records. */
-static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
-                         struct pinlet_error **err)
+/*
+ * Builds a generation from cfg (taken: owned by the generation, also on failure). Every
+ * failure here is a configuration error (a file the configuration names that cannot be
+ * read or parsed).
+ */
+static int gen_new(struct daemon *d, struct pinlet_config *cfg, struct gen **ret,
+                   struct pinlet_error **err)
 {
-        const struct pinlet_cache_options co = {
+        struct gen *g;
+        int r;
+
+        g = calloc(1, sizeof(*g));
+        if (!g) {
+                pinlet_config_free(cfg);
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        }
+        atomic_init(&g->refs, 1);
+        g->cfg = *cfg;
+        *cfg = (struct pinlet_config){};
+
+        r = pinlet_cli_registry_new(&g->cfg, &g->registry, err);
+        if (r < 0) {
+                pinlet_error_wrap(err, r, "registry client");
+                goto fail;
+        }
+        if (g->cfg.lock_paths) {
+                r = pinlet_lock_new(g->cfg.lock_paths, NULL, &g->lock, err);
+                if (r < 0) {
+                        pinlet_error_wrap(err, r, "lock files");
+                        goto fail;
+                }
+                r = pinlet_lock_watch_start(g->lock, err);
+                if (r < 0) {
+                        pinlet_error_wrap(err, r, "lock files: watching for changes");
+                        goto fail;
+                }
+        }
+        r = pinlet_resolver_new(
+                &(const struct pinlet_resolver_options){
+                        .registry = g->registry,
+                        .cache = d->cache,
+                        .pins = d->pins,
+                        .error_ttl_ms = g->cfg.cache_error_ttl_ms,
+                },
+                &g->resolver, err);
+        if (r < 0)
+                goto fail;
+        r = pinlet_interceptor_new(
+                &(const struct pinlet_interceptor_options){
+                        .cfg = &g->cfg,
+                        .resolver = g->resolver,
+                        .pins = d->pins,
+                        .audit = d->audit,
+                        .lock = g->lock,
+                },
+                &g->interceptor, err);
+        if (r < 0)
+                goto fail;
+        *ret = g;
+        return 0;
+fail:
+        gen_free(g);
+        return r;
+}
+
+static void log_gen(const struct gen *g)
+{
+        const struct pinlet_config *cfg = &g->cfg;
+
+        if (cfg->mode == PINLET_MODE_OFF)
+                log_info("mode off: every call passes through untouched");
+        else
+                log_info("mode %s, on_failure %s, audit log %s", pinlet_mode_to_string(cfg->mode),
+                         pinlet_on_failure_to_string(cfg->on_failure),
+                         cfg->audit_file && *cfg->audit_file ? cfg->audit_file : "(none)");
+        for (char **p = cfg->lock_paths; p && *p; p++)
+                log_info("lock files: %s", *p);
+        warn_skip_verify(cfg);
+}
+
+/* ---- the interceptors, through the current generation ---- */
+
+/*
+ * The call's generation: on the first (completion-queue) phase the current one, held
+ * until the call ends (handed to the proxy as the call's state when it defers); on the
+ * second phase the one the first left.
+ */
+static void through_gen(pinlet_intercept_fn fn, void *userdata, const struct pinlet_call_info *info,
+                        const uint8_t *request, size_t len, struct pinlet_intercept_result *ret)
+{
+        struct gen *g = info->state ? info->state : gen_get(userdata);
+
+        fn(g->interceptor, info, request, len, ret);
+        if (info->state)
+                return; /* the proxy releases it with the call */
+        if (ret->action == PINLET_DEFER)
+                ret->state = g;
+        else
+                gen_unref(g);
+}
+
+static void pull_image(void *userdata, const struct pinlet_call_info *info, const uint8_t *request,
+                       size_t len, struct pinlet_intercept_result *ret)
+{
+        through_gen(pinlet_interceptor_pull_image, userdata, info, request, len, ret);
+}
+
+static void image_status(void *userdata, const struct pinlet_call_info *info,
+                         const uint8_t *request, size_t len, struct pinlet_intercept_result *ret)
+{
+        through_gen(pinlet_interceptor_image_status, userdata, info, request, len, ret);
+}
+
+static void create_container(void *userdata, const struct pinlet_call_info *info,
+                             const uint8_t *request, size_t len,
+                             struct pinlet_intercept_result *ret)
+{
+        through_gen(pinlet_interceptor_create_container, userdata, info, request, len, ret);
+}
+
+/* ---- the long-lived parts ---- */
+
+static struct pinlet_cache_options cache_options(const struct pinlet_config *cfg)
+{
+        return (struct pinlet_cache_options){
                 .ttl_ms = cfg->cache_ttl_ms,
                 .stale_if_error_ms = cfg->cache_stale_if_error_ms,
                 .negative_ttl_ms = cfg->cache_negative_ttl_ms,
                 .max_entries = cfg->cache_max_entries,
         };
-        const struct pinlet_audit_options ao = {
-                .path = cfg->audit_file,
-                .also_stderr = cfg->audit_stderr,
+}
+
+/* Opens the pin store, the cache and the audit log. A failure is a configuration error
+ * (a state or audit directory that cannot be used) unless memory ran out. */
+static int daemon_open(struct daemon *d, const struct pinlet_config *cfg, struct pinlet_error **err)
+{
+        static const struct pinlet_cri_binding bindings[] = {
+                { "ImageService/PullImage", pull_image },
+                { "ImageService/ImageStatus", image_status },
+                { "RuntimeService/CreateContainer", create_container },
         };
+        const struct pinlet_cache_options co = cache_options(cfg);
         const struct pinlet_pins_load_report *report;
         int r;
 
-        static const struct pinlet_cri_binding bindings[] = {
-                { "ImageService/PullImage", pinlet_interceptor_pull_image },
-                { "ImageService/ImageStatus", pinlet_interceptor_image_status },
-                { "RuntimeService/CreateContainer", pinlet_interceptor_create_container },
-        };
-
-        if (cfg->mode == PINLET_MODE_OFF) {
-                log_info("mode off: every call passes through untouched");
-                return pinlet_cri_methods_build(NULL, 0, &pl->methods, &pl->n_methods, err);
-        }
-        warn_skip_verify(cfg);
-        r = pinlet_cli_registry_new(cfg, &pl->registry, err);
-        if (r < 0)
-                return pinlet_error_wrap(err, r, "registry client");
-        r = pinlet_cache_new(&co, &pl->cache);
+        r = pinlet_cache_new(&co, &d->cache);
         if (r < 0)
                 return pinlet_error_set(err, r, "resolution cache: %s", strerror(-r));
-        r = pinlet_pins_open(cfg->state_dir, cfg->pins_max_entries, &pl->pins, err);
+        r = pinlet_pins_open(cfg->state_dir, cfg->pins_max_entries, &d->pins, err);
         if (r < 0)
                 return r;
-        report = pinlet_pins_load_report(pl->pins);
+        report = pinlet_pins_load_report(d->pins);
         if (report && (report->skipped || report->truncated))
                 log_warn("pin store %s: skipped %zu damaged and %zu truncated lines (%s); "
                          "kept %zu pins, the damaged file is saved as pins.jsonl.corrupt",
@@ -127,59 +295,142 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
                          report->entries);
         else if (report)
                 log_info("pin store %s: %zu pins", cfg->state_dir, report->entries);
-        r = pinlet_audit_open(&ao, &pl->audit, err);
+        r = pinlet_audit_open(
+                &(const struct pinlet_audit_options){
+                        .path = cfg->audit_file,
+                        .also_stderr = cfg->audit_stderr,
+                },
+                &d->audit, err);
         if (r < 0)
                 return pinlet_error_wrap(err, r, "audit log");
-        if (cfg->lock_paths) {
-                r = pinlet_lock_new(cfg->lock_paths, NULL, &pl->lock, err);
-                if (r < 0) {
-                        pl->config_error = true;
-                        return pinlet_error_wrap(err, r, "lock files");
-                }
-                r = pinlet_lock_watch_start(pl->lock, err);
-                if (r < 0)
-                        return pinlet_error_wrap(err, r, "lock files: watching for changes");
-                for (char **p = cfg->lock_paths; *p; p++)
-                        log_info("lock files: %s", *p);
+        return pinlet_cri_methods_build(bindings, ELEMENTSOF(bindings), &d->methods, &d->n_methods,
+                                        err);
+}
+
+static void daemon_close(struct daemon *d)
+{
+        gen_unref(d->current);
+        d->current = NULL;
+        free(d->methods);
+        pinlet_audit_close(d->audit);
+        pinlet_pins_close(d->pins);
+        pinlet_cache_free(d->cache);
+        pthread_mutex_destroy(&d->lock);
+}
+
+/* ---- reload ---- */
+
+#define KEEP(field, name, fmt, ...)                                                         \
+        do {                                                                                \
+                if (changed_##fmt(old->field, new->field)) {                                \
+                        log_warn("reload: %s cannot change while pinlet runs: keeping the " \
+                                 "old value (restart pinlet to apply the new one)",         \
+                                 name);                                                     \
+                        keep_##fmt(&new->field, old->field);                                \
+                }                                                                           \
+        } while (0)
+
+static bool changed_str(const char *a, const char *b)
+{
+        return !streq_ptr(a && *a ? a : NULL, b && *b ? b : NULL);
+}
+
+static void keep_str(char **field, const char *old)
+{
+        char *copy = old ? strdup(old) : NULL;
+
+        if (old && !copy)
+                return; /* out of memory: the new value stays, it is only unused */
+        free(*field);
+        *field = copy;
+}
+
+static bool changed_num(uint64_t a, uint64_t b)
+{
+        return a != b;
+}
+
+#define keep_num(field, old) (*(field) = (old))
+
+/* The keys that only take effect at start keep their running value in new. */
+static void keep_immutable(const struct pinlet_config *old, struct pinlet_config *new)
+{
+        KEEP(listen, "listen", str);
+        KEEP(socket_mode, "socket.mode", num);
+        KEEP(socket_uid, "socket.owner", num);
+        KEEP(socket_gid, "socket.group", num);
+        KEEP(runtime_endpoint, "runtime_endpoint", str);
+        KEEP(image_endpoint, "image_endpoint", str);
+        KEEP(state_dir, "state_dir", str);
+        KEEP(max_message_size, "max_message_size", num);
+        KEEP(shutdown_grace_ms, "shutdown_grace", num);
+        KEEP(workers, "resolver.workers", num);
+        KEEP(pins_max_entries, "pins.max_entries", num);
+}
+
+static int daemon_reload(struct daemon *d)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_config cfg;
+        struct pinlet_cache_options co;
+        struct gen *old, *g = NULL;
+        int r;
+
+        r = pinlet_cli_load_config(&d->ov, &cfg, &err);
+        if (r >= 0) {
+                old = gen_get(d);
+                keep_immutable(&old->cfg, &cfg);
+                gen_unref(old);
+                r = gen_new(d, &cfg, &g, &err); /* takes cfg */
+        } else {
+                pinlet_config_free(&cfg);
         }
-        r = pinlet_resolver_new(
-                &(const struct pinlet_resolver_options){
-                        .registry = pl->registry,
-                        .cache = pl->cache,
-                        .pins = pl->pins,
-                        .error_ttl_ms = cfg->cache_error_ttl_ms,
-                },
-                &pl->resolver, err);
-        if (r < 0)
+        if (r >= 0)
+                r = pinlet_audit_reconfigure(d->audit,
+                                             &(const struct pinlet_audit_options){
+                                                     .path = g->cfg.audit_file,
+                                                     .also_stderr = g->cfg.audit_stderr,
+                                             },
+                                             &err);
+        if (r < 0) {
+                gen_unref(g);
+                atomic_fetch_add(&d->reloads_failed, 1);
+                log_error("reload failed, the configuration in force is unchanged: %s",
+                          pinlet_error_message(err, r));
                 return r;
-        r = pinlet_interceptor_new(
-                &(const struct pinlet_interceptor_options){
-                        .cfg = cfg,
-                        .resolver = pl->resolver,
-                        .pins = pl->pins,
-                        .audit = pl->audit,
-                        .lock = pl->lock,
-                },
-                &pl->interceptor, err);
-        if (r < 0)
-                return r;
-        r = pinlet_cri_methods_build(bindings, ELEMENTSOF(bindings), &pl->methods, &pl->n_methods,
-                                     err);
-        if (r < 0)
-                return r;
-        log_info("mode %s, on_failure %s, audit log %s", pinlet_mode_to_string(cfg->mode),
-                 pinlet_on_failure_to_string(cfg->on_failure),
-                 cfg->audit_file && *cfg->audit_file ? cfg->audit_file : "(none)");
+        }
+
+        /* the long-lived parts: settings that change in place */
+        co = cache_options(&g->cfg);
+        pinlet_cache_set_options(d->cache, &co);
+        pinlet_proxy_set_queue_limit(d->proxy, g->cfg.resolver_per_registry);
+        pinlet_log_setup((enum pinlet_log_level)g->cfg.log_level,
+                         (enum pinlet_log_format)g->cfg.log_format);
+
+        pthread_mutex_lock(&d->lock);
+        old = d->current;
+        d->current = g;
+        pthread_mutex_unlock(&d->lock);
+        gen_unref(old); /* freed when its last call ends */
+
+        atomic_fetch_add(&d->reloads_ok, 1);
+        atomic_store(&d->last_reload_ok, (int_fast64_t)time(NULL));
+        log_info("configuration reloaded from %s", g->cfg.path ? g->cfg.path : "(defaults)");
+        log_gen(g);
         return 0;
 }
+
+/* ---- signals ---- */
 
 static void *signal_main(void *arg)
 {
         struct signal_thread *st = arg;
+        struct daemon *d = st->d;
         bool stopping = false;
 
         for (;;) {
-                int sig;
+                _cleanup_error_ struct pinlet_error *err = NULL;
+                int sig, r;
 
                 if (sigwait(&st->set, &sig) != 0)
                         continue;
@@ -195,23 +446,22 @@ static void *signal_main(void *arg)
                         stopping = true;
                         log_info("stopping (%s)", strsignal(sig));
                         sd_notify(0, "STOPPING=1");
-                        pinlet_proxy_shutdown(st->proxy);
+                        pinlet_proxy_shutdown(d->proxy);
                         break;
                 case SIGUSR1:
-                        if (st->audit) {
-                                _cleanup_error_ struct pinlet_error *err = NULL;
-                                int r = pinlet_audit_reopen(st->audit, &err);
-
-                                if (r < 0)
-                                        log_error("SIGUSR1: reopening the audit log: %s",
-                                                  pinlet_error_message(err, r));
-                                else
-                                        log_info("SIGUSR1: audit log reopened");
-                        }
+                        r = pinlet_audit_reopen(d->audit, &err);
+                        if (r < 0)
+                                log_error("SIGUSR1: reopening the audit log: %s",
+                                          pinlet_error_message(err, r));
+                        else
+                                log_info("SIGUSR1: audit log reopened");
                         break;
                 case SIGHUP:
-                        log_info("SIGHUP ignored: the configuration is read at start only, "
-                                 "restart pinlet to apply changes");
+                        if (stopping)
+                                break;
+                        sd_notify(0, "RELOADING=1");
+                        (void)daemon_reload(d); /* also reopens the audit log */
+                        sd_notify(0, "READY=1");
                         break;
                 default:
                         break;
@@ -224,77 +474,78 @@ static void usage(void)
         printf("Usage: pinlet [serve] [OPTIONS]\n"
                "\n"
                "Runs the CRI proxy: serves CRI on a unix socket and forwards every call to the\n"
-               "container runtime, pinning image tags to digests on the way.\n"
+               "container runtime, pinning image tags to digests on the way. SIGHUP reloads\n"
+               "the configuration, SIGUSR1 reopens the audit log.\n"
                "\n"
                "Options:\n"
                "  -h, --help               show this help\n" PINLET_CONFIG_OPTIONS_HELP);
 }
 
-static int serve(const struct pinlet_config *cfg, sigset_t *set)
+static int serve(struct daemon *d, struct pinlet_config *cfg, sigset_t *set)
 {
-        struct pinlet_proxy_options opts = {
-                .listen_path = cfg->listen,
-                .socket_mode = cfg->socket_mode,
-                .socket_uid = cfg->socket_uid,
-                .socket_gid = cfg->socket_gid,
-                .runtime_endpoint = cfg->runtime_endpoint,
-                .image_endpoint = cfg->image_endpoint,
-                .image_prefixes = pinlet_cri_image_prefixes,
-                .max_message_size = cfg->max_message_size,
-                .shutdown_grace_ms = cfg->shutdown_grace_ms,
-                .workers = cfg->workers,
-                .queue_limit = cfg->resolver_per_registry,
-        };
         _cleanup_error_ struct pinlet_error *err = NULL;
-        struct signal_thread st = { .set = *set };
-        struct pipeline pl = {};
-        struct pinlet_proxy *p = NULL;
+        struct signal_thread st = { .set = *set, .d = d };
+        struct pinlet_proxy_options opts;
+        const struct pinlet_config *c;
         int r;
 
-        r = pipeline_init(&pl, cfg, &err);
+        r = daemon_open(d, cfg, &err);
+        if (r < 0)
+                pinlet_config_free(cfg);
+        else
+                r = gen_new(d, cfg, &d->current, &err); /* takes cfg */
         if (r < 0) {
                 log_error("cannot start: %s", pinlet_error_message(err, r));
-                r = pl.config_error ? PINLET_EXIT_USAGE : PINLET_EXIT_FAILURE;
-                pipeline_done(&pl);
-                return r;
+                return r == -ENOMEM ? PINLET_EXIT_FAILURE : PINLET_EXIT_USAGE;
         }
-        opts.userdata = pl.interceptor;
-        opts.methods = pl.methods;
-        opts.n_methods = pl.n_methods;
-        r = pinlet_proxy_new(&opts, &p, &err);
+        c = &d->current->cfg;
+        log_gen(d->current);
+
+        opts = (struct pinlet_proxy_options){
+                .listen_path = c->listen,
+                .socket_mode = c->socket_mode,
+                .socket_uid = c->socket_uid,
+                .socket_gid = c->socket_gid,
+                .runtime_endpoint = c->runtime_endpoint,
+                .image_endpoint = c->image_endpoint,
+                .image_prefixes = pinlet_cri_image_prefixes,
+                .max_message_size = c->max_message_size,
+                .shutdown_grace_ms = c->shutdown_grace_ms,
+                .workers = c->workers,
+                .queue_limit = c->resolver_per_registry,
+                .methods = d->methods,
+                .n_methods = d->n_methods,
+                .userdata = d,
+                .state_free = gen_unref,
+        };
+        r = pinlet_proxy_new(&opts, &d->proxy, &err);
         if (r < 0) {
                 log_error("cannot start: %s", pinlet_error_message(err, r));
-                pipeline_done(&pl);
                 return PINLET_EXIT_FAILURE;
         }
-        log_info("listening on %s (mode %04o)", cfg->listen, (unsigned)cfg->socket_mode);
-        if (cfg->image_endpoint && cfg->image_endpoint[0] &&
-            strcmp(cfg->image_endpoint, cfg->runtime_endpoint) != 0)
-                log_info("forwarding to %s, images to %s", cfg->runtime_endpoint,
-                         cfg->image_endpoint);
+        log_info("listening on %s (mode %04o)", c->listen, (unsigned)c->socket_mode);
+        if (c->image_endpoint && c->image_endpoint[0] &&
+            strcmp(c->image_endpoint, c->runtime_endpoint) != 0)
+                log_info("forwarding to %s, images to %s", c->runtime_endpoint, c->image_endpoint);
         else
-                log_info("forwarding to %s", cfg->runtime_endpoint);
+                log_info("forwarding to %s", c->runtime_endpoint);
 
-        st.proxy = p;
-        st.audit = pl.audit;
         r = pthread_create(&st.thread, NULL, signal_main, &st);
         if (r != 0) {
                 log_error("cannot start the signal thread: %s", strerror(r));
-                pinlet_proxy_free(p);
-                pipeline_done(&pl);
+                pinlet_proxy_free(TAKE_PTR(d->proxy));
                 return PINLET_EXIT_FAILURE;
         }
         sd_notify(0, "READY=1");
         log_info("ready");
 
-        pinlet_proxy_run(p);
+        pinlet_proxy_run(d->proxy);
 
         /* Wake the signal thread (the signal stays blocked, sigwait takes it) and join. */
         atomic_store(&st.done, true);
         pthread_kill(st.thread, SIGTERM);
         pthread_join(st.thread, NULL);
-        pinlet_proxy_free(p);
-        pipeline_done(&pl);
+        pinlet_proxy_free(TAKE_PTR(d->proxy)); /* joins the workers: no call is left */
         log_info("stopped");
         return PINLET_EXIT_OK;
 }
@@ -306,7 +557,7 @@ int pinlet_cmd_serve(int argc, char **argv)
                 PINLET_CONFIG_OPTIONS,
                 {},
         };
-        struct pinlet_cli_overrides ov = {};
+        struct daemon d = { .lock = PTHREAD_MUTEX_INITIALIZER };
         struct pinlet_config cfg;
         sigset_t set;
         int c, r;
@@ -317,7 +568,7 @@ int pinlet_cmd_serve(int argc, char **argv)
                         usage();
                         return PINLET_EXIT_OK;
                 }
-                if (!pinlet_cli_override(&ov, c, optarg))
+                if (!pinlet_cli_override(&d.ov, c, optarg))
                         return PINLET_EXIT_USAGE;
         }
         if (optind < argc) {
@@ -339,9 +590,11 @@ int pinlet_cmd_serve(int argc, char **argv)
         sigaddset(&set, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-        r = pinlet_cli_load(&ov, &cfg);
+        r = pinlet_cli_load(&d.ov, &cfg);
         if (r == PINLET_EXIT_OK)
-                r = serve(&cfg, &set);
-        pinlet_config_free(&cfg);
+                r = serve(&d, &cfg, &set); /* takes cfg */
+        else
+                pinlet_config_free(&cfg);
+        daemon_close(&d);
         return r;
 }

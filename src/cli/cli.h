@@ -108,6 +108,25 @@ int pinlet_cli_override(struct pinlet_cli_overrides *ov, int opt, const char *ar
 int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config *cfg);
 
 /*
+ * Every check serve runs on what the configuration names before it binds, so that
+ * check-config (and a reload) refuse what serve would refuse:
+ *   registries.HOST.ca_file    readable, at least one PEM certificate
+ *   registries.HOST.cert_file  readable PEM certificate; key_file an unencrypted PEM key
+ *                              that matches it
+ *   credentials.docker_config  each file that exists is readable and parses
+ *   lock.paths                 the lock files load (as pinlet_lock_set_load)
+ *   state_dir, the audit.file directory, the listen socket's directory: a directory
+ *                              (state_dir and the audit directory as pinlet_io_check_dir
+ *                              demands), or creatable under their nearest existing parent
+ * Creates and changes nothing. Returns 0 (*ret_lock_images, when not NULL, is the number
+ * of images the lock files pin) or PINLET_EINVAL with *err naming the key and the path
+ * ("registries.r.example.ca_file: /etc/pinlet/ca.pem: No such file or directory"), or
+ * -ENOMEM. Any failure is a configuration error: exit PINLET_EXIT_USAGE.
+ */
+int pinlet_cli_preflight(const struct pinlet_config *cfg, size_t *ret_lock_images,
+                         struct pinlet_error **err);
+
+/*
  * The registry client's options from the configuration: timeouts, the node's Docker
  * config files, and one host entry per `registries:` key (its TLS files, insecure,
  * skip_verify). *ret borrows cfg's strings, so it must not outlive cfg; free it with
@@ -127,4 +146,3 @@ int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_regis
  * NULL when there are none), so the daemon can warn about them loudly at start. Returns
  * 0 or -ENOMEM. */
 int pinlet_cli_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret);
-

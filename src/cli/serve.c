@@ -110,8 +110,12 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
         }
         warn_skip_verify(cfg);
         r = pinlet_cli_registry_new(cfg, &pl->registry, err);
-        if (r < 0)
+        if (r < 0) {
+                /* PINLET_EINVAL is the registries: section (pinlet_cli_preflight checked
+                 * it already; this keeps exit 2 should the client's own checks grow). */
+                pl->config_error = r == PINLET_EINVAL;
                 return pinlet_error_wrap(err, r, "registry client");
+        }
         r = pinlet_cache_new(&co, &pl->cache);
         if (r < 0)
                 return pinlet_error_set(err, r, "resolution cache: %s", strerror(-r));
@@ -251,6 +255,14 @@ static int serve(const struct pinlet_config *cfg, sigset_t *set)
         struct pinlet_proxy *p = NULL;
         int r;
 
+        /* Everything check-config checks, before anything binds: a configuration error
+         * exits 2, which the unit does not restart (RestartPreventExitStatus=2). */
+        r = pinlet_cli_preflight(cfg, NULL, &err);
+        if (r < 0) {
+                log_error("cannot start: configuration %s: %s",
+                          cfg->path ? cfg->path : "(defaults)", pinlet_error_message(err, r));
+                return r == -ENOMEM ? PINLET_EXIT_FAILURE : PINLET_EXIT_USAGE;
+        }
         r = pipeline_init(&pl, cfg, &err);
         if (r < 0) {
                 log_error("cannot start: %s", pinlet_error_message(err, r));

@@ -38,6 +38,38 @@ static const char usage[] =
         "\n"
         "Run 'pinlet COMMAND --help' for the options of a command.\n";
 
+int pinlet_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+                      const struct option *longopts)
+{
+        const char *arg;
+        bool needs_arg = false;
+        int c;
+
+        /* getopt's own messages start with argv[0], which is the binary's path for `pinlet`
+         * alone and the bare command name after pinlet_cli_main() shifted argv. */
+        opterr = 0;
+        c = getopt_long(argc, argv, shortopts, longopts, NULL);
+        if (c != '?')
+                return c;
+        arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+        /* glibc sets optopt to the option's value when only its argument is missing, and
+         * to the unknown character (or 0 for an unknown long option) otherwise. */
+        if (optopt != 0) {
+                if (optopt < 0x100 && strchr(shortopts, optopt))
+                        needs_arg = true;
+                for (const struct option *o = longopts; o->name && !needs_arg; o++)
+                        needs_arg = o->val == optopt && !o->flag;
+        }
+        if (needs_arg)
+                fprintf(stderr, "pinlet %s: option '%s' needs an argument\n", cmd, arg);
+        else if (optopt != 0 && optopt < 0x100 && strncmp(arg, "--", 2) != 0)
+                fprintf(stderr, "pinlet %s: unknown option '-%c'\n", cmd, optopt);
+        else
+                fprintf(stderr, "pinlet %s: unknown option '%s'\n", cmd, arg);
+        fprintf(stderr, "Try 'pinlet %s --help'.\n", cmd);
+        return '?';
+}
+
 int pinlet_cli_override(struct pinlet_cli_overrides *ov, int opt, const char *arg)
 {
         if (opt == PINLET_OPT_CONFIG) {
@@ -127,7 +159,8 @@ int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config 
         if (r >= 0)
                 r = pinlet_config_validate(cfg, &err);
         if (r < 0) {
-                fprintf(stderr, "pinlet: %s\n", pinlet_error_message(err, r));
+                fprintf(stderr, "pinlet%s%s: %s\n", ov->cmd ? " " : "", ov->cmd ? ov->cmd : "",
+                        pinlet_error_message(err, r));
                 return PINLET_EXIT_USAGE;
         }
         pinlet_log_setup((enum pinlet_log_level)cfg->log_level,
@@ -520,12 +553,12 @@ int pinlet_cmd_check_config(int argc, char **argv)
                 PINLET_CONFIG_OPTIONS,
                 {},
         };
-        struct pinlet_cli_overrides ov = {};
+        struct pinlet_cli_overrides ov = { .cmd = "check-config" };
         struct pinlet_config cfg;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((c = pinlet_cli_getopt("check-config", argc, argv, "h", options)) >= 0) {
                 if (c == 'h') {
                         printf("Usage: pinlet check-config [FILE] [OPTIONS]\n\n"
                                "Validates the configuration (FILE or --config) and the "
@@ -539,7 +572,9 @@ int pinlet_cmd_check_config(int argc, char **argv)
         }
         if (optind < argc) {
                 if (argc - optind > 1 || ov.config) {
-                        fprintf(stderr, "pinlet check-config: expected one FILE\n");
+                        fprintf(stderr, "pinlet check-config: expected one FILE (a positional "
+                                        "FILE and --config exclude each other)\n"
+                                        "Try 'pinlet check-config --help'.\n");
                         return PINLET_EXIT_USAGE;
                 }
                 ov.config = argv[optind];
@@ -574,24 +609,61 @@ int pinlet_cli_main(int argc, char **argv)
                 { "pins", pinlet_cmd_pins },   { "lock", pinlet_cmd_lock },
         };
 
-        if (argc >= 2) {
+        static const struct option global_options[] = { PINLET_CONFIG_OPTIONS, {} };
+        int cmd = 0;
+
+        /*
+         * Options are accepted before the command too (`pinlet --config F check-config`):
+         * find the first word that is not an option or an option's value, and move it
+         * to the front. Only the shared configuration options take a separate value
+         * before a command; `--` ends the search.
+         */
+        for (int i = 1; i < argc && !cmd; i++) {
+                const char *a = argv[i];
+
+                if (strcmp(a, "--") == 0)
+                        break;
+                if (a[0] == '-' && a[1]) {
+                        for (const struct option *o = global_options; o->name; o++)
+                                if (a[1] == '-' && strcmp(a + 2, o->name) == 0 &&
+                                    o->has_arg == required_argument)
+                                        i++; /* "--config FILE": skip FILE */
+                        continue;
+                }
+                cmd = i;
+        }
+        if (cmd > 1) {
+                char *word = argv[cmd];
+
+                memmove(argv + 2, argv + 1, sizeof(*argv) * (size_t)(cmd - 1));
+                argv[1] = word;
+        }
+        if (argc >= 2 && cmd) {
                 const char *a = argv[1];
 
-                if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0) {
+                if (strcmp(a, "help") == 0) {
                         fputs(usage, stdout);
                         return PINLET_EXIT_OK;
                 }
-                if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0 ||
-                    strcmp(a, "version") == 0) {
+                if (strcmp(a, "version") == 0) {
                         printf("pinlet %s\n", PINLET_VERSION);
                         return PINLET_EXIT_OK;
                 }
                 for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                         if (strcmp(a, commands[i].name) == 0)
                                 return commands[i].run(argc - 1, argv + 1);
-                if (a[0] != '-') {
-                        fprintf(stderr, "pinlet: unknown command '%s'\n\n%s", a, usage);
-                        return PINLET_EXIT_USAGE;
+                fprintf(stderr, "pinlet: unknown command '%s'\nTry 'pinlet --help'.\n", a);
+                return PINLET_EXIT_USAGE;
+        }
+        /* No command: global --help and --version anywhere among the options. */
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                        fputs(usage, stdout);
+                        return PINLET_EXIT_OK;
+                }
+                if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+                        printf("pinlet %s\n", PINLET_VERSION);
+                        return PINLET_EXIT_OK;
                 }
         }
         /* No command, or options only: `pinlet --config F` runs the daemon. */

@@ -318,13 +318,13 @@ int pinlet_cmd_serve(int argc, char **argv)
                 PINLET_CONFIG_OPTIONS,
                 {},
         };
-        struct pinlet_cli_overrides ov = {};
+        struct pinlet_cli_overrides ov = { .cmd = "serve" };
         struct pinlet_config cfg;
         sigset_t set;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((c = pinlet_cli_getopt("serve", argc, argv, "h", options)) >= 0) {
                 if (c == 'h') {
                         usage();
                         return PINLET_EXIT_OK;

@@ -21,7 +21,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (installs a package)"
-for c in dpkg dpkg-deb apt-get cpack systemd-analyze; do
+for c in dpkg dpkg-deb apt-get cmake cpack systemd-analyze; do
         command -v "$c" >/dev/null || skip "$c not installed"
 done
 
@@ -74,6 +74,23 @@ snapshot() {
                 -o -path /var/cache/ldconfig -o -path /var/log/journal \) -prune \
                 -o -print | LC_ALL=C sort
 }
+
+step "cmake --install: the unit runs the installed binary; an existing config is kept"
+dest=$tmp/destdir
+DESTDIR=$dest cmake --install "$build" --prefix /opt/pinlet-it >"$tmp/install.log" 2>&1 ||
+        { cat "$tmp/install.log"; fail "cmake --install"; }
+unit=$dest/opt/pinlet-it/lib/systemd/system/pinlet.service
+[ -x "$dest/opt/pinlet-it/sbin/pinlet" ] || fail "cmake --install: no sbin/pinlet"
+grep -qx 'ExecStart=/opt/pinlet-it/sbin/pinlet serve --config /etc/pinlet/config.yaml' "$unit" ||
+        fail "cmake --install: the unit does not run the installed binary: $(grep Exec "$unit")"
+[ -f "$dest/etc/logrotate.d/pinlet" ] || fail "cmake --install: no logrotate file"
+cmp -s "$dest/etc/pinlet/config.yaml" "$(dirname "$0")/../../../packaging/config.yaml" ||
+        fail "cmake --install: /etc/pinlet/config.yaml is not packaging/config.yaml"
+echo "# operator's edit" >>"$dest/etc/pinlet/config.yaml"
+DESTDIR=$dest cmake --install "$build" --prefix /opt/pinlet-it >"$tmp/install.log" 2>&1 ||
+        { cat "$tmp/install.log"; fail "cmake --install (again)"; }
+grep -qx "# operator's edit" "$dest/etc/pinlet/config.yaml" ||
+        fail "cmake --install overwrote an existing /etc/pinlet/config.yaml"
 
 step "building v1 and v2 with cpack"
 v1=${version}+pkgtest1

@@ -13,7 +13,9 @@ build=(build-essential cmake pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c
        libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libsystemd-dev
        libmicrohttpd-dev)
 run=(containerd runc docker-registry skopeo jq openssl curl apache2-utils iproute2 libcmocka-dev)
-test=(libcmocka-dev clang libclang-rt-14-dev clang-format nginx)
+# dpkg-dev: dpkg-shlibdeps for `cpack -G DEB`; lintian and systemd (systemd-analyze) for
+# the package checks (docs/PACKAGING.md).
+test=(libcmocka-dev clang libclang-rt-14-dev clang-format nginx dpkg-dev lintian systemd)
 
 pkgs=("${build[@]}")
 case "$what" in

@@ -3,9 +3,17 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "cli/cli.h"
 #include "lock/lock.h"
+#include "registry/creds.h"
+#include "util/io.h"
 #include "util/log.h"
 
 static const char usage[] =
@@ -29,6 +37,38 @@ static const char usage[] =
         "  -V, --version          show the version\n"
         "\n"
         "Run 'pinlet COMMAND --help' for the options of a command.\n";
+
+int pinlet_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+                      const struct option *longopts)
+{
+        const char *arg;
+        bool needs_arg = false;
+        int c;
+
+        /* getopt's own messages start with argv[0], which is the binary's path for `pinlet`
+         * alone and the bare command name after pinlet_cli_main() shifted argv. */
+        opterr = 0;
+        c = getopt_long(argc, argv, shortopts, longopts, NULL);
+        if (c != '?')
+                return c;
+        arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+        /* glibc sets optopt to the option's value when only its argument is missing, and
+         * to the unknown character (or 0 for an unknown long option) otherwise. */
+        if (optopt != 0) {
+                if (optopt < 0x100 && strchr(shortopts, optopt))
+                        needs_arg = true;
+                for (const struct option *o = longopts; o->name && !needs_arg; o++)
+                        needs_arg = o->val == optopt && !o->flag;
+        }
+        if (needs_arg)
+                fprintf(stderr, "pinlet %s: option '%s' needs an argument\n", cmd, arg);
+        else if (optopt != 0 && optopt < 0x100 && strncmp(arg, "--", 2) != 0)
+                fprintf(stderr, "pinlet %s: unknown option '-%c'\n", cmd, optopt);
+        else
+                fprintf(stderr, "pinlet %s: unknown option '%s'\n", cmd, arg);
+        fprintf(stderr, "Try 'pinlet %s --help'.\n", cmd);
+        return '?';
+}
 
 int pinlet_cli_override(struct pinlet_cli_overrides *ov, int opt, const char *arg)
 {
@@ -130,7 +170,8 @@ int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config 
                 return PINLET_EXIT_FAILURE;
         }
         if (r < 0) {
-                fprintf(stderr, "pinlet: %s\n", pinlet_error_message(err, r));
+                fprintf(stderr, "pinlet%s%s: %s\n", ov->cmd ? " " : "", ov->cmd ? ov->cmd : "",
+                        pinlet_error_message(err, r));
                 return PINLET_EXIT_USAGE;
         }
         pinlet_log_setup((enum pinlet_log_level)cfg->log_level,
@@ -206,6 +247,316 @@ int pinlet_cli_skip_verify_hosts(const struct pinlet_config *cfg, char ***ret)
         return 0;
 }
 
+/*
+ * Preflight: what serve needs from the files and directories the configuration names,
+ * checked before anything binds or starts a thread. check-config, serve (and a reload)
+ * run this one function, so "check-config says ok" means "serve starts". Every message
+ * names the configuration key first, then the path, then the cause.
+ */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
+
+/* The last OpenSSL error as text (the queue is cleared), or fallback when there is none. */
+static const char *openssl_reason(char *buf, size_t size, const char *fallback)
+{
+        unsigned long e = ERR_peek_last_error();
+
+        ERR_clear_error();
+        if (!e)
+                return fallback;
+        ERR_error_string_n(e, buf, size);
+        return buf;
+}
+
+/* Opens path for a TLS file check; fopen's errno names the usual cause (missing, denied). */
+static int open_pem(const char *key, const char *path, BIO **ret, struct pinlet_error **err)
+{
+        BIO *b;
+
+        ERR_clear_error();
+        b = BIO_new_file(path, "r");
+        if (!b) {
+                int e = errno ? errno : EIO;
+
+                ERR_clear_error();
+                return pinlet_error_set(err, PINLET_EINVAL, "%s: %s: %s", key, path, strerror(e));
+        }
+        *ret = b;
+        return 0;
+}
+
+/* ca_file: curl hands it to OpenSSL as a PEM bundle; it must hold one certificate at
+ * least (an empty or DER file makes every TLS handshake fail much later instead). */
+static int check_ca_file(const char *key, const char *path, struct pinlet_error **err)
+{
+        _cleanup_(BIO_freep) BIO *b = NULL;
+        _cleanup_(X509_freep) X509 *x = NULL;
+        char buf[256];
+        int r;
+
+        r = open_pem(key, path, &b, err);
+        if (r < 0)
+                return r;
+        x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        if (!x)
+                return pinlet_error_set(err, PINLET_EINVAL, "%s: %s: no PEM certificate (%s)", key,
+                                        path, openssl_reason(buf, sizeof(buf), "empty or not PEM"));
+        return 0;
+}
+
+static int read_cert(const char *key, const char *path, X509 **ret, struct pinlet_error **err)
+{
+        _cleanup_(BIO_freep) BIO *b = NULL;
+        char buf[256];
+        X509 *x;
+        int r;
+
+        r = open_pem(key, path, &b, err);
+        if (r < 0)
+                return r;
+        x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        if (!x)
+                return pinlet_error_set(err, PINLET_EINVAL, "%s: %s: no PEM certificate (%s)", key,
+                                        path, openssl_reason(buf, sizeof(buf), "empty or not PEM"));
+        *ret = x;
+        return 0;
+}
+
+/* The key must be unencrypted: the daemon has nobody to ask for a passphrase (a NULL
+ * callback with a NULL password makes OpenSSL fail instead of prompting on a tty). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+        return -1;
+}
+
+static int read_key(const char *key, const char *path, EVP_PKEY **ret, struct pinlet_error **err)
+{
+        _cleanup_(BIO_freep) BIO *b = NULL;
+        char buf[256];
+        EVP_PKEY *k;
+        int r;
+
+        r = open_pem(key, path, &b, err);
+        if (r < 0)
+                return r;
+        k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+        if (!k)
+                return pinlet_error_set(
+                        err, PINLET_EINVAL, "%s: %s: no unencrypted PEM private key (%s)", key,
+                        path, openssl_reason(buf, sizeof(buf), "empty, encrypted or not PEM"));
+        *ret = k;
+        return 0;
+}
+
+static int check_registry_tls(const struct pinlet_registry_config *rc, struct pinlet_error **err)
+{
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
+        _cleanup_free_ char *k_ca = NULL, *k_cert = NULL, *k_key = NULL;
+        int r;
+
+        if (asprintf(&k_ca, "registries.%s.ca_file", rc->host) < 0 ||
+            asprintf(&k_cert, "registries.%s.cert_file", rc->host) < 0 ||
+            asprintf(&k_key, "registries.%s.key_file", rc->host) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        if (rc->ca_file) {
+                r = check_ca_file(k_ca, rc->ca_file, err);
+                if (r < 0)
+                        return r;
+        }
+        if (rc->cert_file) {
+                r = read_cert(k_cert, rc->cert_file, &cert, err);
+                if (r < 0)
+                        return r;
+        }
+        if (rc->key_file) {
+                r = read_key(k_key, rc->key_file, &pkey, err);
+                if (r < 0)
+                        return r;
+        }
+        /* A pair that does not match fails every handshake with an opaque alert. */
+        if (cert && pkey && X509_check_private_key(cert, pkey) != 1) {
+                ERR_clear_error();
+                return pinlet_error_set(err, PINLET_EINVAL,
+                                        "%s: %s does not match the certificate in %s (%s)", k_key,
+                                        rc->key_file, k_cert, rc->cert_file);
+        }
+        return 0;
+}
+
+/* credentials.docker_config: the same search the registry client does at each pull
+ * ("~/" is $HOME, a missing file is skipped), but a file that exists and cannot be read
+ * or parsed is an error here: at pull time it would be skipped quietly and the pull
+ * would fail as unauthorized, far from the cause. */
+static int check_docker_configs(char *const *paths, struct pinlet_error **err)
+{
+        for (char *const *p = paths; p && *p; p++) {
+                _cleanup_free_ char *expanded = NULL, *data = NULL;
+                _cleanup_error_ struct pinlet_error *e = NULL;
+                struct pinlet_creds creds = {};
+                const char *path = *p;
+                size_t size = 0;
+                int r;
+
+                if (strncmp(path, "~/", 2) == 0) {
+                        const char *home = getenv("HOME");
+
+                        if (!home)
+                                continue; /* the client skips it the same way */
+                        if (asprintf(&expanded, "%s/%s", home, path + 2) < 0)
+                                return pinlet_error_set(err, -ENOMEM, "out of memory");
+                        path = expanded;
+                }
+                r = pinlet_io_read_file(path, PINLET_DOCKER_CONFIG_MAX, 0, &data, &size, &e);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return pinlet_error_set(err, PINLET_EINVAL, "credentials.docker_config: %s",
+                                                pinlet_error_message(e, r));
+                /* Any host: only the parse matters; a match is cleared at once. */
+                r = pinlet_creds_from_docker_config(data, size, "pinlet.invalid", &creds, &e);
+                pinlet_creds_clear(&creds);
+                explicit_bzero(data, size);
+                if (r < 0)
+                        return pinlet_error_set(err, PINLET_EINVAL,
+                                                "credentials.docker_config: %s: %s", path,
+                                                pinlet_error_message(e, r));
+        }
+        return 0;
+}
+
+/*
+ * A directory serve creates with mkdir -p (state_dir, the audit log's, the socket's): if
+ * it exists it must be a directory (and pass pinlet_io_check_dir when check_mode is
+ * set, as the pin store and the audit log demand); otherwise its nearest existing parent
+ * must be a directory pinlet can write into. Nothing is created: check-config changes
+ * nothing on the machine.
+ */
+static int check_dir_creatable(const char *key, const char *dir, const char *what,
+                               mode_t check_mode, struct pinlet_error **err)
+{
+        _cleanup_free_ char *p = strdup(dir);
+        struct stat st;
+
+        if (!p)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        if (stat(dir, &st) == 0) {
+                if (!S_ISDIR(st.st_mode))
+                        return pinlet_error_set(err, PINLET_EINVAL, "%s: %s is not a directory",
+                                                key, dir);
+                if (check_mode) {
+                        _cleanup_error_ struct pinlet_error *e = NULL;
+                        int r = pinlet_io_check_dir(dir, what, check_mode, &e);
+
+                        if (r < 0)
+                                return pinlet_error_set(err, PINLET_EINVAL, "%s: %s", key,
+                                                        pinlet_error_message(e, r));
+                }
+                return 0;
+        }
+        if (errno != ENOENT)
+                return pinlet_error_set(err, PINLET_EINVAL, "%s: %s: %s", key, dir,
+                                        strerror(errno));
+        for (;;) {
+                char *slash = strrchr(p, '/');
+
+                if (!slash)
+                        return 0; /* relative, no existing parent named: the cwd */
+                if (slash == p)
+                        slash[1] = '\0';
+                else
+                        *slash = '\0';
+                if (stat(p, &st) == 0)
+                        break;
+                if (errno != ENOENT)
+                        return pinlet_error_set(err, PINLET_EINVAL, "%s: cannot create %s: %s: %s",
+                                                key, dir, p, strerror(errno));
+        }
+        if (!S_ISDIR(st.st_mode))
+                return pinlet_error_set(err, PINLET_EINVAL,
+                                        "%s: cannot create %s: %s is not a directory", key, dir, p);
+        /* access() also reports EROFS for a read-only file system, which root meets too. */
+        if (access(p, W_OK | X_OK) < 0)
+                return pinlet_error_set(err, PINLET_EINVAL, "%s: cannot create %s in %s: %s", key,
+                                        dir, p, strerror(errno));
+        return 0;
+}
+
+/* The directory part of a file path ("/a/b/c" -> "/a/b", "/c" -> "/", "c" -> NULL). */
+static int dir_of(const char *path, char **ret)
+{
+        const char *slash = strrchr(path, '/');
+        char *d;
+
+        if (!slash) {
+                *ret = NULL;
+                return 0;
+        }
+        d = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+        if (!d)
+                return -ENOMEM;
+        *ret = d;
+        return 0;
+}
+
+int pinlet_cli_preflight(const struct pinlet_config *cfg, size_t *ret_lock_images,
+                         struct pinlet_error **err)
+{
+        _cleanup_free_ char *listen_dir = NULL, *audit_dir = NULL;
+        size_t lock_images = 0;
+        int r;
+
+        for (size_t i = 0; i < cfg->n_registries; i++) {
+                r = check_registry_tls(&cfg->registries[i], err);
+                if (r < 0)
+                        return r;
+        }
+        r = check_docker_configs(cfg->docker_config_paths, err);
+        if (r < 0)
+                return r;
+        if (cfg->lock_paths) {
+                _cleanup_error_ struct pinlet_error *e = NULL;
+                struct pinlet_lock_set *set = NULL;
+
+                r = pinlet_lock_set_load(cfg->lock_paths, NULL, &set, &e);
+                if (r < 0)
+                        return pinlet_error_set(err, PINLET_EINVAL, "lock.paths: %s",
+                                                pinlet_error_message(e, r));
+                lock_images = pinlet_lock_set_size(set);
+                pinlet_lock_set_unref(set);
+        }
+        /* The modes are the ones the pin store and the audit log create them with. */
+        if (cfg->state_dir) {
+                r = check_dir_creatable("state_dir", cfg->state_dir, "state directory", 0700, err);
+                if (r < 0)
+                        return r;
+        }
+        if (cfg->audit_file && *cfg->audit_file && strcmp(cfg->audit_file, "-") != 0) {
+                if (dir_of(cfg->audit_file, &audit_dir) < 0)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                if (audit_dir) {
+                        r = check_dir_creatable("audit.file", audit_dir, "audit log directory",
+                                                0750, err);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (cfg->listen) {
+                if (dir_of(cfg->listen, &listen_dir) < 0)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                if (listen_dir) {
+                        r = check_dir_creatable("listen", listen_dir, NULL, 0, err);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (ret_lock_images)
+                *ret_lock_images = lock_images;
+        return 0;
+}
+
 int pinlet_cmd_check_config(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -213,12 +564,12 @@ int pinlet_cmd_check_config(int argc, char **argv)
                 PINLET_CONFIG_OPTIONS,
                 {},
         };
-        struct pinlet_cli_overrides ov = {};
+        struct pinlet_cli_overrides ov = { .cmd = "check-config" };
         struct pinlet_config cfg;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((c = pinlet_cli_getopt("check-config", argc, argv, "h", options)) >= 0) {
                 if (c == 'h') {
                         printf("Usage: pinlet check-config [FILE] [OPTIONS]\n\n"
                                "Validates the configuration (FILE or --config) and the "
@@ -232,24 +583,24 @@ int pinlet_cmd_check_config(int argc, char **argv)
         }
         if (optind < argc) {
                 if (argc - optind > 1 || ov.config) {
-                        fprintf(stderr, "pinlet check-config: expected one FILE\n");
+                        fprintf(stderr, "pinlet check-config: expected one FILE (a positional "
+                                        "FILE and --config exclude each other)\n"
+                                        "Try 'pinlet check-config --help'.\n");
                         return PINLET_EXIT_USAGE;
                 }
                 ov.config = argv[optind];
         }
         r = pinlet_cli_load(&ov, &cfg);
-        if (r == PINLET_EXIT_OK && cfg.lock_paths) {
+        if (r == PINLET_EXIT_OK) {
                 _cleanup_error_ struct pinlet_error *err = NULL;
-                struct pinlet_lock_set *set = NULL;
-                int k = pinlet_lock_set_load(cfg.lock_paths, NULL, &set, &err);
+                size_t lock_images = 0;
+                int k = pinlet_cli_preflight(&cfg, &lock_images, &err);
 
                 if (k < 0) {
-                        fprintf(stderr, "pinlet check-config: lock files: %s\n",
-                                pinlet_error_message(err, k));
+                        fprintf(stderr, "pinlet check-config: %s\n", pinlet_error_message(err, k));
                         r = PINLET_EXIT_USAGE;
-                } else {
-                        printf("lock files: ok, %zu images\n", pinlet_lock_set_size(set));
-                        pinlet_lock_set_unref(set);
+                } else if (cfg.lock_paths) {
+                        printf("lock files: ok, %zu images\n", lock_images);
                 }
         }
         if (r == PINLET_EXIT_OK)
@@ -269,24 +620,61 @@ int pinlet_cli_main(int argc, char **argv)
                 { "pins", pinlet_cmd_pins },   { "lock", pinlet_cmd_lock },
         };
 
-        if (argc >= 2) {
+        static const struct option global_options[] = { PINLET_CONFIG_OPTIONS, {} };
+        int cmd = 0;
+
+        /*
+         * Options are accepted before the command too (`pinlet --config F check-config`):
+         * find the first word that is not an option or an option's value, and move it
+         * to the front. Only the shared configuration options take a separate value
+         * before a command; `--` ends the search.
+         */
+        for (int i = 1; i < argc && !cmd; i++) {
+                const char *a = argv[i];
+
+                if (strcmp(a, "--") == 0)
+                        break;
+                if (a[0] == '-' && a[1]) {
+                        for (const struct option *o = global_options; o->name; o++)
+                                if (a[1] == '-' && strcmp(a + 2, o->name) == 0 &&
+                                    o->has_arg == required_argument)
+                                        i++; /* "--config FILE": skip FILE */
+                        continue;
+                }
+                cmd = i;
+        }
+        if (cmd > 1) {
+                char *word = argv[cmd];
+
+                memmove(argv + 2, argv + 1, sizeof(*argv) * (size_t)(cmd - 1));
+                argv[1] = word;
+        }
+        if (argc >= 2 && cmd) {
                 const char *a = argv[1];
 
-                if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0) {
+                if (strcmp(a, "help") == 0) {
                         fputs(usage, stdout);
                         return PINLET_EXIT_OK;
                 }
-                if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0 ||
-                    strcmp(a, "version") == 0) {
+                if (strcmp(a, "version") == 0) {
                         printf("pinlet %s\n", PINLET_VERSION);
                         return PINLET_EXIT_OK;
                 }
                 for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                         if (strcmp(a, commands[i].name) == 0)
                                 return commands[i].run(argc - 1, argv + 1);
-                if (a[0] != '-') {
-                        fprintf(stderr, "pinlet: unknown command '%s'\n\n%s", a, usage);
-                        return PINLET_EXIT_USAGE;
+                fprintf(stderr, "pinlet: unknown command '%s'\nTry 'pinlet --help'.\n", a);
+                return PINLET_EXIT_USAGE;
+        }
+        /* No command: global --help and --version anywhere among the options. */
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                        fputs(usage, stdout);
+                        return PINLET_EXIT_OK;
+                }
+                if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+                        printf("pinlet %s\n", PINLET_VERSION);
+                        return PINLET_EXIT_OK;
                 }
         }
         /* No command, or options only: `pinlet --config F` runs the daemon. */

@@ -82,19 +82,35 @@ enum {
 
 #define PINLET_CONFIG_OPTIONS_HELP                                                            \
         "  --config FILE            configuration file (default " PINLET_DEFAULT_CONFIG ")\n" \
-        "  --listen PATH            unix socket to serve CRI on\n"                            \
-        "  --runtime-endpoint URI   backend CRI runtime endpoint\n"                           \
-        "  --image-endpoint URI     backend CRI image endpoint (default: runtime endpoint)\n" \
-        "  --log-level LEVEL        error, warn, info or debug\n"                             \
-        "  --log-format FORMAT      text or json\n"                                           \
-        "  --mode MODE              enforce, audit or off\n"                                  \
-        "  --state-dir DIR          pin store directory\n"                                    \
-        "  --audit-log FILE|-       audit log file, - for stderr\n"
+        "  --listen PATH            unix socket to serve CRI on (listen; default\n"           \
+        "                           " PINLET_DEFAULT_LISTEN ")\n"                             \
+        "  --runtime-endpoint URI   backend CRI runtime endpoint (runtime_endpoint;\n"        \
+        "                           default " PINLET_DEFAULT_RUNTIME ")\n"                    \
+        "  --image-endpoint URI     backend CRI image endpoint (image_endpoint;\n"            \
+        "                           default: the runtime endpoint)\n"                         \
+        "  --log-level LEVEL        error, warn, info or debug (log.level; default info)\n"   \
+        "  --log-format FORMAT      text or json (log.format; default text)\n"                \
+        "  --mode MODE              enforce, audit or off (mode; default enforce)\n"          \
+        "  --state-dir DIR          pin store directory (state_dir; default\n"                \
+        "                           " PINLET_DEFAULT_STATE_DIR ")\n"                          \
+        "  --audit-log FILE|-       audit log file, - for stderr (audit.file; default\n"      \
+        "                           " PINLET_DEFAULT_AUDIT_LOG ")\n"
 
 struct pinlet_cli_overrides {
+        const char
+                *cmd; /* "check-config": messages start "pinlet check-config:"; NULL: "pinlet:" */
         const char *config;
         const char *values[PINLET_OPT_LAST_COMMON - PINLET_OPT_CONFIG]; /* by option - base */
 };
+
+/*
+ * getopt_long() for command cmd with pinlet's messages instead of getopt's (which start
+ * with argv[0]): "pinlet CMD: unknown option '--x'" or "pinlet CMD: option '--config'
+ * needs an argument", then "Try 'pinlet CMD --help'.", on stderr. Returns what
+ * getopt_long() returns; '?' after such a message (exit PINLET_EXIT_USAGE then).
+ */
+int pinlet_cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+                      const struct option *longopts);
 
 /* Records a common option; returns 1 if opt was one, 0 otherwise. */
 int pinlet_cli_override(struct pinlet_cli_overrides *ov, int opt, const char *arg);
@@ -111,6 +127,25 @@ int pinlet_cli_load_config(const struct pinlet_cli_overrides *ov, struct pinlet_
  * must be freed by the caller.
  */
 int pinlet_cli_load(const struct pinlet_cli_overrides *ov, struct pinlet_config *cfg);
+
+/*
+ * Every check serve runs on what the configuration names before it binds, so that
+ * check-config (and a reload) refuse what serve would refuse:
+ *   registries.HOST.ca_file    readable, at least one PEM certificate
+ *   registries.HOST.cert_file  readable PEM certificate; key_file an unencrypted PEM key
+ *                              that matches it
+ *   credentials.docker_config  each file that exists is readable and parses
+ *   lock.paths                 the lock files load (as pinlet_lock_set_load)
+ *   state_dir, the audit.file directory, the listen socket's directory: a directory
+ *                              (state_dir and the audit directory as pinlet_io_check_dir
+ *                              demands), or creatable under their nearest existing parent
+ * Creates and changes nothing. Returns 0 (*ret_lock_images, when not NULL, is the number
+ * of images the lock files pin) or PINLET_EINVAL with *err naming the key and the path
+ * ("registries.r.example.ca_file: /etc/pinlet/ca.pem: No such file or directory"), or
+ * -ENOMEM. Any failure is a configuration error: exit PINLET_EXIT_USAGE.
+ */
+int pinlet_cli_preflight(const struct pinlet_config *cfg, size_t *ret_lock_images,
+                         struct pinlet_error **err);
 
 /*
  * The registry client's options from the configuration: timeouts, the node's Docker

@@ -306,7 +306,7 @@ int pinlet_cmd_lock(int argc, char **argv)
         int c, r, rc = PINLET_EXIT_OK;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
+        while ((c = pinlet_cli_getopt("lock", argc, argv, "ho:", options)) >= 0) {
                 switch (c) {
                 case 'h':
                         fputs(usage, stdout);
@@ -337,10 +337,8 @@ int pinlet_cmd_lock(int argc, char **argv)
                         }
                         break;
                 default:
-                        if (!pinlet_cli_override(&ov, c, optarg)) {
-                                fputs(usage, stderr);
-                                return PINLET_EXIT_USAGE;
-                        }
+                        if (!pinlet_cli_override(&ov, c, optarg))
+                                return PINLET_EXIT_USAGE; /* pinlet_cli_getopt said why */
                 }
         }
         if (do_check) {

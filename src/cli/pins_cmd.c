@@ -208,7 +208,7 @@ int pinlet_cmd_pins(int argc, char **argv)
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((c = pinlet_cli_getopt("pins", argc, argv, "h", options)) >= 0) {
                 if (c == 'h') {
                         fputs(usage, stdout);
                         return PINLET_EXIT_OK;

@@ -103,13 +103,12 @@ int pinlet_cmd_ref(int argc, char **argv)
         bool all_ok = true;
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        while ((c = pinlet_cli_getopt("ref", argc, argv, "h", options)) != -1) {
                 switch (c) {
                 case 'h':
                         fputs(usage, stdout);
                         return PINLET_EXIT_OK;
                 default:
-                        fprintf(stderr, "Try 'pinlet ref --help'.\n");
                         return PINLET_EXIT_USAGE;
                 }
         }

@@ -149,7 +149,7 @@ int pinlet_cmd_resolve(int argc, char **argv)
         int c, r, rc = PINLET_EXIT_OK;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((c = pinlet_cli_getopt("resolve", argc, argv, "h", options)) >= 0) {
                 switch (c) {
                 case 'h':
                         fputs(usage, stdout);
@@ -169,10 +169,8 @@ int pinlet_cmd_resolve(int argc, char **argv)
                         }
                         break;
                 default:
-                        if (!pinlet_cli_override(&ov, c, optarg)) {
-                                fputs(usage, stderr);
-                                return PINLET_EXIT_USAGE;
-                        }
+                        if (!pinlet_cli_override(&ov, c, optarg))
+                                return PINLET_EXIT_USAGE; /* pinlet_cli_getopt said why */
                 }
         }
         if (optind >= argc) {

@@ -377,6 +377,8 @@ static int daemon_reload(struct daemon *d)
         int r;
 
         r = pinlet_cli_load_config(&d->ov, &cfg, &err);
+        if (r >= 0)
+                r = pinlet_cli_preflight(&cfg, NULL, &err); /* what serve checks at start */
         if (r >= 0) {
                 old = gen_get(d);
                 keep_immutable(&old->cfg, &cfg);
@@ -489,6 +491,15 @@ static int serve(struct daemon *d, struct pinlet_config *cfg, sigset_t *set)
         const struct pinlet_config *c;
         int r;
 
+        /* Everything check-config checks, before anything binds: a configuration error
+         * exits 2, which the unit does not restart (RestartPreventExitStatus=2). */
+        r = pinlet_cli_preflight(cfg, NULL, &err);
+        if (r < 0) {
+                log_error("cannot start: configuration %s: %s",
+                          cfg->path ? cfg->path : "(defaults)", pinlet_error_message(err, r));
+                pinlet_config_free(cfg);
+                return r == -ENOMEM ? PINLET_EXIT_FAILURE : PINLET_EXIT_USAGE;
+        }
         r = daemon_open(d, cfg, &err);
         if (r < 0)
                 pinlet_config_free(cfg);
@@ -557,13 +568,13 @@ int pinlet_cmd_serve(int argc, char **argv)
                 PINLET_CONFIG_OPTIONS,
                 {},
         };
-        struct daemon d = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        struct daemon d = { .ov = { .cmd = "serve" }, .lock = PTHREAD_MUTEX_INITIALIZER };
         struct pinlet_config cfg;
         sigset_t set;
         int c, r;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((c = pinlet_cli_getopt("serve", argc, argv, "h", options)) >= 0) {
                 if (c == 'h') {
                         usage();
                         return PINLET_EXIT_OK;

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "lock/lock.h"
+#include "registry/credprov.h"
 #include "util/log.h"
 
 static const char usage[] =
@@ -161,6 +162,8 @@ int pinlet_cli_registry_options(const struct pinlet_config *cfg,
                 .docker_config_paths = cfg->docker_config_paths,
                 .hosts = hosts,
                 .n_hosts = cfg->n_registries,
+                .credential_provider_config = cfg->provider_config,
+                .credential_provider_bin_dir = cfg->provider_bin_dir,
         };
         return 0;
 }
@@ -238,6 +241,23 @@ int pinlet_cmd_check_config(int argc, char **argv)
                 } else {
                         printf("lock files: ok, %zu images\n", pinlet_lock_set_size(set));
                         pinlet_lock_set_unref(set);
+                }
+        }
+        if (r == PINLET_EXIT_OK && cfg.provider_config) {
+                _cleanup_error_ struct pinlet_error *err = NULL;
+                _cleanup_(pinlet_credprov_freep) struct pinlet_credprov *cp = NULL;
+                const struct pinlet_credprov_options co = {
+                        .config_path = cfg.provider_config,
+                        .bin_dir = cfg.provider_bin_dir,
+                };
+                int k = pinlet_credprov_new(&co, &cp, &err);
+
+                if (k < 0) {
+                        fprintf(stderr, "pinlet check-config: credential providers: %s\n",
+                                pinlet_error_message(err, k));
+                        r = PINLET_EXIT_USAGE;
+                } else {
+                        printf("credential providers: ok\n");
                 }
         }
         if (r == PINLET_EXIT_OK)

@@ -576,6 +576,12 @@ static void split_url(const char *s, struct url_parts *ret)
         } else {
                 ret->host_len = hp_len;
         }
+        /* Go's net.SplitHostPort drops the brackets of an IPv6 literal: "[::1]" is
+         * compared as "::1", not as a glob character class */
+        if (ret->host_len >= 2 && ret->host[0] == '[' && ret->host[ret->host_len - 1] == ']') {
+                ret->host++;
+                ret->host_len -= 2;
+        }
 }
 
 bool pinlet_credprov_match(const char *glob, const char *image)

@@ -1061,7 +1061,9 @@ static int run_provider(struct pinlet_credprov *p, const struct pinlet_credprov_
                         break;
                 r = 0;
                 if ((ip >= 0 && (pfd[ip].revents & POLLIN)) || pidfd < 0 || (out_eof && err_eof)) {
-                        pid_t w = waitpid(pid, &status, (out_eof && err_eof) ? 0 : WNOHANG);
+                        /* never a blocking wait: a child that closed its output and
+                         * keeps running is still bound by the deadline */
+                        pid_t w = waitpid(pid, &status, WNOHANG);
 
                         if (w == pid) {
                                 exited = true;

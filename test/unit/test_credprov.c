@@ -591,6 +591,7 @@ static void test_failures(void **state)
 
         write_provider(f, "fails", "echo SECRET-on-stderr >&2; exit 3");
         write_provider(f, "hangs", "exec sleep 30");
+        write_provider(f, "closes", "exec >&- 2>&-; exec sleep 30");
         write_provider(f, "garbage", "echo SECRET not json");
         write_provider(f, "huge", "head -c 2000000 /dev/zero");
         write_provider(
@@ -599,7 +600,8 @@ static void test_failures(void **state)
                 "\"credentialprovider.kubelet.k8s.io/v1beta1\",\"cacheKeyType\":\"Image\"}'");
         write_provider(f, "noread", "exec </dev/null; " RESPONSE("Image", "", ""));
         write_config(f, PROVIDER("fails", "fails.ex", "1h") PROVIDER("hangs", "hangs.ex", "1h")
-                                PROVIDER("garbage", "garbage.ex", "1h")
+                                PROVIDER("closes", "closes.ex", "1h") PROVIDER("garbage",
+                                                                               "garbage.ex", "1h")
                                         PROVIDER("huge", "huge.ex", "1h")
                                                 PROVIDER("wrongapi", "wrongapi.ex", "1h")
                                                         PROVIDER("noread", "noread.ex", "1h"));
@@ -611,6 +613,10 @@ static void test_failures(void **state)
         expect_failure(p, "hangs.ex/x", PINLET_ETIMEOUT,
                        "credential provider hangs: no answer in time");
         assert_true(pinlet_now_ms() - t0 < 5000);
+        t0 = pinlet_now_ms();
+        expect_failure(p, "closes.ex/x", PINLET_ETIMEOUT,
+                       "credential provider closes: no answer in time");
+        assert_true(pinlet_now_ms() - t0 < 5000);
         expect_failure(p, "garbage.ex/x", PINLET_EPROTO,
                        "credential provider garbage: response is not valid JSON");
         expect_failure(p, "huge.ex/x", PINLET_EPROTO,
@@ -619,7 +625,7 @@ static void test_failures(void **state)
                        "credential provider wrongapi: response 'apiVersion'");
         /* failures are not cached: the next lookup runs the provider again */
         expect_failure(p, "fails.ex/x", PINLET_EUNAVAIL, "exited with status 3");
-        assert_int_equal(pinlet_credprov_runs(p), 6);
+        assert_int_equal(pinlet_credprov_runs(p), 7);
         /* a provider that answers nothing for the image: no credentials, no error */
         {
                 _cleanup_error_ struct pinlet_error *err = NULL;

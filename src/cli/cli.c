@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "lock/lock.h"
+#include "registry/credprov.h"
 #include "registry/creds.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -214,6 +215,8 @@ int pinlet_cli_registry_options(const struct pinlet_config *cfg,
                 .docker_config_paths = cfg->docker_config_paths,
                 .hosts = hosts,
                 .n_hosts = cfg->n_registries,
+                .credential_provider_config = cfg->provider_config,
+                .credential_provider_bin_dir = cfg->provider_bin_dir,
         };
         return 0;
 }
@@ -527,6 +530,21 @@ int pinlet_cli_preflight(const struct pinlet_config *cfg, size_t *ret_lock_image
                 lock_images = pinlet_lock_set_size(set);
                 pinlet_lock_set_unref(set);
         }
+        if (cfg->provider_config) {
+                /* parses the provider file and checks the executables; runs nothing */
+                _cleanup_error_ struct pinlet_error *e = NULL;
+                _cleanup_(pinlet_credprov_freep) struct pinlet_credprov *cp = NULL;
+                const struct pinlet_credprov_options co = {
+                        .config_path = cfg->provider_config,
+                        .bin_dir = cfg->provider_bin_dir,
+                };
+
+                r = pinlet_credprov_new(&co, &cp, &e);
+                if (r < 0)
+                        return pinlet_error_set(err, PINLET_EINVAL,
+                                                "credentials.provider_config: %s",
+                                                pinlet_error_message(e, r));
+        }
         /* The modes are the ones the pin store and the audit log create them with. */
         if (cfg->state_dir) {
                 r = check_dir_creatable("state_dir", cfg->state_dir, "state directory", 0700, err);
@@ -603,6 +621,8 @@ int pinlet_cmd_check_config(int argc, char **argv)
                         printf("lock files: ok, %zu images\n", lock_images);
                 }
         }
+        if (r == PINLET_EXIT_OK && cfg.provider_config)
+                printf("credential providers: ok\n");
         if (r == PINLET_EXIT_OK)
                 printf("%s: ok\n", cfg.path ? cfg.path : "(defaults, no file)");
         pinlet_config_free(&cfg);

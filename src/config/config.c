@@ -126,6 +126,8 @@ void pinlet_config_free(struct pinlet_config *cfg)
         scope_free(&cfg->include);
         scope_free(&cfg->exclude);
         pinlet_strv_free(cfg->docker_config_paths);
+        free(cfg->provider_config);
+        free(cfg->provider_bin_dir);
         for (size_t i = 0; i < cfg->n_registries; i++)
                 registry_config_free(&cfg->registries[i]);
         free(cfg->registries);
@@ -411,6 +413,8 @@ static const struct key resolver_keys[] = {
 };
 static const struct key credentials_keys[] = {
         { "docker_config", K_STRV, CFG(docker_config_paths) },
+        { "provider_config", K_STRING, CFG(provider_config) },
+        { "provider_bin_dir", K_STRING, CFG(provider_bin_dir) },
         {},
 };
 static const struct key lock_keys[] = {
@@ -1012,6 +1016,18 @@ int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error 
                 return pinlet_error_set(
                         err, -EINVAL, "%s: key 'resolver.per_registry': must be between 1 and 1024",
                         where);
+        /* kubelet needs both flags for plugins; one alone is a half-done configuration */
+        if (!!cfg->provider_config != !!cfg->provider_bin_dir)
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: keys 'credentials.provider_config' and "
+                                        "'credentials.provider_bin_dir' must be given together",
+                                        where);
+        if (cfg->provider_config &&
+            (cfg->provider_config[0] != '/' || cfg->provider_bin_dir[0] != '/'))
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: keys 'credentials.provider_config' and "
+                                        "'credentials.provider_bin_dir' must be absolute paths",
+                                        where);
         for (char **p = cfg->lock_paths; p && *p; p++)
                 if (**p != '/')
                         return pinlet_error_set(err, -EINVAL,

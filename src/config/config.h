@@ -115,6 +115,12 @@ struct pinlet_config {
         unsigned resolver_per_registry; /* concurrent resolutions per registry host (compared
                                          * case-insensitively), default 4, 1 .. 1024 */
         char **docker_config_paths;     /* default kubelet's, then ~/.docker/config.json */
+        /* kubelet credential provider plugins (credentials.provider_config, kubelet's
+         * --image-credential-provider-config, and credentials.provider_bin_dir, its
+         * --image-credential-provider-bin-dir): both absolute paths, or neither (NULL).
+         * The file itself is read by the registry client (registry/credprov.h). */
+        char *provider_config;
+        char *provider_bin_dir;
         struct pinlet_registry_config *registries;
         size_t n_registries;
 

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "registry/challenge.h"
+#include "registry/credprov.h"
 #include "registry/registry.h"
 #include "registry/token.h"
 #include "util/buf.h"
@@ -57,6 +58,8 @@ struct pinlet_registry {
 
         pthread_mutex_t hints_lock;
         struct pinlet_lru hints; /* of struct auth_hint, at most o.auth_hints_max */
+
+        struct pinlet_credprov *credprov; /* owned; NULL without provider config */
 
         atomic_uint_fast64_t st_requests, st_manifest, st_token, st_resolutions;
 };
@@ -256,6 +259,18 @@ int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_r
         curl_share_setopt(r->share, CURLSHOPT_USERDATA, r);
         curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
         curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        if (o->credential_provider_config || o->credential_provider_bin_dir) {
+                const struct pinlet_credprov_options co = {
+                        .config_path = o->credential_provider_config,
+                        .bin_dir = o->credential_provider_bin_dir,
+                };
+
+                e = pinlet_credprov_new(&co, &r->credprov, err);
+                if (e < 0) {
+                        pinlet_registry_free(r);
+                        return e;
+                }
+        }
         *ret = r;
         return 0;
 }
@@ -296,6 +311,7 @@ void pinlet_registry_free(struct pinlet_registry *r)
                 hint_free(hint_of(n));
         }
         pinlet_lru_done(&r->hints);
+        pinlet_credprov_free(r->credprov);
         options_free_copy(&r->o);
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
                 pthread_mutex_destroy(&r->share_locks[i]);
@@ -1309,6 +1325,35 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
         }
 }
 
+/* The credentials of one resolution (the order is in registry.h). */
+static int node_creds(struct pinlet_registry *r, const struct pinlet_ref *ref,
+                      const struct pinlet_registry_auth *auth, int64_t deadline_ms,
+                      struct pinlet_creds *ret, struct pinlet_error **err)
+{
+        _cleanup_free_ char *image = NULL;
+        struct pinlet_creds c = { 0 };
+        int rc;
+
+        rc = pinlet_creds_lookup(r->o.docker_config_paths, auth, ref->domain, &c, err);
+        if (rc < 0)
+                return rc;
+        if (!pinlet_creds_empty(&c) || !r->credprov) {
+                *ret = c;
+                return 0;
+        }
+        /* kubelet hands providers the repository without tag or digest
+         * (parsers.ParseImageName), normalized: "docker.io/library/nginx" */
+        if (asprintf(&image, "%s/%s", ref->domain, ref->path) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        rc = pinlet_credprov_lookup(r->credprov, image, deadline_ms, &c, err);
+        if (rc < 0)
+                return rc;
+        if (rc == 0)
+                c = (struct pinlet_creds){ .source = "anonymous" };
+        *ret = c;
+        return 0;
+}
+
 int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
                             const struct pinlet_registry_auth *auth, int64_t deadline_ms,
                             struct pinlet_resolution *ret, struct pinlet_error **err)
@@ -1337,7 +1382,7 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
         if (!hint_key)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
 
-        rc = pinlet_creds_lookup(r->o.docker_config_paths, auth, ref->domain, &creds, err);
+        rc = node_creds(r, ref, auth, ctx.deadline_ms, &creds, err);
         if (rc >= 0)
                 rc = resolve_tag(&ctx, ref, &creds, &res, err);
         pinlet_creds_clear(&creds);

@@ -101,6 +101,11 @@ struct pinlet_registry_options {
         size_t n_hosts;
         size_t token_cache_max; /* bearer tokens kept; 0: PINLET_TOKEN_CACHE_MAX */
         size_t auth_hints_max;  /* 0: PINLET_REGISTRY_HINTS_MAX */
+        /* kubelet credential provider plugins (registry/credprov.h): consulted when
+         * neither the request nor the Docker config files have credentials for the
+         * registry. Both or neither; NULL: none. */
+        const char *credential_provider_config; /* CredentialProviderConfig file */
+        const char *credential_provider_bin_dir;
 };
 
 /* The entry of o for host ("host[:port]"), compared case-insensitively: "Reg.Example"
@@ -111,7 +116,8 @@ pinlet_registry_options_host(const struct pinlet_registry_options *o, const char
 /*
  * Creates a client with a copy of o. Checks that the ca/cert/key files named by o->hosts
  * are readable (PINLET_EINVAL naming the host and the file) and that no host is listed
- * twice, case aside (PINLET_EINVAL).
+ * twice, case aside (PINLET_EINVAL). Loads the credential provider config, when o names
+ * one (its errors name the file and the provider).
  */
 int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_registry **ret,
                         struct pinlet_error **err);
@@ -120,8 +126,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
 
 /*
  * Resolves ref's tag (ref->tag must be set; a digest in ref is ignored) to a digest.
- * auth: the caller's credentials (CRI AuthConfig), or NULL to use the node's Docker config
- * files, then anonymous. deadline_ms: absolute pinlet_now_ms() time (<= 0: none);
+ * auth: the caller's credentials (CRI AuthConfig), or NULL. Credentials are, in this order:
+ * the AuthConfig when it applies to the registry, the node's Docker config files, the
+ * credential providers whose matchImages match "<domain>/<path>", anonymous. A provider
+ * that fails fails the resolution (PINLET_EUNAVAIL, PINLET_ETIMEOUT or PINLET_EPROTO, the
+ * message naming the provider). deadline_ms: absolute pinlet_now_ms() time (<= 0: none);
  * the whole resolution also stops after the resolve_timeout_ms of the options.
  *
  * Errors (the message names the image, the registry and the cause, never a secret):

@@ -24,7 +24,10 @@
  * Cache keys: "<reference> node" when the node's credentials resolve it, and "<reference>
  * auth:<salted SHA-256 of the credential>" when a PullImage carries credentials that apply
  * to the registry, so a caller whose credentials the registry would refuse gets that
- * refusal, not a digest resolved with someone else's secret. The reference in a key (and in
+ * refusal, not a digest resolved with someone else's secret. The node's credentials are
+ * the Docker config files and the kubelet credential providers (registry/credprov.h): one
+ * node-wide identity per reference, shared by every caller without request credentials,
+ * so "node" names them all; a request's own credentials never share that key. The reference in a key (and in
  * the pin store: pinlet_ref_key) has its registry host in lower case: hosts are
  * case-insensitive, the repository path is lower case by grammar. The salt is per resolver
  * (per process): keys may be logged at debug level, and must not let anyone test password

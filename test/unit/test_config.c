@@ -495,6 +495,44 @@ static void test_missing_file(void **state)
         pinlet_config_free(&cfg);
 }
 
+static void test_credential_providers(void **state)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_config cfg;
+
+        assert_int_equal(pinlet_config_init(&cfg), 0);
+        assert_null(cfg.provider_config);
+        assert_null(cfg.provider_bin_dir);
+        pinlet_config_free(&cfg);
+        assert_int_equal(load(&cfg,
+                              "credentials:\n"
+                              "  provider_config: /etc/kubernetes/credential-providers.yaml\n"
+                              "  provider_bin_dir: /usr/libexec/kubernetes/credential-providers\n",
+                              &err),
+                         0);
+        assert_string_equal(cfg.provider_config, "/etc/kubernetes/credential-providers.yaml");
+        assert_string_equal(cfg.provider_bin_dir, "/usr/libexec/kubernetes/credential-providers");
+        assert_int_equal(pinlet_config_validate(&cfg, &err), 0);
+        pinlet_config_free(&cfg);
+
+        /* one without the other, and relative paths, are refused naming both keys */
+        static const char *const bad[] = {
+                "credentials: {provider_config: /etc/cp.yaml}\n",
+                "credentials: {provider_bin_dir: /usr/libexec/cp}\n",
+                "credentials: {provider_config: cp.yaml, provider_bin_dir: /usr/libexec/cp}\n",
+                "credentials: {provider_config: /etc/cp.yaml, provider_bin_dir: bin}\n",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                pinlet_error_free(err);
+                err = NULL;
+                assert_int_equal(load(&cfg, bad[i], &err), 0);
+                assert_true(pinlet_config_validate(&cfg, &err) < 0);
+                assert_non_null(strstr(err->message, "credentials.provider_config"));
+                assert_non_null(strstr(err->message, "credentials.provider_bin_dir"));
+                pinlet_config_free(&cfg);
+        }
+}
+
 static void test_durations(void **state)
 {
         static const struct {
@@ -567,6 +605,7 @@ int main(void)
                 cmocka_unit_test(test_registry_host_case),
                 cmocka_unit_test(test_new_keys),
                 cmocka_unit_test(test_lock_require_names),
+                cmocka_unit_test(test_credential_providers),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 #include "audit/audit.h"
 #include "cache/cache.h"
 #include "cli/cli.h"
+#include "intercept/answers.h"
 #include "intercept/intercept.h"
 #include "intercept/methods.h"
 #include "lock/lock.h"
@@ -100,7 +101,11 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
 
         static const struct pinlet_cri_binding bindings[] = {
                 { "ImageService/PullImage", pinlet_interceptor_pull_image },
-                { "ImageService/ImageStatus", pinlet_interceptor_image_status },
+                { "ImageService/ImageStatus", pinlet_interceptor_image_status,
+                  pinlet_answers_image_status },
+                { "ImageService/ListImages", NULL, pinlet_answers_list_images },
+                { "ImageService/RemoveImage", pinlet_answers_remove_image_request,
+                  pinlet_answers_remove_image },
                 { "RuntimeService/CreateContainer", pinlet_interceptor_create_container },
         };
 

@@ -121,33 +121,54 @@ static char *wire_string(const ProtobufCBinaryData *b, bool *oom)
 
 /* A name from the runtime in the form pins are keyed by (pinlet_ref_key(): host in lower
  * case, docker.io and library/ spelled out); a name pinlet cannot parse is compared as
- * written. NULL: a NUL byte in the name, or no memory (*oom). */
-static char *wire_key(const ProtobufCBinaryData *b, bool *oom)
+ * written and *ret_bad is set. NULL: a NUL byte in the name (*ret_bad set), or no memory
+ * (*oom). */
+static char *wire_key_bad(const ProtobufCBinaryData *b, bool *oom, bool *ret_bad)
 {
         _cleanup_free_ char *s = wire_string(b, oom);
         _cleanup_(pinlet_ref_freep) struct pinlet_ref *ref = NULL;
         char *key;
 
+        *ret_bad = true;
         if (!s)
                 return NULL;
         if (pinlet_ref_parse(s, &ref, NULL) < 0)
                 return TAKE_PTR(s);
+        *ret_bad = false;
         key = pinlet_ref_key(ref);
         if (!key)
                 *oom = true;
         return key;
 }
 
-/* containerd's order of repo_tags (sortReferences: every tag ranks alike, then the string
- * compared byte by byte). */
-static int cmp_binary(const void *a, const void *b)
+static char *wire_key(const ProtobufCBinaryData *b, bool *oom)
 {
-        const ProtobufCBinaryData *x = a, *y = b;
-        int r = memcmp(x->data, y->data, x->len < y->len ? x->len : y->len);
+        bool bad;
 
+        return wire_key_bad(b, oom, &bad);
+}
+
+/* A tag of the new list and whether it is no valid reference. */
+struct tag_entry {
+        ProtobufCBinaryData name;
+        bool bad;
+};
+
+/* containerd's order of repo_tags (pkg/cri/store/image sortReferences): valid references
+ * by rank (every tag ranks alike) then as strings, byte by byte; names that do not parse
+ * after them, as strings too. */
+static int cmp_tag(const void *a, const void *b)
+{
+        const struct tag_entry *x = a, *y = b;
+        size_t n = x->name.len < y->name.len ? x->name.len : y->name.len;
+        int r;
+
+        if (x->bad != y->bad)
+                return x->bad ? 1 : -1;
+        r = n ? memcmp(x->name.data, y->name.data, n) : 0;
         if (r != 0)
                 return r;
-        return x->len < y->len ? -1 : x->len > y->len ? 1 : 0;
+        return x->name.len < y->name.len ? -1 : x->name.len > y->name.len ? 1 : 0;
 }
 
 /* The repo_tags one image should have. *ret_tags is NULL when they are the runtime's own;
@@ -156,7 +177,8 @@ static int fix_image(const struct pinlet_answers_index *idx, const Pinlet__Cri__
                      ProtobufCBinaryData **ret_tags, size_t *ret_n)
 {
         _cleanup_(json_decrefp) json_t *digests = json_object(), *seen = json_object();
-        _cleanup_free_ ProtobufCBinaryData *tags = NULL;
+        _cleanup_free_ struct tag_entry *tags = NULL;
+        ProtobufCBinaryData *out;
         bool oom = false, changed = false;
         size_t n = 0, cap = img->n_repo_tags;
 
@@ -179,7 +201,8 @@ static int fix_image(const struct pinlet_answers_index *idx, const Pinlet__Cri__
 
         /* The runtime's own tags stay, byte for byte, unless pinned to another image. */
         for (size_t i = 0; i < img->n_repo_tags; i++) {
-                _cleanup_free_ char *key = wire_key(&img->repo_tags[i], &oom);
+                bool bad;
+                _cleanup_free_ char *key = wire_key_bad(&img->repo_tags[i], &oom, &bad);
                 const char *pinned;
 
                 if (oom)
@@ -191,7 +214,7 @@ static int fix_image(const struct pinlet_answers_index *idx, const Pinlet__Cri__
                 }
                 if (key && json_object_set_new_nocheck(seen, key, json_true()) < 0)
                         return -ENOMEM;
-                tags[n++] = img->repo_tags[i];
+                tags[n++] = (struct tag_entry){ .name = img->repo_tags[i], .bad = bad };
         }
         /* Then every tag pinned to one of this image's digests. */
         for (size_t i = 0; i < img->n_repo_digests; i++) {
@@ -211,7 +234,9 @@ static int fix_image(const struct pinlet_answers_index *idx, const Pinlet__Cri__
                                 continue;
                         if (json_object_set_new_nocheck(seen, t, json_true()) < 0)
                                 return -ENOMEM;
-                        tags[n++] = (ProtobufCBinaryData){ .len = strlen(t), .data = (uint8_t *)t };
+                        tags[n++] = (struct tag_entry){
+                                .name = { .len = strlen(t), .data = (uint8_t *)t },
+                        };
                         changed = true;
                 }
         }
@@ -220,8 +245,13 @@ static int fix_image(const struct pinlet_answers_index *idx, const Pinlet__Cri__
                 *ret_n = 0;
                 return 0;
         }
-        qsort(tags, n, sizeof(*tags), cmp_binary);
-        *ret_tags = TAKE_PTR(tags);
+        qsort(tags, n, sizeof(*tags), cmp_tag);
+        out = calloc(n ? n : 1, sizeof(*out));
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                out[i] = tags[i].name;
+        *ret_tags = out;
         *ret_n = n;
         return 0;
 }

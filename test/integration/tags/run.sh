@@ -126,6 +126,12 @@ pull_both() {
 pins_json() {
 	"$PINLET_BIN" pins --json --state-dir "$PINLET_DIR/state"
 }
+# has_pin REF [DIGEST]: the pin store holds REF (pinned to DIGEST). jq -s: one verdict for
+# all lines (jq -e alone judges only the last line's output).
+has_pin() {
+	pins_json | jq -s -e --arg r "$1" --arg d "${2:-}" \
+		'any(.[]; .reference == $r and ($d == "" or .digest == $d))' >/dev/null
+}
 
 _status_absent() {
 	"$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 10 image-status "$1" 2>/dev/null |
@@ -203,17 +209,16 @@ jq -e --arg t "$REG/tiny/app:v1" '.image.repo_tags | index($t) == null' <<<"$out
 
 # ---- 4. RemoveImage by a pinned tag --------------------------------------------------------
 
-pins_json | jq -e --arg r "$REG/tiny/app:v1" --arg d "$D2" \
-	'select(.reference == $r and .digest == $d)' >/dev/null ||
+has_pin "$REG/tiny/app:v1" "$D2" ||
 	it_fail "no pin $REG/tiny/app:v1 -> $D2: $(pins_json)"
 cri P "RemoveImage $REG/tiny/app:v1 through pinlet" rmi "$REG/tiny/app:v1"
 out=$("$PINLET_IT_CRI" -e "$CONTAINERD_ENDPOINT" -t 10 image-status "$REG/tiny/app@$D2")
 jq -e '.image == null' <<<"$out" >/dev/null ||
 	it_fail "the pinned image $REG/tiny/app@$D2 is still in containerd: $out"
-_pin_gone() { ! pins_json | jq -e --arg r "$REG/tiny/app:v1" 'select(.reference == $r)' >/dev/null; }
+_pin_gone() { ! has_pin "$REG/tiny/app:v1"; }
 # forgotten on a worker after the answer: normally done before the client got it
 wait_until 5 _pin_gone || it_fail "the pin of $REG/tiny/app:v1 is still there: $(pins_json)"
-pins_json | jq -e --arg r "$REG/tiny/app:a" 'select(.reference == $r)' >/dev/null ||
+has_pin "$REG/tiny/app:a" "$D1" ||
 	it_fail "the pin of $REG/tiny/app:a went too: $(pins_json)"
 cri D "RemoveImage $REG/tiny/app:v1 directly" rmi "$REG/tiny/app:v1"
 same_list

@@ -45,6 +45,7 @@
 #include "audit/audit.h"
 #include "cache/cache.h"
 #include "cli/cli.h"
+#include "intercept/answers.h"
 #include "intercept/intercept.h"
 #include "intercept/methods.h"
 #include "lock/lock.h"
@@ -236,6 +237,43 @@ static void through_gen(pinlet_intercept_fn fn, void *userdata, const struct pin
                 gen_unref(g);
 }
 
+/* The same for the responders (answers.h): the call's generation when its request phase
+ * left one, else the current one. */
+static void respond_through_gen(pinlet_respond_fn fn, void *userdata,
+                                const struct pinlet_call_info *info, const uint8_t *request,
+                                size_t request_len, int status, const uint8_t *response,
+                                size_t response_len, struct pinlet_intercept_result *ret)
+{
+        struct gen *g = info->state ? info->state : gen_get(userdata);
+
+        fn(g->interceptor, info, request, request_len, status, response, response_len, ret);
+        if (info->state)
+                return;
+        if (ret->action == PINLET_DEFER)
+                ret->state = g;
+        else
+                gen_unref(g);
+}
+
+#define RESPONDER(name, fn)                                                                     \
+        static void name(void *userdata, const struct pinlet_call_info *info,                   \
+                         const uint8_t *request, size_t request_len, int status,                \
+                         const uint8_t *response, size_t response_len,                          \
+                         struct pinlet_intercept_result *ret)                                   \
+        {                                                                                       \
+                respond_through_gen(fn, userdata, info, request, request_len, status, response, \
+                                    response_len, ret);                                         \
+        }
+RESPONDER(image_status_answer, pinlet_answers_image_status)
+RESPONDER(list_images_answer, pinlet_answers_list_images)
+RESPONDER(remove_image_answer, pinlet_answers_remove_image)
+
+static void remove_image(void *userdata, const struct pinlet_call_info *info,
+                         const uint8_t *request, size_t len, struct pinlet_intercept_result *ret)
+{
+        through_gen(pinlet_answers_remove_image_request, userdata, info, request, len, ret);
+}
+
 static void pull_image(void *userdata, const struct pinlet_call_info *info, const uint8_t *request,
                        size_t len, struct pinlet_intercept_result *ret)
 {
@@ -273,7 +311,9 @@ static int daemon_open(struct daemon *d, const struct pinlet_config *cfg, struct
 {
         static const struct pinlet_cri_binding bindings[] = {
                 { "ImageService/PullImage", pull_image },
-                { "ImageService/ImageStatus", image_status },
+                { "ImageService/ImageStatus", image_status, image_status_answer },
+                { "ImageService/ListImages", NULL, list_images_answer },
+                { "ImageService/RemoveImage", remove_image, remove_image_answer },
                 { "RuntimeService/CreateContainer", create_container },
         };
         const struct pinlet_cache_options co = cache_options(cfg);

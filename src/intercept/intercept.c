@@ -74,6 +74,16 @@ void pinlet_interceptor_free(struct pinlet_interceptor *ic)
         free(ic);
 }
 
+const struct pinlet_config *pinlet_interceptor_config(const struct pinlet_interceptor *ic)
+{
+        return ic ? ic->cfg : NULL;
+}
+
+struct pinlet_pins *pinlet_interceptor_pins(const struct pinlet_interceptor *ic)
+{
+        return ic ? ic->pins : NULL;
+}
+
 int pinlet_interceptor_status_for_error(int code)
 {
         switch (code) {

@@ -128,5 +128,10 @@ void pinlet_interceptor_create_container(void *userdata, const struct pinlet_cal
                                          const uint8_t *request, size_t len,
                                          struct pinlet_intercept_result *ret);
 
+/* For the responders (answers.h), which get the interceptor as the proxy's userdata: the
+ * configuration and the pin store (NULL: none) it was created with. */
+const struct pinlet_config *pinlet_interceptor_config(const struct pinlet_interceptor *ic);
+struct pinlet_pins *pinlet_interceptor_pins(const struct pinlet_interceptor *ic);
+
 /* The gRPC status code (grpc_status_code) pinlet answers a failed resolution with. */
 int pinlet_interceptor_status_for_error(int code);

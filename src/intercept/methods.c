@@ -48,7 +48,7 @@
         M(V, ImageService, ImageFsInfo)
 
 #define M(version, service, method) \
-        { .path = "/runtime." version "." #service "/" #method, .unary = true, .intercept = NULL },
+        { .path = "/runtime." version "." #service "/" #method, .unary = true },
 
 static const struct pinlet_method cri_methods[] = { RUNTIME_METHODS("v1")
                                                             RUNTIME_METHODS("v1alpha2") };
@@ -90,7 +90,10 @@ int pinlet_cri_methods_build(const struct pinlet_cri_binding *bindings, size_t n
 
                 for (size_t i = 0; i < ELEMENTSOF(cri_methods); i++)
                         if (path_is(t[i].path, bindings[b].service_method)) {
-                                t[i].intercept = bindings[b].fn;
+                                if (bindings[b].fn)
+                                        t[i].intercept = bindings[b].fn;
+                                if (bindings[b].respond)
+                                        t[i].respond = bindings[b].respond;
                                 matched++;
                         }
                 if (matched == 0)

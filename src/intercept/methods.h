@@ -9,10 +9,12 @@
  * (GetContainerEvents, any Stream*) and methods unknown today are deliberately NOT in it,
  * so the proxy forwards them as generic bidirectional streams, never decoded.
  *
- * The daemon builds its own copy with the interceptors bound:
+ * The daemon builds its own copy with the interceptors (request) and responders (answer)
+ * bound:
  *
  *     static const struct pinlet_cri_binding b[] = {
  *             { "ImageService/PullImage", pull_image_fn },
+ *             { "ImageService/ListImages", NULL, list_images_respond_fn },
  *     };
  *     r = pinlet_cri_methods_build(b, ELEMENTSOF(b), &methods, &n, &err);
  *
@@ -30,7 +32,8 @@
 
 struct pinlet_cri_binding {
         const char *service_method; /* "<Service>/<Method>", e.g. "ImageService/PullImage" */
-        pinlet_intercept_fn fn;
+        pinlet_intercept_fn fn;     /* NULL: leaves the method's interceptor as it is */
+        pinlet_respond_fn respond;  /* NULL: leaves the method's responder as it is */
 };
 
 /* The table without interceptors (static storage). */

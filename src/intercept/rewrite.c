@@ -235,6 +235,11 @@ static bool unknown_fields_valid(const ProtobufCMessage *m)
         return true;
 }
 
+bool pinlet_intercept_message_valid(const void *msg)
+{
+        return unknown_fields_valid(msg);
+}
+
 /*
  * Walks every text (bytes) field of the message tree: counts them into *n and finds the
  * first that holds a NUL byte, whose dotted path (relative to m) goes into path. Returns

@@ -135,6 +135,11 @@ bool pinlet_intercept_request_changed(const struct pinlet_intercept_request *r);
 int pinlet_intercept_request_encode(const struct pinlet_intercept_request *r, uint8_t **ret_data,
                                     size_t *ret_len, struct pinlet_error **err);
 
+/* Whether a message protobuf-c decoded (a ProtobufCMessage *) re-encodes to bytes that
+ * decode again: false when it kept an unknown field with number 0 or above 2^29 - 1
+ * (protobuf-c 1.4 accepts both). Every decoder that may re-encode checks this. */
+bool pinlet_intercept_message_valid(const void *msg);
+
 void pinlet_intercept_request_free(struct pinlet_intercept_request *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_intercept_request *, pinlet_intercept_request_free)
 #define _cleanup_intercept_request_ _cleanup_(pinlet_intercept_request_freep)

@@ -16,6 +16,8 @@
  *             decided -> go on at once; PINLET_DEFER -> job on its worker queue ->
  *             interceptor on a worker (may_block true) -> zero-op batch wakes CQ]
  *           -> ONE backend batch (send md+msg+close, recv md+msg+status)
+ *           -> [responder on the CQ thread: decided -> go on at once; PINLET_DEFER ->
+ *             job on a worker -> responder there -> zero-op batch wakes CQ]
  *           -> ONE server batch (send md+msg+status) -> done
  *   stream: backend SEND_INITIAL_METADATA, RECV_INITIAL_METADATA, RECV_STATUS_ON_CLIENT;
  *           c2b pump: server RECV_MESSAGE -> backend SEND_MESSAGE -> ... -> NULL: close;
@@ -98,6 +100,10 @@ struct pcall {
         int server_cancelled;     /* RECV_CLOSE_ON_SERVER output */
 
         grpc_byte_buffer *c2b; /* client -> backend message in flight; owned */
+        /* The client's own request when an interceptor replaced c2b and the method has a
+         * responder (which is promised the request as the client sent it); owned. */
+        grpc_byte_buffer *req_orig;
+        bool responding;       /* the worker job out is the responder's, not the interceptor's */
         grpc_byte_buffer *b2c; /* backend -> client message in flight; owned */
 
         bool closed;          /* RECV_CLOSE_ON_SERVER completed */
@@ -146,7 +152,8 @@ struct pinlet_proxy {
         int64_t accept_backoff_ms; /* next retry delay */
 
         /* statistics, relaxed atomics */
-        atomic_uint_fast64_t n_calls, n_intercepted, n_deferred, n_accept_retries;
+        atomic_uint_fast64_t n_calls, n_intercepted, n_deferred, n_accept_retries, n_responded,
+                n_respond_deferred;
         atomic_uint inject_accept_failures;
 
         /* lock protects everything below */
@@ -200,6 +207,8 @@ static void pcall_free(struct pcall *c)
                 grpc_byte_buffer_destroy(c->c2b);
         if (c->b2c)
                 grpc_byte_buffer_destroy(c->b2c);
+        if (c->req_orig)
+                grpc_byte_buffer_destroy(c->req_orig);
         free(c->ires.data);
         free(c->ires.message);
         free(c->ires.queue);
@@ -365,21 +374,17 @@ static void on_status_sent(struct pcall *c, bool ok)
         unref(c);
 }
 
-static void on_unary_resp(struct pcall *c, bool ok)
+static void enqueue_job(struct pcall *c);
+static void call_responder(struct pcall *c, bool may_block);
+
+/* Sends the backend's answer (c->b2c, possibly replaced by the responder) to the client. */
+static void send_unary_answer(struct pcall *c)
 {
         grpc_op ops[3] = {};
         size_t n = 0;
 
-        if (c->c2b) {
-                grpc_byte_buffer_destroy(c->c2b);
-                c->c2b = NULL;
-        }
-        if (c->status_sent) { /* ended by the shutdown meanwhile */
-                unref(c);
+        if (c->status_sent) /* ended by the shutdown meanwhile */
                 return;
-        }
-        if (!ok) /* only on a refused batch: status fields are unset */
-                c->status = GRPC_STATUS_INTERNAL;
         annotate_local_failure(c);
         c->status_sent = true;
         c->server_md_sent = true;
@@ -399,6 +404,65 @@ static void on_unary_resp(struct pcall *c, bool ok)
         ops[n].data.send_status_from_server.status_details = &c->status_details;
         n++;
         start(c, c->server, ops, n, &c->t_status_sent);
+}
+
+/* Carries out the responder's decision (CQ thread): the original answer, or a new
+ * message in its place. */
+static void apply_respond_result(struct pcall *c)
+{
+        struct pinlet_intercept_result *r = &c->ires;
+
+        if (r->action == PINLET_FORWARD_REWRITTEN) {
+                grpc_slice s;
+
+                if (c->b2c)
+                        grpc_byte_buffer_destroy(c->b2c);
+                if (r->len > 0) {
+                        s = grpc_slice_new(r->data, r->len, free);
+                } else {
+                        free(r->data);
+                        s = grpc_empty_slice();
+                }
+                r->data = NULL;
+                c->b2c = grpc_raw_byte_buffer_create(&s, 1);
+                grpc_slice_unref(s);
+        } else if (r->action != PINLET_FORWARD_ORIGINAL) {
+                log_error("proxy: responder of %s answered %d: the original answer is sent",
+                          c->method->path, (int)r->action);
+        }
+}
+
+static void on_unary_resp(struct pcall *c, bool ok)
+{
+        /* Without a responder nobody needs the request any more: free it early. */
+        if (c->c2b && !c->method->respond) {
+                grpc_byte_buffer_destroy(c->c2b);
+                c->c2b = NULL;
+        }
+        if (c->status_sent) { /* ended by the shutdown meanwhile */
+                unref(c);
+                return;
+        }
+        if (!ok) /* only on a refused batch: status fields are unset */
+                c->status = GRPC_STATUS_INTERNAL;
+        if (ok && c->method->respond) {
+                call_responder(c, false);
+                if (c->ires.action == PINLET_DEFER) {
+                        atomic_fetch_add_explicit(&c->p->n_respond_deferred, 1,
+                                                  memory_order_relaxed);
+                        /* No queue limit: the request's queue named a registry, a
+                         * responder asks none. */
+                        free(c->queue);
+                        c->queue = NULL;
+                        c->responding = true;
+                        enqueue_job(c);
+                        unref(c);
+                        return;
+                }
+                atomic_fetch_add_explicit(&c->p->n_responded, 1, memory_order_relaxed);
+                apply_respond_result(c);
+        }
+        send_unary_answer(c);
         unref(c);
 }
 
@@ -450,17 +514,52 @@ static void enqueue_job(struct pcall *c)
         pthread_mutex_unlock(&p->lock);
 }
 
-/* The request as one contiguous slice (a reference when gRPC holds it in one piece). */
-static grpc_slice request_slice(struct pcall *c)
+/* A byte buffer as one contiguous slice (a reference when gRPC holds it in one piece). */
+static grpc_slice buffer_slice(grpc_byte_buffer *bb)
 {
         grpc_byte_buffer_reader reader;
         grpc_slice flat = grpc_empty_slice();
 
-        if (c->c2b && grpc_byte_buffer_reader_init(&reader, c->c2b)) {
+        if (bb && grpc_byte_buffer_reader_init(&reader, bb)) {
                 flat = grpc_byte_buffer_reader_readall(&reader);
                 grpc_byte_buffer_reader_destroy(&reader);
         }
         return flat;
+}
+
+static void call_responder(struct pcall *c, bool may_block)
+{
+        struct pinlet_call_info info = {
+                .method = c->method->path,
+                .deadline_ms = c->deadline_ms,
+                .may_block = may_block,
+                .state = c->istate, /* what the request phase (or the first call) left */
+        };
+        grpc_slice req = buffer_slice(c->req_orig ? c->req_orig : c->c2b);
+        grpc_slice resp = buffer_slice(c->b2c);
+
+        free(c->ires.data);
+        free(c->ires.message);
+        free(c->ires.queue);
+        c->ires = (struct pinlet_intercept_result){ .action = PINLET_FORWARD_ORIGINAL };
+        c->method->respond(c->p->opts.userdata, &info, GRPC_SLICE_START_PTR(req),
+                           GRPC_SLICE_LENGTH(req), (int)c->status,
+                           c->b2c ? GRPC_SLICE_START_PTR(resp) : NULL, GRPC_SLICE_LENGTH(resp),
+                           &c->ires);
+        grpc_slice_unref(req);
+        grpc_slice_unref(resp);
+        if (c->ires.state) {
+                /* kept for the second call when the call has none yet, else released */
+                if (!c->istate && c->ires.action == PINLET_DEFER && !may_block)
+                        c->istate = TAKE_PTR(c->ires.state);
+                else if (c->p->opts.state_free)
+                        c->p->opts.state_free(TAKE_PTR(c->ires.state));
+                c->ires.state = NULL;
+        }
+        if (may_block && c->ires.action == PINLET_DEFER) {
+                log_error("proxy: responder of %s deferred on a worker", c->method->path);
+                c->ires.action = PINLET_FORWARD_ORIGINAL;
+        }
 }
 
 static void call_interceptor(struct pcall *c, bool may_block)
@@ -471,7 +570,7 @@ static void call_interceptor(struct pcall *c, bool may_block)
                 .may_block = may_block,
                 .state = may_block ? c->istate : NULL,
         };
-        grpc_slice flat = request_slice(c);
+        grpc_slice flat = buffer_slice(c->c2b);
 
         free(c->ires.data);
         free(c->ires.message);
@@ -516,7 +615,12 @@ static void on_unary_req(struct pcall *c, bool ok)
 /* Runs on the CQ thread after the worker's zero-op batch completed. */
 static void on_intercepted(struct pcall *c, bool ok)
 {
-        apply_intercept_result(c);
+        if (c->responding) {
+                apply_respond_result(c);
+                send_unary_answer(c);
+        } else {
+                apply_intercept_result(c);
+        }
         unref(c);
 }
 
@@ -532,7 +636,9 @@ static void apply_intercept_result(struct pcall *c)
         case PINLET_FORWARD_REWRITTEN: {
                 grpc_slice s;
 
-                if (c->c2b)
+                if (c->c2b && c->method->respond && !c->req_orig)
+                        c->req_orig = c->c2b; /* the responder gets the client's request */
+                else if (c->c2b)
                         grpc_byte_buffer_destroy(c->c2b);
                 if (r->len > 0) {
                         s = grpc_slice_new(r->data, r->len, free);
@@ -939,13 +1045,15 @@ static void *worker_main(void *arg)
                 }
                 pthread_mutex_unlock(&p->lock);
 
-                /* The CQ thread does not touch c2b, ires or queue while the job is out.
+                /* The CQ thread does not touch c2b, b2c, ires or queue while the job is out.
                  * FORWARD_ORIGINAL on an abandoned call forwards nothing: on_intercepted
                  * finds its status already sent. */
-                if (!atomic_load(&c->abandoned))
-                        call_interceptor(c, true);
-                else
+                if (atomic_load(&c->abandoned))
                         c->ires.action = PINLET_FORWARD_ORIGINAL;
+                else if (c->responding)
+                        call_responder(c, true);
+                else
+                        call_interceptor(c, true);
 
                 pthread_mutex_lock(&p->lock);
                 job_done(p, c->queue);
@@ -1305,6 +1413,9 @@ void pinlet_proxy_get_stats(struct pinlet_proxy *p, struct pinlet_proxy_stats *r
                 .intercepted = atomic_load_explicit(&p->n_intercepted, memory_order_relaxed),
                 .deferred = atomic_load_explicit(&p->n_deferred, memory_order_relaxed),
                 .accept_retries = atomic_load_explicit(&p->n_accept_retries, memory_order_relaxed),
+                .responded = atomic_load_explicit(&p->n_responded, memory_order_relaxed),
+                .respond_deferred =
+                        atomic_load_explicit(&p->n_respond_deferred, memory_order_relaxed),
         };
 }
 

@@ -7,7 +7,8 @@
  *
  * A method in the table may be marked unary (the proxy then sends initial metadata,
  * message and close in one batch each way) and may carry an interceptor that sees the
- * request message and may replace it or fail the call. A method not in the table is
+ * request message and may replace it or fail the call, and a responder that sees the
+ * backend's answer and may replace the response message. A method not in the table is
  * forwarded as a bidirectional stream and never decoded.
  *
  * Threads: one completion-queue thread drives all calls. An interceptor is first called
@@ -16,6 +17,12 @@
  * for a pool of worker threads, where the interceptor is called again with may_block
  * true (it may then block on the network). So calls that need no round trip (a cache
  * hit, a digest reference) never wait behind slow ones in the worker queue.
+ *
+ * A responder runs the same way: first on the completion-queue thread (may_block false),
+ * where it either decides or answers PINLET_DEFER to be called again on a worker (without
+ * a queue name limit). Its result is FORWARD_ORIGINAL (the backend's response goes to the
+ * client unchanged) or FORWARD_REWRITTEN (result->data replaces the response message);
+ * status, metadata and trailers are always the backend's.
  *
  * Worker queues: a deferred call names a queue (result->queue, e.g. the registry host
  * it must ask). At most opts.queue_limit jobs of one queue run at once; the others wait
@@ -65,10 +72,23 @@ typedef void (*pinlet_intercept_fn)(void *userdata, const struct pinlet_call_inf
                                     const uint8_t *request, size_t len,
                                     struct pinlet_intercept_result *ret);
 
+/* Called once the backend answered a unary call, before the answer goes to the client.
+ * request is what the CLIENT sent (before any interceptor rewrote it), status the
+ * backend's grpc_status_code, response the backend's message (NULL and 0 when it sent
+ * none, as with a non-OK status). Must fill *ret: FORWARD_ORIGINAL, FORWARD_REWRITTEN
+ * (ret->data replaces the response, the proxy frees it), or (may_block false only)
+ * PINLET_DEFER; PINLET_FAIL is not allowed and forwards the original answer. info->state
+ * is always NULL. Threads and blocking: as pinlet_intercept_fn. */
+typedef void (*pinlet_respond_fn)(void *userdata, const struct pinlet_call_info *info,
+                                  const uint8_t *request, size_t request_len, int status,
+                                  const uint8_t *response, size_t response_len,
+                                  struct pinlet_intercept_result *ret);
+
 struct pinlet_method {
         const char *path;              /* full method path */
         bool unary;                    /* known to be unary: coalesce batches */
         pinlet_intercept_fn intercept; /* NULL: never decoded; used only when unary */
+        pinlet_respond_fn respond;     /* NULL: the answer passes as bytes; only when unary */
 };
 
 struct pinlet_proxy_options {
@@ -108,10 +128,12 @@ void pinlet_proxy_set_queue_limit(struct pinlet_proxy *p, unsigned limit);
 
 /* Counters for tests and metrics (read with relaxed atomics, from any thread). */
 struct pinlet_proxy_stats {
-        uint64_t calls;          /* calls accepted */
-        uint64_t intercepted;    /* interceptor decided on the completion-queue thread */
-        uint64_t deferred;       /* interceptor deferred to a worker */
-        uint64_t accept_retries; /* failed attempts to accept the next call, retried */
+        uint64_t calls;            /* calls accepted */
+        uint64_t intercepted;      /* interceptor decided on the completion-queue thread */
+        uint64_t deferred;         /* interceptor deferred to a worker */
+        uint64_t responded;        /* responder decided on the completion-queue thread */
+        uint64_t respond_deferred; /* responder deferred to a worker */
+        uint64_t accept_retries;   /* failed attempts to accept the next call, retried */
 };
 void pinlet_proxy_get_stats(struct pinlet_proxy *p, struct pinlet_proxy_stats *ret);
 

@@ -258,8 +258,9 @@ manifest_requests() {
 	grep -cE "\"(GET|HEAD) /v2/tiny/app/manifests/$1 HTTP/" "$REGLOG" || true
 }
 
-# A locked pull, checked: pull_locked LABEL DIGEST_REF POD: PullImage(IMG) through pinlet
-# answers the image containerd holds under DIGEST_REF; the audit record says lock.
+# A locked pull, checked: pull_locked LABEL DIGEST_REF POD LOCK_FILE: PullImage(IMG)
+# through pinlet answers the image containerd holds under DIGEST_REF, and the audit record
+# says source "lock" and names LOCK_FILE. The image ID is left in PULLED_ID.
 pull_locked() {
 	local label=$1 want=$2 pod=$3 lockfile=$4 id
 	cri P "$label: PullImage $IMG" pull "$IMG" -n default -N "$pod" -I "$pod-uid"

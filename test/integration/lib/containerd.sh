@@ -23,6 +23,11 @@
 #           message logged, 20 s at most). Sets CONTAINERD_DIR, CONTAINERD_SOCK (a path)
 #           and CONTAINERD_ENDPOINT ("unix://" + path), and registers the cleanup of
 #           containers, shims, mounts and shim sockets with on_cleanup.
+#   start_containerd_named NAME DIR [REGISTRY_HOSTPORT...]
+#           start_containerd under the start_bg name NAME (log: logs/NAME.log), for a
+#           second "node" next to the first: everything else (config, cleanup steps, the
+#           variables it sets) is as start_containerd. restart_containerd does not apply
+#           to it (that one restarts the instance named "containerd").
 #   containerd_add_registry DIR HOSTPORT [CA_FILE]
 #           certs.d/HOSTPORT/hosts.toml: plain HTTP, or HTTPS trusting CA_FILE. containerd
 #           reads certs.d at each pull: this works before or after start_containerd.
@@ -281,4 +286,51 @@ containerd_cleanup_post() {
 		done <"$dir/shims"
 	fi
 	return 0
+}
+
+# _containerd_start_named NAME DIR: _containerd_start for the start_bg name NAME (its own
+# log, so the boot line waited for is this instance's).
+_containerd_start_named() {
+	local name=$1 dir=$2 log from i
+	log=$PINLET_IT_DIR/logs/$name.log
+	from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
+	rm -f "$dir/containerd.sock" "$dir/containerd.sock.ttrpc"
+	start_bg "$name" containerd --config "$dir/config.toml"
+	for ((i = 0; i < 200; i++)); do
+		if ! bg_running "$name"; then
+			it_log "$name exited during start"
+			return 1
+		fi
+		if _it_socket_listening "$dir/containerd.sock" &&
+			tail -c +"$from" "$log" 2>/dev/null | grep -q 'containerd successfully booted'; then
+			it_log "$name serves $dir/containerd.sock"
+			return 0
+		fi
+		sleep 0.1
+	done
+	it_log "$name not ready after 20s"
+	return 1
+}
+
+start_containerd_named() {
+	local name=$1 dir=$2 hp sandbox
+	if [ -z "$name" ] || [ -z "$dir" ]; then
+		echo "usage: start_containerd_named NAME DIR [REGISTRY_HOSTPORT...]" >&2
+		return 2
+	fi
+	shift 2
+	mkdir -p "$dir/root" "$dir/state" "$dir/opt" "$dir/runc" "$dir/cni" "$dir/certs.d"
+	dir=$(cd "$dir" && pwd)
+	for hp in "$@"; do
+		containerd_add_registry "$dir" "$hp"
+	done
+	sandbox=${PINLET_SANDBOX_IMAGE:-${1:-127.0.0.1:0}/tiny/pause:v1}
+	_containerd_write_config "$dir" "$sandbox"
+	CONTAINERD_DIR=$dir
+	CONTAINERD_SOCK=$dir/containerd.sock
+	CONTAINERD_ENDPOINT=unix://$dir/containerd.sock
+	export CONTAINERD_DIR CONTAINERD_SOCK CONTAINERD_ENDPOINT
+	on_cleanup pre containerd_cleanup "$dir"
+	on_cleanup post containerd_cleanup_post "$dir"
+	_containerd_start_named "$name" "$dir"
 }

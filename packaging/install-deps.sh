@@ -13,7 +13,7 @@ build=(build-essential cmake pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c
        libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libsystemd-dev
        libmicrohttpd-dev)
 run=(containerd runc docker-registry skopeo jq openssl curl apache2-utils iproute2 libcmocka-dev)
-test=(libcmocka-dev clang libclang-rt-14-dev clang-format nginx)
+test=(libcmocka-dev clang libclang-rt-14-dev clang-format nginx prometheus)
 
 pkgs=("${build[@]}")
 case "$what" in
@@ -38,8 +38,8 @@ fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-# policy-rc.d keeps Debian's init scripts from starting system-wide docker-registry or
-# nginx instances: pinlet's tests start their own on free loopback ports.
+# policy-rc.d keeps Debian's init scripts from starting system-wide docker-registry,
+# nginx or prometheus instances: pinlet's tests start their own on free loopback ports.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then

@@ -771,7 +771,9 @@ static int init_registries(struct pinlet_metrics *m, const char *const *configur
                 if (!dup && *name)
                         atomic_store(&m->registries[m->n_configured++].name, TAKE_PTR(name));
         }
-        /* Slots of duplicates stay unused at the end of the claimable range: harmless. */
+        /* Duplicates (in any case) took no slot: the bound counts distinct hosts. The
+         * array keeps its unused tail. */
+        m->n_registry_slots = m->n_configured + m->max_other + 1;
         atomic_store(&m->registries[m->n_registry_slots - 1].name, strdup("other"));
         return atomic_load(&m->registries[m->n_registry_slots - 1].name) ? 0 : -ENOMEM;
 }

@@ -41,9 +41,11 @@ struct cri_method_stats {
 };
 
 /* A registry label value. name is NULL until claimed (compare-and-swap), then never
- * changes; it is owned by the struct pinlet_metrics. */
+ * changes; it is owned by the struct pinlet_metrics. hash (of name, never 0) is stored by
+ * the claimer just after the name: 0 means "not yet known", compare the name then. */
 struct registry_slot {
         _Atomic(char *) name;
+        _Atomic uint64_t hash;
         _Atomic uint64_t outcomes[N_OUTCOMES];
         struct histogram duration;
 };

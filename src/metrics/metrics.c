@@ -236,18 +236,31 @@ static size_t outcome_index(int code)
         }
 }
 
+/* FNV-1a, 64 bits, never 0 (0 marks a slot whose hash is not stored yet). */
+static uint64_t host_hash(const char *s)
+{
+        uint64_t h = 14695981039346656037u;
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211u;
+        return h | 1;
+}
+
 /* The slot of host (already lower case). Lock-free: slots are claimed in order with a
  * compare-and-swap and never released, so a scan that reaches an empty slot knows host
  * is in none before it; two threads racing for one slot with the same host both end on
- * the winner's slot (the loser compares against what won). */
+ * the winner's slot (the loser compares against what won). The hash spares the strcmp()
+ * of every other slot: ~60 slots scan in tens of nanoseconds. */
 static struct registry_slot *registry_slot(struct pinlet_metrics *m, const char *host)
 {
         struct registry_slot *other = &m->registries[m->n_registry_slots - 1];
         _cleanup_free_ char *mine = NULL;
+        uint64_t h = host_hash(host);
 
         for (size_t i = 0; i < m->n_registry_slots - 1; i++) {
                 struct registry_slot *s = &m->registries[i];
                 char *name = atomic_load_explicit(&s->name, memory_order_acquire);
+                uint64_t sh;
 
                 if (!name) {
                         if (!mine) {
@@ -259,11 +272,13 @@ static struct registry_slot *registry_slot(struct pinlet_metrics *m, const char 
                                                                     memory_order_acq_rel,
                                                                     memory_order_acquire)) {
                                 mine = NULL; /* the slot owns it now */
+                                atomic_store_explicit(&s->hash, h, memory_order_release);
                                 return s;
                         }
                         /* Lost the race: name is the winner's. */
                 }
-                if (strcmp(name, host) == 0)
+                sh = atomic_load_explicit(&s->hash, memory_order_acquire);
+                if ((sh == 0 || sh == h) && strcmp(name, host) == 0)
                         return s;
         }
         return other;
@@ -768,8 +783,10 @@ static int init_registries(struct pinlet_metrics *m, const char *const *configur
                         return -ENOMEM;
                 for (size_t i = 0; i < m->n_configured && !dup; i++)
                         dup = strcmp(atomic_load(&m->registries[i].name), name) == 0;
-                if (!dup && *name)
+                if (!dup && *name) {
+                        atomic_store(&m->registries[m->n_configured].hash, host_hash(name));
                         atomic_store(&m->registries[m->n_configured++].name, TAKE_PTR(name));
+                }
         }
         /* Duplicates (in any case) took no slot: the bound counts distinct hosts. The
          * array keeps its unused tail. */

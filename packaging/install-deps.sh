@@ -14,8 +14,10 @@ build=(build-essential cmake pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c
        libmicrohttpd-dev)
 run=(containerd runc docker-registry skopeo jq openssl curl apache2-utils iproute2 libcmocka-dev)
 # dpkg-dev: dpkg-shlibdeps for `cpack -G DEB`; lintian and systemd (systemd-analyze) for
-# the package checks (docs/PACKAGING.md).
-test=(libcmocka-dev clang libclang-rt-14-dev clang-format nginx dpkg-dev lintian systemd)
+# the package checks (docs/PACKAGING.md); prometheus: promtool and a server for the
+# metrics tests.
+test=(libcmocka-dev clang libclang-rt-14-dev clang-format nginx dpkg-dev lintian systemd
+      prometheus)
 
 pkgs=("${build[@]}")
 case "$what" in
@@ -40,8 +42,8 @@ fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-# policy-rc.d keeps Debian's init scripts from starting system-wide docker-registry or
-# nginx instances: pinlet's tests start their own on free loopback ports.
+# policy-rc.d keeps Debian's init scripts from starting system-wide docker-registry,
+# nginx or prometheus instances: pinlet's tests start their own on free loopback ports.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then

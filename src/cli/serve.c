@@ -49,6 +49,7 @@
 #include "intercept/intercept.h"
 #include "intercept/methods.h"
 #include "lock/lock.h"
+#include "metrics/metrics.h"
 #include "pins/pins.h"
 #include "proxy/proxy.h"
 #include "registry/registry.h"
@@ -73,6 +74,9 @@ struct daemon {
         struct pinlet_pins *pins;
         struct pinlet_audit *audit;
         struct pinlet_proxy *proxy;
+        struct pinlet_metrics *metrics;             /* NULL without metrics.listen */
+        _Atomic(struct pinlet_proxy *) proxy_ready; /* for the metrics thread: set while
+                                                     * the proxy exists */
         struct pinlet_method *methods; /* the CRI method table with the interceptors bound */
         size_t n_methods;
 
@@ -179,6 +183,7 @@ static int gen_new(struct daemon *d, struct pinlet_config *cfg, struct gen **ret
                         .cache = d->cache,
                         .pins = d->pins,
                         .error_ttl_ms = g->cfg.cache_error_ttl_ms,
+                        .metrics = d->metrics,
                 },
                 &g->resolver, err);
         if (r < 0)
@@ -190,6 +195,7 @@ static int gen_new(struct daemon *d, struct pinlet_config *cfg, struct gen **ret
                         .pins = d->pins,
                         .audit = d->audit,
                         .lock = g->lock,
+                        .metrics = d->metrics,
                 },
                 &g->interceptor, err);
         if (r < 0)
@@ -349,6 +355,8 @@ static int daemon_open(struct daemon *d, const struct pinlet_config *cfg, struct
 
 static void daemon_close(struct daemon *d)
 {
+        pinlet_metrics_free(d->metrics); /* stops its thread: no callback runs after this */
+        d->metrics = NULL;
         gen_unref(d->current);
         d->current = NULL;
         free(d->methods);
@@ -356,6 +364,121 @@ static void daemon_close(struct daemon *d)
         pinlet_pins_close(d->pins);
         pinlet_cache_free(d->cache);
         pthread_mutex_destroy(&d->lock);
+}
+
+/* ---- metrics: scrape-time callbacks (HTTP thread) and proxy observers (CQ thread) ---- */
+
+static uint64_t m_cache_entries(void *userdata)
+{
+        struct daemon *d = userdata;
+
+        return d->cache ? pinlet_cache_size(d->cache) : 0;
+}
+
+static uint64_t m_pins(void *userdata)
+{
+        struct daemon *d = userdata;
+
+        return d->pins ? pinlet_pins_size(d->pins) : 0;
+}
+
+/* The lock of the configuration in force (its counters start again when a reload builds
+ * a new one: Prometheus treats that as a counter reset). */
+static void m_lock_stats(void *userdata, struct pinlet_metrics_lock_stats *ret)
+{
+        struct daemon *d = userdata;
+        struct pinlet_lock_stats st = {};
+        struct gen *g = NULL;
+
+        pthread_mutex_lock(&d->lock);
+        if (d->current) {
+                g = d->current;
+                atomic_fetch_add(&g->refs, 1);
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (g && g->lock)
+                pinlet_lock_get_stats(g->lock, &st);
+        gen_unref(g);
+        *ret = (struct pinlet_metrics_lock_stats){
+                .entries = st.entries,
+                .reloads_ok = st.reloads_ok,
+                .reloads_failed = st.reloads_failed,
+        };
+}
+
+static uint64_t m_audit_write_errors(void *userdata)
+{
+        struct daemon *d = userdata;
+        uint64_t written = 0, failed = 0;
+
+        if (d->audit)
+                pinlet_audit_stats(d->audit, &written, &failed);
+        return failed;
+}
+
+static bool m_backend_up(void *userdata, enum pinlet_metrics_backend b)
+{
+        struct daemon *d = userdata;
+        struct pinlet_proxy *p = atomic_load(&d->proxy_ready);
+
+        return p && pinlet_proxy_backend_ready(p, b == PINLET_METRICS_BACKEND_IMAGE);
+}
+
+static void on_call_done(void *userdata, const char *path, int status, int64_t duration_ns)
+{
+        struct daemon *d = userdata;
+
+        pinlet_metrics_cri_request(d->metrics, path, status,
+                                   duration_ns > 0 ? (uint64_t)duration_ns : 0);
+}
+
+static void on_wake(void *userdata)
+{
+        struct daemon *d = userdata;
+
+        pinlet_metrics_heartbeat(d->metrics);
+}
+
+/* metrics.listen set: the endpoint, started before the proxy (signals are blocked, so its
+ * thread never takes them). Configuration errors (a bad address, a port in use) exit 2. */
+static int metrics_open(struct daemon *d, const struct pinlet_config *cfg,
+                        struct pinlet_error **err)
+{
+        _cleanup_free_ const char **methods = NULL, **registries = NULL;
+        const struct pinlet_method *table;
+        size_t n, k = 0;
+        int r;
+
+        if (!cfg->metrics_listen || !*cfg->metrics_listen)
+                return 0;
+        table = pinlet_cri_methods(&n);
+        methods = calloc(n + 2, sizeof(*methods));
+        registries = calloc(cfg->n_registries + 1, sizeof(*registries));
+        if (!methods || !registries)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+                methods[k++] = table[i].path;
+        methods[k] = "GetContainerEvents"; /* streaming, so not in the table */
+        for (size_t i = 0; i < cfg->n_registries; i++)
+                registries[i] = cfg->registries[i].host;
+        r = pinlet_metrics_new(
+                &(const struct pinlet_metrics_options){
+                        .listen = cfg->metrics_listen,
+                        .cri_methods = methods,
+                        .registries = registries,
+                        .max_other_registries = cfg->metrics_max_other_registries,
+                        .userdata = d,
+                        .cache_entries = m_cache_entries,
+                        .pins = m_pins,
+                        .lock_stats = m_lock_stats,
+                        .audit_write_errors = m_audit_write_errors,
+                        .backend_up = m_backend_up,
+                },
+                &d->metrics, err);
+        if (r < 0)
+                return pinlet_error_wrap(err, r, "metrics.listen");
+        log_info("metrics and health on %s", pinlet_metrics_address(d->metrics));
+        return 0;
 }
 
 /* ---- reload ---- */
@@ -406,6 +529,8 @@ static void keep_immutable(const struct pinlet_config *old, struct pinlet_config
         KEEP(shutdown_grace_ms, "shutdown_grace", num);
         KEEP(workers, "resolver.workers", num);
         KEEP(pins_max_entries, "pins.max_entries", num);
+        KEEP(metrics_listen, "metrics.listen", str);
+        KEEP(metrics_max_other_registries, "metrics.max_other_registries", num);
 }
 
 static int daemon_reload(struct daemon *d)
@@ -434,6 +559,7 @@ static int daemon_reload(struct daemon *d)
                                                      .also_stderr = g->cfg.audit_stderr,
                                              },
                                              &err);
+        pinlet_metrics_config_reload(d->metrics, r >= 0);
         if (r < 0) {
                 gen_unref(g);
                 atomic_fetch_add(&d->reloads_failed, 1);
@@ -488,6 +614,7 @@ static void *signal_main(void *arg)
                         stopping = true;
                         log_info("stopping (%s)", strsignal(sig));
                         sd_notify(0, "STOPPING=1");
+                        pinlet_metrics_set_ready(d->metrics, false);
                         pinlet_proxy_shutdown(d->proxy);
                         break;
                 case SIGUSR1:
@@ -540,7 +667,9 @@ static int serve(struct daemon *d, struct pinlet_config *cfg, sigset_t *set)
                 pinlet_config_free(cfg);
                 return r == -ENOMEM ? PINLET_EXIT_FAILURE : PINLET_EXIT_USAGE;
         }
-        r = daemon_open(d, cfg, &err);
+        r = metrics_open(d, cfg, &err);
+        if (r >= 0)
+                r = daemon_open(d, cfg, &err);
         if (r < 0)
                 pinlet_config_free(cfg);
         else
@@ -568,12 +697,16 @@ static int serve(struct daemon *d, struct pinlet_config *cfg, sigset_t *set)
                 .n_methods = d->n_methods,
                 .userdata = d,
                 .state_free = gen_unref,
+                .on_call_done = d->metrics ? on_call_done : NULL,
+                .on_wake = d->metrics ? on_wake : NULL,
         };
         r = pinlet_proxy_new(&opts, &d->proxy, &err);
         if (r < 0) {
                 log_error("cannot start: %s", pinlet_error_message(err, r));
                 return PINLET_EXIT_FAILURE;
         }
+        atomic_store(&d->proxy_ready, d->proxy);
+        pinlet_metrics_set_ready(d->metrics, true); /* listening; /readyz also asks the backend */
         log_info("listening on %s (mode %04o)", c->listen, (unsigned)c->socket_mode);
         if (c->image_endpoint && c->image_endpoint[0] &&
             strcmp(c->image_endpoint, c->runtime_endpoint) != 0)
@@ -584,6 +717,7 @@ static int serve(struct daemon *d, struct pinlet_config *cfg, sigset_t *set)
         r = pthread_create(&st.thread, NULL, signal_main, &st);
         if (r != 0) {
                 log_error("cannot start the signal thread: %s", strerror(r));
+                atomic_store(&d->proxy_ready, NULL);
                 pinlet_proxy_free(TAKE_PTR(d->proxy));
                 return PINLET_EXIT_FAILURE;
         }
@@ -596,6 +730,7 @@ static int serve(struct daemon *d, struct pinlet_config *cfg, sigset_t *set)
         atomic_store(&st.done, true);
         pthread_kill(st.thread, SIGTERM);
         pthread_join(st.thread, NULL);
+        atomic_store(&d->proxy_ready, NULL);
         pinlet_proxy_free(TAKE_PTR(d->proxy)); /* joins the workers: no call is left */
         log_info("stopped");
         return PINLET_EXIT_OK;

@@ -79,6 +79,7 @@ int pinlet_config_init(struct pinlet_config *cfg)
                 .resolve_timeout_ms = 15000,
                 .workers = 8,
                 .resolver_per_registry = 4,
+                .metrics_max_other_registries = 50,
                 .lock_require = PINLET_LOCK_REQUIRE_OFF,
         };
         cfg->listen = strdup(PINLET_DEFAULT_LISTEN);
@@ -132,6 +133,7 @@ void pinlet_config_free(struct pinlet_config *cfg)
                 registry_config_free(&cfg->registries[i]);
         free(cfg->registries);
         pinlet_strv_free(cfg->lock_paths);
+        free(cfg->metrics_listen);
         *cfg = (struct pinlet_config){};
 }
 
@@ -417,6 +419,12 @@ static const struct key credentials_keys[] = {
         { "provider_bin_dir", K_STRING, CFG(provider_bin_dir) },
         {},
 };
+static const struct key metrics_keys[] = {
+        { "listen", K_STRING, CFG(metrics_listen) },
+        { "max_other_registries", K_UINT, CFG(metrics_max_other_registries), .min = 1,
+          .max = 10000 },
+        {},
+};
 static const struct key lock_keys[] = {
         { "paths", K_STRV, CFG(lock_paths) },
         { "require", K_LOCK_REQUIRE, CFG(lock_require) },
@@ -447,6 +455,7 @@ static const struct key root_keys[] = {
         { "credentials", K_SECTION, 0, credentials_keys },
         { "registries", K_REGISTRIES, 0 },
         { "lock", K_SECTION, 0, lock_keys },
+        { "metrics", K_SECTION, 0, metrics_keys },
         {},
 };
 

@@ -125,6 +125,11 @@ struct pinlet_config {
         size_t n_registries;
 
         /* lock files */
+        /* metrics and health endpoint: "HOST:PORT" or "unix:/PATH"; NULL: off */
+        char *metrics_listen;
+        unsigned metrics_max_other_registries; /* registry label values beyond the configured
+                                                * ones (default 50), then "other" */
+
         char **lock_paths; /* absolute paths of lock files, or of directories holding them;
                             * default none */
         enum pinlet_lock_require lock_require; /* default off; audit and enforce need

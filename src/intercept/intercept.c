@@ -17,6 +17,7 @@
 #include "intercept/intercept.h"
 #include "intercept/rewrite.h"
 #include "lock/lock.h"
+#include "metrics/metrics.h"
 #include "pins/pins.h"
 #include "policy/policy.h"
 #include "resolve/resolve.h"
@@ -39,6 +40,7 @@ struct pinlet_interceptor {
         struct pinlet_pins *pins;
         struct pinlet_audit *audit;
         struct pinlet_lock *lock;
+        struct pinlet_metrics *metrics;
         /* warnings that every call against a failing registry would repeat */
         struct pinlet_ratelimit fallback_log;
 };
@@ -60,6 +62,7 @@ int pinlet_interceptor_new(const struct pinlet_interceptor_options *o,
                 .pins = o->pins,
                 .audit = o->audit,
                 .lock = o->lock,
+                .metrics = o->metrics,
                 .fallback_log = PINLET_RATELIMIT_INIT(10000, 5),
         };
         *ret = ic;
@@ -190,6 +193,8 @@ static void write_record(const struct call *c, const struct pending *p)
         };
 
         (void)pinlet_audit_write(c->ic->audit, &rec);
+        /* pinlet_decisions_total counts exactly the audit records */
+        (void)pinlet_metrics_decision(c->ic->metrics, rec.method, rec.decision, rec.source);
 }
 
 static void pending_done(struct pending *p)

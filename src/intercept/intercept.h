@@ -99,6 +99,7 @@ struct pinlet_resolver;
 struct pinlet_pins;
 struct pinlet_audit;
 struct pinlet_lock;
+struct pinlet_metrics;
 
 struct pinlet_interceptor_options {
         const struct pinlet_config *cfg;  /* required; must outlive the interceptor */
@@ -106,6 +107,7 @@ struct pinlet_interceptor_options {
         struct pinlet_pins *pins;         /* NULL: no pins recorded */
         struct pinlet_audit *audit;       /* NULL: no audit records */
         struct pinlet_lock *lock;         /* NULL: no lock files (lock.paths empty) */
+        struct pinlet_metrics *metrics;   /* NULL: none; counts every audit record */
 };
 
 struct pinlet_interceptor;

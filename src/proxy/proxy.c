@@ -83,6 +83,8 @@ struct pcall {
         const struct pinlet_method *method; /* NULL: not in the table */
         struct backend *backend_ep;
         int64_t deadline_ms; /* CLOCK_MONOTONIC ms, INT64_MAX: none */
+        int64_t start_ns;    /* when accepted (CLOCK_MONOTONIC ns), for on_call_done */
+        bool reported;       /* on_call_done ran */
 
         grpc_call *server;  /* from the client; owned */
         grpc_call *backend; /* to the backend; owned */
@@ -181,9 +183,36 @@ static void ref(struct pcall *c)
         c->refs++;
 }
 
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The call's outcome for the on_call_done observer, once. */
+static void report_call(struct pcall *c, int status)
+{
+        char path[256];
+        size_t n = GRPC_SLICE_LENGTH(c->details.method);
+
+        if (c->reported || !c->p->opts.on_call_done)
+                return;
+        c->reported = true;
+        if (n >= sizeof(path))
+                n = sizeof(path) - 1; /* no known method is that long */
+        memcpy(path, GRPC_SLICE_START_PTR(c->details.method), n);
+        path[n] = '\0';
+        c->p->opts.on_call_done(c->p->opts.userdata, path, status, now_ns() - c->start_ns);
+}
+
 static void pcall_free(struct pcall *c)
 {
         struct pinlet_proxy *p = c->p;
+
+        if (c->accepted)
+                report_call(c, GRPC_STATUS_CANCELLED); /* ended without a status of ours */
 
         if (c->accepted) {
                 if (c->prev)
@@ -351,6 +380,7 @@ static void send_local_status(struct pcall *c, grpc_status_code code, const char
         if (c->status_sent)
                 return;
         c->status_sent = true;
+        report_call(c, code);
         /* Neither c->status nor c->status_details: a backend RECV_STATUS_ON_CLIENT may still
          * be in flight and gRPC writes those when it completes. */
         grpc_slice_unref(c->local_details);
@@ -387,6 +417,7 @@ static void send_unary_answer(struct pcall *c)
                 return;
         annotate_local_failure(c);
         c->status_sent = true;
+        report_call(c, c->status);
         c->server_md_sent = true;
         ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
         ops[n].data.send_initial_metadata.count = c->resp_md.count;
@@ -675,6 +706,7 @@ static void maybe_send_status(struct pcall *c)
         if (!c->status_received || !c->b2c_done || c->status_sent)
                 return;
         c->status_sent = true;
+        report_call(c, c->status);
         annotate_local_failure(c);
         if (!c->server_md_sent) {
                 c->server_md_sent = true;
@@ -878,6 +910,7 @@ static void on_request(struct pcall *c, bool ok)
         }
         p->accept_backoff_ms = 0;
         atomic_fetch_add_explicit(&p->n_calls, 1, memory_order_relaxed);
+        c->start_ns = now_ns();
         c->accepted = true;
         c->next = p->live;
         if (p->live)
@@ -1328,13 +1361,15 @@ static void cancel_everything(struct pinlet_proxy *p)
 /* How long the CQ thread waits for the next event: forever while serving; while draining,
  * until the grace ends, and once every call is done, a short linger so that the statuses
  * just written reach the clients before idle connections are dropped. */
-static gpr_timespec next_deadline(struct pinlet_proxy *p)
+#define WAKE_MAX_MS 500 /* with an on_wake observer: the longest sleep of the loop */
+
+static gpr_timespec state_deadline(struct pinlet_proxy *p)
 {
         if (p->draining && p->lingering && !p->cancel_all_sent)
                 return p->linger_deadline;
         if (p->draining && !p->grace_over)
                 return p->grace_deadline;
-        if (!p->pending && p->accept_retry_ms > 0) {
+        if (!p->draining && !p->pending && p->accept_retry_ms > 0) {
                 int64_t left = p->accept_retry_ms - pinlet_now_ms();
 
                 return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
@@ -1343,14 +1378,50 @@ static gpr_timespec next_deadline(struct pinlet_proxy *p)
         return gpr_inf_future(GPR_CLOCK_MONOTONIC);
 }
 
+static gpr_timespec next_deadline(struct pinlet_proxy *p)
+{
+        gpr_timespec d = state_deadline(p), wake;
+
+        if (!p->opts.on_wake)
+                return d;
+        wake = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                            gpr_time_from_millis(WAKE_MAX_MS, GPR_TIMESPAN));
+        return gpr_time_cmp(wake, d) < 0 ? wake : d;
+}
+
+/* The loop woke without an event: whichever deadline of the state has passed. */
+static void on_timeout(struct pinlet_proxy *p)
+{
+        gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+
+        if (!p->draining) {
+                if (!p->pending && p->accept_retry_ms > 0 && pinlet_now_ms() >= p->accept_retry_ms)
+                        request_next(p);
+        } else if (p->lingering && !p->cancel_all_sent) {
+                /* Idle client connections (kubelet keeps one open) hold the server's
+                 * shutdown: every call is done, drop them now. */
+                if (gpr_time_cmp(now, p->linger_deadline) >= 0) {
+                        p->cancel_all_sent = true;
+                        grpc_server_cancel_all_calls(p->server);
+                }
+        } else if (!p->grace_over && gpr_time_cmp(now, p->grace_deadline) >= 0) {
+                cancel_everything(p);
+        }
+}
+
 int pinlet_proxy_run(struct pinlet_proxy *p)
 {
         bool shutdown_seen;
 
         p->t_shutdown = (struct tag){ .fn = on_server_shutdown, .c = NULL };
         request_next(p);
+        if (p->opts.on_wake)
+                p->opts.on_wake(p->opts.userdata); /* alive from the start */
         for (;;) {
                 grpc_event ev = grpc_completion_queue_next(p->cq, next_deadline(p), NULL);
+
+                if (p->opts.on_wake)
+                        p->opts.on_wake(p->opts.userdata);
 
                 if (ev.type == GRPC_OP_COMPLETE) {
                         struct tag *t = ev.tag;
@@ -1360,17 +1431,7 @@ int pinlet_proxy_run(struct pinlet_proxy *p)
                         else
                                 t->fn(t->c, ev.success != 0);
                 } else if (ev.type == GRPC_QUEUE_TIMEOUT) {
-                        if (!p->draining && !p->pending && p->accept_retry_ms > 0) {
-                                if (pinlet_now_ms() >= p->accept_retry_ms)
-                                        request_next(p);
-                        } else if (p->lingering && !p->cancel_all_sent) {
-                                /* Idle client connections (kubelet keeps one open) hold the
-                                 * server's shutdown: every call is done, drop them now. */
-                                p->cancel_all_sent = true;
-                                grpc_server_cancel_all_calls(p->server);
-                        } else if (!p->grace_over) {
-                                cancel_everything(p);
-                        }
+                        on_timeout(p);
                 } else {
                         break; /* GRPC_QUEUE_SHUTDOWN: not reached before we ask */
                 }
@@ -1393,6 +1454,14 @@ int pinlet_proxy_run(struct pinlet_proxy *p)
         }
         stop_workers(p);
         return 0;
+}
+
+bool pinlet_proxy_backend_ready(struct pinlet_proxy *p, bool image)
+{
+        struct backend *b = image && p->image.channel ? &p->image : &p->runtime;
+
+        return b->channel &&
+               grpc_channel_check_connectivity_state(b->channel, 1) == GRPC_CHANNEL_READY;
 }
 
 void pinlet_proxy_set_queue_limit(struct pinlet_proxy *p, unsigned limit)

@@ -107,6 +107,14 @@ struct pinlet_proxy_options {
         size_t n_methods;
         void *userdata;                  /* passed to interceptors */
         void (*state_free)(void *state); /* releases pinlet_intercept_result.state */
+
+        /* Observers for metrics, called on the completion-queue thread (must be cheap and
+         * must not block). on_call_done: once per accepted call, with its method path, the
+         * gRPC status the client got (CANCELLED for a call that ended without one) and
+         * its duration. on_wake: at every turn of the loop; with it set the loop turns at
+         * least every 500 ms (a liveness heartbeat). */
+        void (*on_call_done)(void *userdata, const char *path, int status, int64_t duration_ns);
+        void (*on_wake)(void *userdata);
 };
 
 struct pinlet_proxy;
@@ -122,6 +130,10 @@ int pinlet_proxy_run(struct pinlet_proxy *p);
 /* Thread-safe (not async-signal-safe): stop accepting, give in-flight unary calls up to
  * shutdown_grace_ms, cancel streams, then make pinlet_proxy_run() return. */
 void pinlet_proxy_shutdown(struct pinlet_proxy *p);
+
+/* Whether the backend channel (image: the image endpoint's, which is the runtime's when
+ * there is none) is connected; an idle channel is asked to connect. Thread-safe. */
+bool pinlet_proxy_backend_ready(struct pinlet_proxy *p, bool image);
 
 /* Changes opts.queue_limit for jobs picked from now on (0: workers). Thread-safe. */
 void pinlet_proxy_set_queue_limit(struct pinlet_proxy *p, unsigned limit);

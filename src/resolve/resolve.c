@@ -13,6 +13,7 @@
 
 #include "cache/cache.h"
 #include "lock/lock.h"
+#include "metrics/metrics.h"
 #include "pins/pins.h"
 #include "resolve/resolve.h"
 #include "util/hash.h"
@@ -41,6 +42,7 @@ struct pinlet_resolver {
         struct pinlet_cache *cache;
         struct pinlet_pins *pins;
         uint64_t error_ttl_ms;
+        struct pinlet_metrics *metrics;
         uint8_t salt[32]; /* credential identities in cache keys */
 
         pthread_mutex_t lock; /* protects failing */
@@ -99,6 +101,7 @@ int pinlet_resolver_new(const struct pinlet_resolver_options *o, struct pinlet_r
                 .cache = o->cache,
                 .pins = o->pins,
                 .error_ttl_ms = o->error_ttl_ms,
+                .metrics = o->metrics,
         };
         if (getrandom(r->salt, sizeof(r->salt), 0) != (ssize_t)sizeof(r->salt)) {
                 free(r);
@@ -302,6 +305,8 @@ static int fill(void *userdata, const char *key, int64_t deadline_ms, char **ret
                 return k;
         k = fc->r->registry_fn(fc->r->registry_ctx, fc->ref, fc->auth, deadline_ms, &res, err);
         fc->registry_ms = pinlet_now_ms() - t0;
+        pinlet_metrics_registry_request(fc->r->metrics, fc->host, k,
+                                        (uint64_t)fc->registry_ms * 1000000);
         if (k < 0) {
                 if (failure_is_outage(k) &&
                     (k != PINLET_ETIMEOUT || deadline_ms - t0 >= FAILING_MIN_BUDGET_MS))
@@ -365,6 +370,8 @@ static int outage_fallback(struct pinlet_resolver *r, const struct pinlet_resolv
                 ret->digest = value;
                 ret->source = from_cache_source(src);
                 ret->fallback = src == PINLET_CACHE_SOURCE_STALE;
+                pinlet_metrics_cache_lookup(r->metrics, ret->fallback ? PINLET_METRICS_CACHE_STALE
+                                                                      : PINLET_METRICS_CACHE_HIT);
                 if (!ret->fallback) /* became fresh meanwhile: no failure to report */
                         pinlet_error_free(TAKE_PTR(ret->err));
                 return 0;
@@ -414,6 +421,7 @@ int pinlet_resolver_resolve(struct pinlet_resolver *r, const struct pinlet_resol
         if (r->cache) {
                 k = pinlet_cache_lookup(r->cache, key, false, &value, &src, &ret->err);
                 if (k == 0) {
+                        pinlet_metrics_cache_lookup(r->metrics, PINLET_METRICS_CACHE_HIT);
                         ret->digest = TAKE_PTR(value);
                         ret->source = PINLET_SOURCE_CACHE;
                         return 0;
@@ -458,5 +466,10 @@ int pinlet_resolver_resolve(struct pinlet_resolver *r, const struct pinlet_resol
         ret->digest = TAKE_PTR(value);
         ret->source = from_cache_source(src);
         ret->fallback = src == PINLET_CACHE_SOURCE_STALE;
+        if (r->cache)
+                pinlet_metrics_cache_lookup(
+                        r->metrics, src == PINLET_CACHE_SOURCE_CACHE   ? PINLET_METRICS_CACHE_HIT
+                                    : src == PINLET_CACHE_SOURCE_STALE ? PINLET_METRICS_CACHE_STALE
+                                                                       : PINLET_METRICS_CACHE_MISS);
         return 0;
 }

@@ -64,6 +64,7 @@
 struct pinlet_cache;
 struct pinlet_pins;
 struct pinlet_lock_set;
+struct pinlet_metrics;
 
 enum pinlet_resolve_source {
         PINLET_SOURCE_NONE,     /* no answer */
@@ -96,6 +97,7 @@ struct pinlet_resolver_options {
         struct pinlet_cache *cache; /* NULL: every resolution asks the registry */
         struct pinlet_pins *pins;   /* NULL: no pins */
         uint64_t error_ttl_ms;      /* failing-registry memory; 0: off */
+        struct pinlet_metrics *metrics; /* NULL: none; cache lookups, registry requests */
 };
 
 struct pinlet_resolver;

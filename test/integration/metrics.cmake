@@ -26,3 +26,11 @@ set_tests_properties(integration/metrics_prometheus PROPERTIES LABELS integratio
 if(TARGET test_metrics_http)
   target_link_libraries(test_metrics_http PRIVATE PkgConfig::CURL Threads::Threads)
 endif()
+
+# The daemon itself with metrics.listen, in front of real containerd and docker-registry,
+# scraped by a real Prometheus: decisions equal the audit log, backend_up follows
+# containerd, /readyz and /healthz, reloads counted.
+add_test(NAME integration/metrics_daemon
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/metrics/daemon.sh)
+set_tests_properties(integration/metrics_daemon PROPERTIES LABELS integration RUN_SERIAL TRUE
+  TIMEOUT 300 ENVIRONMENT "${PINLET_IT_ENV}")

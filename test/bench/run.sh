@@ -21,6 +21,9 @@
 #                 annotated top functions (callgrind.txt) in the results
 #   --compare B   also benchmark another pinlet binary B as target `pinlet-b`, in the
 #                 same rounds (A/B of a proxy change: build the change elsewhere)
+#   --scrape      also benchmark target `pinlet-scraped`: the same pinlet with
+#                 metrics.listen on, and a scraper fetching its /metrics every 100 ms
+#                 during the whole run (containerd backend), in the same rounds
 #
 # Needs root (nginx workers run as root to reach containerd's socket; containerd needs
 # it anyway), nginx, containerd, runc, docker-registry, skopeo. Everything runs in a
@@ -46,6 +49,7 @@ rounds=""
 measure_ms=""
 profile_calls=0
 compare=""
+scrape=0
 
 usage() {
 	awk 'NR > 2 && /^#/ && !/shellcheck/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0" >&2
@@ -64,6 +68,7 @@ while [ $# -gt 0 ]; do
 	--measure-ms) measure_ms=$2; shift ;;
 	--profile) profile_calls=$2; shift ;;
 	--compare) compare=$2; shift ;;
+	--scrape) scrape=1 ;;
 	-h | --help) usage ;;
 	*) echo "unknown argument: $1" >&2; usage ;;
 	esac
@@ -301,6 +306,15 @@ registries:
 	start_pinlet pinlet-ctr "$CONTAINERD_SOCK" "$PINLET" "$pinlet_config"
 	start_nginx nginx-ctr "$CONTAINERD_SOCK"
 	extra=()
+	if [ "$scrape" = 1 ]; then
+		mport=$(free_port)
+		start_pinlet pinlet-m-ctr "$CONTAINERD_SOCK" "$PINLET" "$pinlet_config
+metrics: {listen: \"127.0.0.1:$mport\"}"
+		# ten times as eager as a 1 s Prometheus scrape
+		start_bg scraper bash -c "while :; do curl -fsS -o /dev/null http://127.0.0.1:$mport/metrics; sleep 0.1; done"
+		extra+=(--target "pinlet-scraped=unix:$dir/pinlet-m-ctr.sock"
+			--pid "pinlet-scraped=$(bg_pid pinlet-m-ctr)")
+	fi
 	if [ -n "$compare" ]; then
 		start_pinlet pinlet-b-ctr "$CONTAINERD_SOCK" "$compare" "$pinlet_config"
 		extra=(--target "pinlet-b=unix:$dir/pinlet-b-ctr.sock"

@@ -15,6 +15,8 @@
 #   --build-dir default: build-bench-release in the repository (a Release build)
 #   --out       results directory (default: BUILD_DIR/bench-results/image-<UTC time>)
 #   --no-token  skip the token-auth registry part
+#   --scrape    pinlet serves metrics (metrics.listen) and a scraper fetches /metrics
+#               every 100 ms during the whole run: compare with a run without it
 #
 # Steps, all in one private /tmp/pinlet-it-XXXX directory, every daemon stopped by PID on
 # exit (also on failure):
@@ -58,6 +60,7 @@ conc=1,16
 burst_n=64
 token=1
 smoke=0
+scrape=0
 
 usage() {
 	sed -n "7,18p" "$0" | sed 's/^# \{0,1\}//' >&2
@@ -75,6 +78,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift ;;
 	--cold) cold=$2; shift ;;
 	--no-token) token=0 ;;
+	--scrape) scrape=1 ;;
 	-h | --help) usage ;;
 	*) echo "unknown argument: $1" >&2; usage ;;
 	esac
@@ -176,9 +180,19 @@ cat >"$dir/pinlet/config.yaml" <<EOF
 registries: {"$reg": {insecure: true}}
 cache: {ttl: 1h}
 EOF
+if [ "$scrape" = 1 ]; then
+	mport=$(free_port)
+	printf 'metrics: {listen: "127.0.0.1:%s"}\n' "$mport" >>"$dir/pinlet/config.yaml"
+fi
 # start_pinlet passes --log-level debug; later options win: info, as on a node.
 start_pinlet "$dir/pinlet" "$CONTAINERD_ENDPOINT" --mode enforce --log-level info ||
 	it_fail "pinlet"
+if [ "$scrape" = 1 ]; then
+	# A scraper ten times as eager as a 1 s Prometheus: the timer is the point here.
+	start_bg scraper bash -c "while :; do curl -fsS -o /dev/null http://127.0.0.1:$mport/metrics; sleep 0.1; done"
+	wait_until 10 curl -fsS -o /dev/null "http://127.0.0.1:$mport/metrics" || it_fail "no metrics"
+	it_log "scraping http://127.0.0.1:$mport/metrics every 100 ms"
+fi
 
 # Access-log lines (GET/HEAD) for manifests matching PATH_RE from user agents matching
 # UA_RE, so far.

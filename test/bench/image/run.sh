@@ -15,6 +15,9 @@
 #   --build-dir default: build-bench-release in the repository (a Release build)
 #   --out       results directory (default: BUILD_DIR/bench-results/image-<UTC time>)
 #   --no-token  skip the token-auth registry part
+#   --lock      the warm tag is in a lock file (written by `pinlet lock`): the warm
+#               ImageStatus and PullImage through pinlet are lock hits instead of cache
+#               hits (compare with a run without it)
 #   --scrape    pinlet serves metrics (metrics.listen) and a scraper fetches /metrics
 #               every 100 ms during the whole run: compare with a run without it
 #
@@ -61,6 +64,7 @@ burst_n=64
 token=1
 smoke=0
 scrape=0
+lock=0
 
 usage() {
 	sed -n "7,18p" "$0" | sed 's/^# \{0,1\}//' >&2
@@ -79,6 +83,7 @@ while [ $# -gt 0 ]; do
 	--cold) cold=$2; shift ;;
 	--no-token) token=0 ;;
 	--scrape) scrape=1 ;;
+	--lock) lock=1 ;;
 	-h | --help) usage ;;
 	*) echo "unknown argument: $1" >&2; usage ;;
 	esac
@@ -183,6 +188,13 @@ EOF
 if [ "$scrape" = 1 ]; then
 	mport=$(free_port)
 	printf 'metrics: {listen: "127.0.0.1:%s"}\n' "$mport" >>"$dir/pinlet/config.yaml"
+fi
+if [ "$lock" = 1 ]; then
+	mkdir -p "$dir/lock"
+	"$PINLET_BIN" lock --config "$dir/pinlet/config.yaml" --output "$dir/lock/images.lock" \
+		"$reg/tiny/app:v1" >/dev/null || it_fail "pinlet lock"
+	printf 'lock: {paths: ["%s"]}\n' "$dir/lock" >>"$dir/pinlet/config.yaml"
+	it_log "the warm tag is locked: $(grep -c sha256 "$dir/lock/images.lock") entry"
 fi
 # start_pinlet passes --log-level debug; later options win: info, as on a node.
 start_pinlet "$dir/pinlet" "$CONTAINERD_ENDPOINT" --mode enforce --log-level info ||

@@ -40,7 +40,7 @@ cmake --build "$out/asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir "$out/asan" --output-on-failure -j"$jobs" -L 'unit|fuzz-replay|fake'
 
-step "libFuzzer (clang), ${PINLET_FUZZ_SECONDS:=30} s per harness"
+step "libFuzzer (clang), ${PINLET_FUZZ_SECONDS:=15} s per harness"
 CC=clang cmake -S . -B "$out/fuzz" -DCMAKE_BUILD_TYPE=Debug -DPINLET_FUZZ=ON \
         -DPINLET_WERROR=OFF >/dev/null
 cmake --build "$out/fuzz" -j"$jobs"

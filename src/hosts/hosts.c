@@ -104,6 +104,38 @@ struct pinlet_hosts_endpoint *pinlet_hosts_list_add(struct pinlet_hosts_list *l)
         return &v[l->n++];
 }
 
+/* "host[:port]" (host: letters, digits, '.', '-', '_', or an [IPv6] literal; port: 1 to
+ * 5 digits): nothing that could smuggle a path, user info or a second URL. */
+static bool host_valid(const char *s, size_t n)
+{
+        size_t i = 0;
+
+        if (n > 0 && s[0] == '[') {
+                while (i < n && s[i] != ']')
+                        i++;
+                if (i == n)
+                        return false;
+                for (size_t j = 1; j < i; j++)
+                        if (!isxdigit((unsigned char)s[j]) && s[j] != ':' && s[j] != '.')
+                                return false;
+                i++;
+        } else {
+                while (i < n &&
+                       (isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '-' || s[i] == '_'))
+                        i++;
+                if (i == 0)
+                        return false;
+        }
+        if (i == n)
+                return true;
+        if (s[i] != ':' || n - i < 2 || n - i > 6)
+                return false;
+        for (i++; i < n; i++)
+                if (!isdigit((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
 /*
  * Sets e's url, host and path from a server or host key, as containerd's
  * parseHostConfig: no "http" prefix means https://; the path is cleaned and "/v2"
@@ -131,8 +163,8 @@ int pinlet_hosts_endpoint_set_url(struct pinlet_hosts_endpoint *e, const char *u
                 return -EINVAL;
         hs = p + 3;
         he = hs + strcspn(hs, "/?#");
-        if (he == hs || memchr(hs, '@', (size_t)(he - hs)))
-                return -EINVAL; /* no host, or user info: not a registry URL */
+        if (!host_valid(hs, (size_t)(he - hs)))
+                return -EINVAL; /* no host, user info, a bad port: not a registry URL */
         for (char *c = (char *)hs; c < he; c++)
                 *c = (char)tolower((unsigned char)*c);
         if (asprintf(&e->url, "%.*s", (int)(he - full), full) < 0)

@@ -443,7 +443,8 @@ static int parse_array(struct parser *ps, unsigned depth, struct pinlet_toml_val
                         ps->p++;
                         break;
                 }
-                return fail(ps, "expected ',' or ']' in an array");
+                return fail(ps, ps->p == ps->end ? "unterminated array"
+                                                 : "expected ',' or ']' in an array");
         }
         *ret = TAKE_PTR(a);
         return 0;

@@ -220,6 +220,50 @@ int pinlet_hosts_default(const char *registry, struct pinlet_hosts_list **ret,
         return 0;
 }
 
+int pinlet_hosts_from_urls(const char *registry, char *const *urls, struct pinlet_hosts_list **ret,
+                           struct pinlet_error **err)
+{
+        _cleanup_(pinlet_hosts_list_unrefp) struct pinlet_hosts_list *l = NULL;
+        struct pinlet_hosts_list *def = NULL;
+        struct pinlet_hosts_endpoint *e;
+        int r;
+
+        r = pinlet_hosts_default(registry, &def, err);
+        if (r < 0)
+                return r;
+        l = pinlet_hosts_list_new();
+        if (!l) {
+                pinlet_hosts_list_unref(def);
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        }
+        for (char *const *u = urls; u && *u; u++) {
+                if (!(e = pinlet_hosts_list_add(l))) {
+                        pinlet_hosts_list_unref(def);
+                        return pinlet_error_set(err, PINLET_E2BIG, "registry %s: too many mirrors",
+                                                registry);
+                }
+                e->caps = PINLET_HOSTS_CAP_ALL;
+                r = pinlet_hosts_endpoint_set_url(e, *u, false);
+                if (r < 0) {
+                        pinlet_hosts_list_unref(def);
+                        return pinlet_error_set(err, r == -ENOMEM ? r : PINLET_EINVAL,
+                                                "registry %s: mirror '%s' is not a registry URL",
+                                                registry, *u);
+                }
+        }
+        /* the server: moved over from the default list */
+        if (!(e = pinlet_hosts_list_add(l))) {
+                pinlet_hosts_list_unref(def);
+                return pinlet_error_set(err, PINLET_E2BIG, "registry %s: too many mirrors",
+                                        registry);
+        }
+        *e = def->v[0];
+        def->n = 0;
+        pinlet_hosts_list_unref(def);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 /* ---- hosts.toml ---- */
 
 struct tctx {

@@ -89,6 +89,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_hosts_list *, pinlet_hosts_list_unref)
 int pinlet_hosts_default(const char *registry, struct pinlet_hosts_list **ret,
                          struct pinlet_error **err);
 
+/* pinlet's own `registries.<host>.mirrors`: each URL as a [host."URL"] entry (all
+ * capabilities), then the registry's default server. PINLET_EINVAL naming a bad URL. */
+int pinlet_hosts_from_urls(const char *registry, char *const *urls,
+                           struct pinlet_hosts_list **ret, struct pinlet_error **err);
+
 /*
  * containerd: parses one hosts.toml (data, len; name for messages) for registry
  * ("host[:port]"); base_dir makes relative file names absolute. Unknown keys are ignored

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hosts/hosts.h"
 #include "ref/ref.h"
 #include "registry/creds.h"
 #include "util/error.h"
@@ -64,6 +65,7 @@ struct pinlet_resolution {
         char *digest;         /* "sha256:<hex>" (or sha384/sha512 when the registry says so) */
         char *media_type;     /* Content-Type of the manifest, NULL if the registry sent none */
         uint64_t size;        /* manifest size in bytes, 0 if unknown */
+        char *endpoint;       /* the endpoint that answered: "https://mirror.example:5000" */
         unsigned round_trips; /* HTTP requests made (manifest, token, redirects) */
         double registry_ms;   /* wall time spent, milliseconds */
 };
@@ -85,6 +87,10 @@ struct pinlet_registry_host {
         const char *key_file;  /* its private key, or NULL */
         bool insecure;         /* plain http:// (as containerd does for an http server) */
         bool skip_verify;      /* https without certificate verification */
+        /* Mirrors of this registry, tried in order before it, with the semantics of
+         * containerd's [host."URL"] entries (no scheme: https; "/v2" appended to a path).
+         * NULL-terminated; NULL: the hosts files (hosts_dir, registries_conf) decide. */
+        char *const *mirrors;
 };
 
 /*
@@ -101,6 +107,11 @@ struct pinlet_registry_options {
         size_t n_hosts;
         size_t token_cache_max; /* bearer tokens kept; 0: PINLET_TOKEN_CACHE_MAX */
         size_t auth_hints_max;  /* 0: PINLET_REGISTRY_HINTS_MAX */
+        /* Where the runtime pulls from (src/hosts): containerd's registry host directory
+         * and containers' registries.conf (+ ".d" drop-ins). Re-read whenever they change.
+         * NULL: not used. A host's `mirrors` above win over both. */
+        const char *hosts_dir;
+        const char *registries_conf;
 };
 
 /* The entry of o for host ("host[:port]"), compared case-insensitively: "Reg.Example"
@@ -118,6 +129,9 @@ int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_r
 void pinlet_registry_free(struct pinlet_registry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
 
+/* A registry that registries.conf marks `blocked`: not resolved, the runtime refuses it. */
+#define PINLET_REGISTRY_EBLOCKED (-EPERM)
+
 /*
  * Resolves ref's tag (ref->tag must be set; a digest in ref is ignored) to a digest.
  * auth: the caller's credentials (CRI AuthConfig), or NULL to use the node's Docker config
@@ -129,7 +143,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
  *   PINLET_EUNAVAIL  network error, 5xx, 429        PINLET_ETIMEOUT out of time
  *   PINLET_EPROTO    bad/mismatching digest, bad JSON, oversized response, bad redirect
  *   PINLET_ETLS      certificate or handshake failure   PINLET_EINVAL ref without tag
+ *   PINLET_REGISTRY_EBLOCKED  registries.conf blocks the registry
  * *ret is written only on success.
+ *
+ * Endpoints: the registry's endpoints in order (its `mirrors`, else hosts_dir's
+ * hosts.toml, else registries.conf, else https://<registry>), only those with the
+ * "resolve" capability. Like containerd's resolver, an endpoint that fails (connection
+ * refused, timeout, TLS, any HTTP error status, 404 for the manifest) is skipped for the
+ * next and the first answer wins; ret->endpoint names it. When all fail, the error is the
+ * first failure that was not a 404, else PINLET_ENOTFOUND. The settings of a `hosts`
+ * entry (ca_file, client certificate, insecure, skip_verify) win over the file's for the
+ * endpoint host it names. Credentials: the request's, or the Docker config's for the
+ * endpoint host (the registry's own domain for its own server).
  */
 int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
                             const struct pinlet_registry_auth *auth, int64_t deadline_ms,

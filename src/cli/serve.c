@@ -82,6 +82,34 @@ static void warn_skip_verify(const struct pinlet_config *cfg)
 
 /* Creates the resolution pipeline and binds the interceptors into the method table. Mode
  * off decodes nothing: no interceptor, no pin store, no audit records. */
+/*
+ * The registry client, with the registry configuration files of the runtime behind us:
+ * its name comes from one RuntimeService/Version call (waiting up to the connect timeout
+ * for a runtime that starts after pinlet). Without an answer only the paths set in
+ * pinlet's configuration apply, and the log says so.
+ */
+static int runtime_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
+                                struct pinlet_error **err)
+{
+        _cleanup_error_ struct pinlet_error *verr = NULL;
+        _cleanup_free_ char *name = NULL;
+        struct pinlet_cli_hosts_files f;
+        int r;
+
+        r = pinlet_cli_runtime_name(cfg->runtime_endpoint, cfg->connect_timeout_ms, &name, &verr);
+        if (r < 0)
+                log_warn("cannot tell which runtime this is (%s): only the hosts_dir and "
+                         "registries_conf set in the configuration apply",
+                         pinlet_error_message(verr, r));
+        else
+                log_info("runtime: %s", name);
+        pinlet_cli_hosts_files(cfg, name, &f);
+        log_info("registry hosts: hosts_dir %s, registries_conf %s",
+                 f.hosts_dir ? f.hosts_dir : "(none)",
+                 f.registries_conf ? f.registries_conf : "(none)");
+        return pinlet_cli_registry_new_for(cfg, name, ret, err);
+}
+
 static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
                          struct pinlet_error **err)
 {
@@ -109,7 +137,7 @@ static int pipeline_init(struct pipeline *pl, const struct pinlet_config *cfg,
                 return pinlet_cri_methods_build(NULL, 0, &pl->methods, &pl->n_methods, err);
         }
         warn_skip_verify(cfg);
-        r = pinlet_cli_registry_new(cfg, &pl->registry, err);
+        r = runtime_registry_new(cfg, &pl->registry, err);
         if (r < 0)
                 return pinlet_error_wrap(err, r, "registry client");
         r = pinlet_cache_new(&co, &pl->cache);

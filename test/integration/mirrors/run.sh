@@ -84,7 +84,11 @@ expect() {
 # The manifest digest a containerd recorded for IMAGE (after a pull): the digest part of
 # its repo_digests entry for IMAGE's repository.
 repo_digest_of() {
-	local via=$1 image=$2 repo=${2%:*}
+	local via=$1 image=$2 repo
+	case $image in
+	*@*) repo=${image%@*} ;;
+	*) repo=${image%:*} ;;
+	esac
 	cri "$via" "ImageStatus $image" image-status "$image"
 	jq -r --arg repo "$repo" '.image.repo_digests[]? | select(startswith($repo + "@")) |
 		sub("^[^@]*@"; "")' <<<"$out" | head -n 1

@@ -330,6 +330,7 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 
 enum key_type {
         K_STRING,       /* char *; an empty value stores NULL */
+        K_PATH_OR_OFF,  /* char *; NULL when unset (or null), "" when set to "" (off) */
         K_BOOL,         /* bool */
         K_DURATION,     /* uint64_t milliseconds */
         K_SIZE,         /* size_t bytes */
@@ -444,8 +445,8 @@ static const struct key root_keys[] = {
         { "resolver", K_SECTION, 0, resolver_keys },
         { "credentials", K_SECTION, 0, credentials_keys },
         { "registries", K_REGISTRIES, 0 },
-        { "hosts_dir", K_STRING, CFG(hosts_dir) },
-        { "registries_conf", K_STRING, CFG(registries_conf) },
+        { "hosts_dir", K_PATH_OR_OFF, CFG(hosts_dir) },
+        { "registries_conf", K_PATH_OR_OFF, CFG(registries_conf) },
         { "lock", K_SECTION, 0, lock_keys },
         {},
 };
@@ -553,6 +554,16 @@ static int load_scalar(struct loader *l, const yaml_node_t *n, const struct key 
                 if (r < 0)
                         return pinlet_error_set(l->err, r, "out of memory");
                 return 0;
+        case K_PATH_OR_OFF: {
+                /* "" is a setting of its own here: "use no file", unlike unset */
+                char *c = scalar_is_null(n) ? NULL : strdup(v);
+
+                if (!scalar_is_null(n) && !c)
+                        return pinlet_error_set(l->err, -ENOMEM, "out of memory");
+                free(*(char **)field);
+                *(char **)field = c;
+                return 0;
+        }
         case K_BOOL:
                 if (parse_bool(v, field) < 0)
                         return fail(l, n, -EINVAL, key,

@@ -19,18 +19,24 @@
 #                mirror
 #   reload       hosts.toml changes while pinlet runs: the next resolution follows it, no
 #                restart
+#   endpoints    the endpoint rules without containerd (pinlet resolve --endpoint): a
+#                pull-only mirror is never asked for a tag, a 5xx mirror is skipped, a
+#                [header] reaches its host (a fake registry that wants Basic credentials
+#                gets them only from the header), override_path, and when every endpoint
+#                fails the first non-404 failure is the error
 #
 # Needs root, containerd, runc, docker-registry, skopeo, jq, openssl.
-# Environment (ctest sets it, see mirrors.cmake): PINLET_BIN, PINLET_IT_CRI, PINLET_IT_LIB.
+# Environment (ctest sets it, see mirrors.cmake): PINLET_BIN, PINLET_IT_CRI, PINLET_IT_LIB,
+# REGISTRY_FAKE (test/integration/registry/fake_registry.c; endpoints case).
 # shellcheck disable=SC2016
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 case_name=${1:-}
 case $case_name in
-airgap | lagging | fallthrough | tls_certdir | default | reload) ;;
+airgap | lagging | fallthrough | tls_certdir | default | reload | endpoints) ;;
 *)
-	echo "usage: $0 airgap|lagging|fallthrough|tls_certdir|default|reload" >&2
+	echo "usage: $0 airgap|lagging|fallthrough|tls_certdir|default|reload|endpoints" >&2
 	exit 2
 	;;
 esac
@@ -292,6 +298,9 @@ case_tls_certdir() {
 	HOSTS=$D/certs.d
 	mkdir -p "$HOSTS/$reg"
 	cp "$ca/ca.crt" "$HOSTS/$reg/ca.crt"
+	# a second, unrelated CA sorted first: several CAs are all trusted, not just one
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=other CA" \
+		-keyout "$ca/other.key" -out "$HOSTS/$reg/0-other.crt" 2>/dev/null || it_fail "other CA"
 	pinlet_config "$D/pinlet.yaml"
 	local got
 	got=$(resolve_cli "$reg/tiny/app:v1")
@@ -355,6 +364,82 @@ case_reload() {
 	wait_until 15 _pulled_from_upstream || it_fail "the second change was not applied: $(tail -n 3 "$AUDIT")"
 	[ "$(bg_pid pinlet)" = "$pid" ] || it_fail "pinlet restarted"
 	it_log "ok: removing the mirror applies without a restart"
+}
+
+# start_fake NAME ARGS...: a registry_fake on a free port, its address in $FAKE.
+start_fake() {
+	local name=$1
+	shift
+	start_bg "$name" "$REGISTRY_FAKE" --port-file "$D/$name.port" "$@"
+	wait_until 10 test -s "$D/$name.port" || it_fail "fake $name did not start"
+	FAKE=127.0.0.1:$(cat "$D/$name.port")
+}
+
+fake_stat() { # fake_stat HOSTPORT KEY
+	curl -sf --max-time 5 "http://$1/stats" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'
+}
+
+case_endpoints() {
+	[ -x "${REGISTRY_FAKE:-}" ] || it_fail "REGISTRY_FAKE must name the fake registry"
+	build_images
+	start_registry "$D/mirror" "" mirror || it_fail "mirror registry"
+	MIR=$REGISTRY_ADDR
+	push_image "$D/img/app2" "$MIR" tiny/app:v1 || it_fail "push app2 to the mirror"
+	start_fake fake500 --mode status:500
+	local f500=$FAKE
+	start_fake fakeauth --mode ok --require-basic "mirror-user:mirror-pass"
+	local fauth=$FAKE fdigest
+	fdigest=$(fake_stat "$fauth" manifest_digest)
+	[ -n "$fdigest" ] || it_fail "no digest from the fake's /stats"
+	UP=127.0.0.1:$(free_port) # nothing listens
+	HOSTS=$D/certs.d
+	mkdir -p "$HOSTS/$UP"
+	cat >"$HOSTS/$UP/hosts.toml" <<EOT
+server = "http://$UP"
+
+# pull only: never asked for a tag, although it holds one
+[host."http://$MIR"]
+  capabilities = ["pull"]
+
+[host."http://$f500"]
+  capabilities = ["pull", "resolve"]
+
+[host."http://$fauth"]
+  capabilities = ["pull", "resolve"]
+  [host."http://$fauth".header]
+    Authorization = "Basic $(printf 'mirror-user:mirror-pass' | base64 -w0)"
+EOT
+	pinlet_config "$D/pinlet.yaml"
+	local got
+	got=$(resolve_cli "$UP/tiny/app:v1")
+	[ "$got" = "$fdigest http://$fauth" ] || it_fail "endpoints: '$got', want '$fdigest http://$fauth'"
+	[ "$(fake_stat "$f500" requests)" -ge 1 ] || it_fail "the 5xx mirror was not asked"
+	[ "$(fake_stat "$fauth" authorization)" -ge 1 ] || it_fail "the header did not reach the fake"
+	if grep -q 'pinlet/' "$D/logs/mirror.log"; then
+		it_fail "the pull-only mirror was asked: $(grep pinlet/ "$D/logs/mirror.log")"
+	fi
+	it_log "ok: pull-only skipped, 5xx skipped, [header] sent, the third endpoint answered"
+
+	# without the header the fake refuses (401, no credentials), the upstream is down:
+	# the error is the first failure that was not a 404, the 5xx (exit 5)
+	sed -i '/header\]/d; /Authorization/d' "$HOSTS/$UP/hosts.toml"
+	local rc=0
+	"$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime containerd "$UP/tiny/app:v1" \
+		>/dev/null 2>"$D/err" || rc=$?
+	[ $rc -eq 5 ] || it_fail "all endpoints failing: exit $rc, want 5: $(cat "$D/err")"
+	grep -q "endpoint http://$f500: .*HTTP 500" "$D/err" ||
+		it_fail "the error does not name the 5xx endpoint: $(cat "$D/err")"
+	it_log "ok: $(cat "$D/err")"
+
+	# override_path: the URL's path is the API root as written
+	cat >"$HOSTS/$UP/hosts.toml" <<EOT
+server = "http://$UP"
+[host."http://$MIR/v2"]
+  override_path = true
+EOT
+	got=$(resolve_cli "$UP/tiny/app:v1")
+	[ "$got" = "$A2 http://$MIR" ] || it_fail "override_path: '$got', want '$A2 http://$MIR'"
+	it_log "ok: override_path"
 }
 
 "case_$case_name"

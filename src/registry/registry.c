@@ -1461,9 +1461,14 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                 struct pinlet_creds creds = { 0 };
                 struct pinlet_registry_host tls;
                 struct curl_blob blob = { 0 };
-                bool is_server = i + 1 == eps->n;
+                /* the registry itself (not a mirror): its Docker config entry and its
+                 * `registries:` entry are under the registry's name ("docker.io" for
+                 * registry-1.docker.io) */
+                bool is_server = strcasecmp(ep->host, pinlet_registry_api_host(ref->domain)) == 0;
 
                 pinlet_buf_init(&ca, PINLET_MANIFEST_MAX);
+                if (!own && is_server)
+                        own = pinlet_registry_options_host(&r->o, ref->domain);
                 if (!(ep->caps & PINLET_HOSTS_CAP_RESOLVE))
                         continue; /* a pull-only mirror never answers for a tag */
                 rc = 0;
@@ -1505,8 +1510,9 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                 ctx.hint_key = hint_key = lowercase_dup(ep->host);
                 if (!hint_key && rc >= 0)
                         rc = pinlet_error_set(&e, -ENOMEM, "out of memory");
-                /* the Docker config is keyed by the registry's name for its own server
-                 * ("docker.io", not registry-1.docker.io), by the mirror's for a mirror */
+                /* the Docker config is keyed by the registry's name for the registry
+                 * itself ("docker.io", not registry-1.docker.io), by the mirror's host
+                 * for a mirror, as containerd asks its credentials per host */
                 if (rc >= 0)
                         rc = pinlet_creds_lookup(r->o.docker_config_paths, auth,
                                                  is_server ? ref->domain : ep->host, &creds, &e);
@@ -1514,7 +1520,8 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                         rc = resolve_tag(&ctx, ref, &creds, &res, &e);
                 pinlet_creds_clear(&creds);
                 if (rc >= 0) {
-                        res.endpoint = strdup(ep->url);
+                        res.endpoint =
+                                strdup(ctx.ep_url); /* as asked: http:// for an insecure entry */
                         if (!res.endpoint) {
                                 pinlet_resolution_done(&res);
                                 rc = pinlet_error_set(&e, -ENOMEM, "out of memory");

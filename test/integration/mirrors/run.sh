@@ -440,6 +440,35 @@ EOT
 	got=$(resolve_cli "$UP/tiny/app:v1")
 	[ "$got" = "$A2 http://$MIR" ] || it_fail "override_path: '$got', want '$A2 http://$MIR'"
 	it_log "ok: override_path"
+
+	# pinlet's own registries.<host>.mirrors: the files are not read for that host
+	cat >"$HOSTS/$UP/hosts.toml" <<EOT
+[host."http://$f500"]
+EOT
+	local before
+	before=$(fake_stat "$f500" requests)
+	pinlet_config "$D/pinlet.yaml" "registries:
+  \"$UP\": {mirrors: [\"http://$MIR\"]}"
+	got=$(resolve_cli "$UP/tiny/app:v1")
+	[ "$got" = "$A2 http://$MIR" ] || it_fail "registries.mirrors: '$got', want '$A2 http://$MIR'"
+	[ "$(fake_stat "$f500" requests)" = "$before" ] || it_fail "hosts.toml was used despite mirrors:"
+	it_log "ok: registries.<host>.mirrors wins over hosts.toml"
+
+	# pinlet's registries.<endpoint host> wins over the file's settings for that endpoint:
+	# hosts.toml says https, pinlet's entry for the mirror says insecure (plain http)
+	cat >"$HOSTS/$UP/hosts.toml" <<EOT
+[host."https://$MIR"]
+EOT
+	pinlet_config "$D/pinlet.yaml"
+	rc=0
+	"$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime containerd "$UP/tiny/app:v1" \
+		>/dev/null 2>"$D/err" || rc=$?
+	[ $rc -ne 0 ] || it_fail "https to a plain-HTTP mirror answered"
+	pinlet_config "$D/pinlet.yaml" "registries:
+  \"$MIR\": {insecure: true}"
+	got=$(resolve_cli "$UP/tiny/app:v1")
+	[ "$got" = "$A2 http://$MIR" ] || it_fail "registries.<mirror> insecure: '$got'"
+	it_log "ok: registries.<endpoint host> wins over the file for that endpoint"
 }
 
 "case_$case_name"

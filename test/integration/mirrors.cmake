@@ -7,7 +7,7 @@
 # case, run serially (containerd and runc are heavy on 2 cores).
 include(${CMAKE_CURRENT_LIST_DIR}/lib/harness.cmake)
 
-foreach(_case airgap lagging fallthrough tls_certdir default reload endpoints)
+foreach(_case airgap lagging fallthrough tls_certdir default reload endpoints regconf)
   add_test(NAME integration/mirrors/${_case}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mirrors/run.sh ${_case})
   set_tests_properties(integration/mirrors/${_case} PROPERTIES

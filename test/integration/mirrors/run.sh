@@ -24,6 +24,9 @@
 #                [header] reaches its host (a fake registry that wants Basic credentials
 #                gets them only from the header), override_path, and when every endpoint
 #                fails the first non-404 failure is the error
+#   regconf      registries.conf with pinlet resolve --runtime cri-o (CRI-O is not
+#                packaged for Debian 12): a tag-only insecure mirror answers, a drop-in's
+#                mirror-by-digest-only leaves the tag to the upstream, blocked refuses
 #
 # Needs root, containerd, runc, docker-registry, skopeo, jq, openssl.
 # Environment (ctest sets it, see mirrors.cmake): PINLET_BIN, PINLET_IT_CRI, PINLET_IT_LIB,
@@ -34,9 +37,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case_name=${1:-}
 case $case_name in
-airgap | lagging | fallthrough | tls_certdir | default | reload | endpoints) ;;
+airgap | lagging | fallthrough | tls_certdir | default | reload | endpoints | regconf) ;;
 *)
-	echo "usage: $0 airgap|lagging|fallthrough|tls_certdir|default|reload|endpoints" >&2
+	echo "usage: $0 airgap|lagging|fallthrough|tls_certdir|default|reload|endpoints|regconf" >&2
 	exit 2
 	;;
 esac
@@ -469,6 +472,77 @@ EOT
 	got=$(resolve_cli "$UP/tiny/app:v1")
 	[ "$got" = "$A2 http://$MIR" ] || it_fail "registries.<mirror> insecure: '$got'"
 	it_log "ok: registries.<endpoint host> wins over the file for that endpoint"
+}
+
+# registries.conf end to end with pinlet resolve (CRI-O is not packaged for Debian 12:
+# the selection rules themselves are unit-tested in test_hosts_regconf.c).
+case_regconf() {
+	setup_registries_plain
+	push_image "$D/img/app2" "$UP" tiny/app:v1 || it_fail "push app2 upstream"
+	push_image "$D/img/app1" "$MIR" tiny/app:v1 || it_fail "push app1 to the mirror"
+	local conf=$D/registries.conf got rc
+	mkdir -p "$conf.d"
+	cat >"$conf" <<EOT
+unqualified-search-registries = ["docker.io"]
+
+[[registry]]
+prefix = "$UP/tiny"
+location = "$UP/tiny"
+insecure = true
+[[registry.mirror]]
+location = "$MIR/tiny"
+insecure = true
+pull-from-mirror = "tag-only"
+EOT
+	{
+		echo "credentials: {docker_config: [\"$D/no-such-docker-config.json\"]}"
+		echo "registries_conf: \"$conf\""
+	} >"$D/pinlet.yaml"
+	got=$(resolve_cli_crio "$UP/tiny/app:v1")
+	[ "$got" = "$A1 http://$MIR" ] || it_fail "tag-only mirror: '$got', want '$A1 http://$MIR'"
+	it_log "ok: the tag-only mirror answers for a tag (https refused, then plain http)"
+
+	# a drop-in makes the mirror digest-only: the upstream answers
+	cat >"$conf.d/50-digest-only.conf" <<EOT
+[[registry]]
+prefix = "$UP/tiny"
+location = "$UP/tiny"
+insecure = true
+mirror-by-digest-only = true
+[[registry.mirror]]
+location = "$MIR/tiny"
+insecure = true
+EOT
+	got=$(resolve_cli_crio "$UP/tiny/app:v1")
+	[ "$got" = "$A2 http://$UP" ] || it_fail "mirror-by-digest-only: '$got', want '$A2 http://$UP'"
+	it_log "ok: a drop-in's mirror-by-digest-only leaves tags to the upstream"
+
+	# blocked: not resolved (exit 1, the message says why)
+	cat >"$conf.d/60-blocked.conf" <<EOT
+[[registry]]
+prefix = "$UP/tiny"
+blocked = true
+EOT
+	rc=0
+	"$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime cri-o "$UP/tiny/app:v1" \
+		>/dev/null 2>"$D/err" || rc=$?
+	[ $rc -eq 1 ] && grep -q "blocked by registries.conf" "$D/err" ||
+		it_fail "blocked: exit $rc: $(cat "$D/err")"
+	it_log "ok: $(cat "$D/err")"
+}
+
+# Both registries, no containerd.
+setup_registries_plain() {
+	build_images
+	start_registry "$D/mirror" "" mirror || it_fail "mirror registry"
+	MIR=$REGISTRY_ADDR
+	start_registry "$D/upstream" "" upstream || it_fail "upstream registry"
+	UP=$REGISTRY_ADDR
+}
+
+resolve_cli_crio() {
+	"$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime cri-o --endpoint "$1" |
+		awk -F'\t' '{ sub(/^[^@]*@/, "", $2); print $2, $3 }'
 }
 
 "case_$case_name"

@@ -882,6 +882,13 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
                 curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->body.max);
                 apply_tls(h, tls, tls == ctx->regopt ? ctx->ca_blob : NULL);
+#if LIBCURL_VERSION_NUM >= 0x075700
+                /* curl 7.87+ keeps a parsed CA store for 24 hours by default, keyed by the
+                 * file name only: a CA replaced under hosts_dir (same name, new content)
+                 * would go unseen for a day. A minute bounds that and still spares the
+                 * parse on most new connections. */
+                curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 60L);
+#endif
                 if (strcmp(method, "HEAD") == 0) {
                         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
                 } else if (strcmp(method, "POST") == 0) {

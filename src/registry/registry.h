@@ -16,6 +16,11 @@
  * plain http:// (as containerd does for a host configured with an http server), and only
  * then may credentials travel unencrypted. `skip_verify` keeps https but does not verify.
  * Docker Hub ("docker.io") is served by registry-1.docker.io.
+ *
+ * Endpoints: a registry is asked through the ordered endpoints the runtime would use
+ * (src/hosts: a host's `mirrors`, containerd's hosts_dir, containers' registries.conf),
+ * each with its own URL, API root path, CAs, client certificate, skip_verify and extra
+ * headers; see pinlet_registry_resolve() for the fall-through rules.
  * Redirects are followed (at most PINLET_REGISTRY_MAX_REDIRECTS); the Authorization
  * header goes only to the registry's own origin (scheme, host, port) or, for token
  * requests, the realm's; an https -> http redirect is refused.

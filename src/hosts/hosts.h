@@ -91,8 +91,8 @@ int pinlet_hosts_default(const char *registry, struct pinlet_hosts_list **ret,
 
 /* pinlet's own `registries.<host>.mirrors`: each URL as a [host."URL"] entry (all
  * capabilities), then the registry's default server. PINLET_EINVAL naming a bad URL. */
-int pinlet_hosts_from_urls(const char *registry, char *const *urls,
-                           struct pinlet_hosts_list **ret, struct pinlet_error **err);
+int pinlet_hosts_from_urls(const char *registry, char *const *urls, struct pinlet_hosts_list **ret,
+                           struct pinlet_error **err);
 
 /*
  * containerd: parses one hosts.toml (data, len; name for messages) for registry

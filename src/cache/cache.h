@@ -72,14 +72,6 @@ struct pinlet_cache_options {
 #define PINLET_CACHE_DEFAULT_MAX_ENTRIES 10000
 #define PINLET_CACHE_KEY_MAX             4096
 
-/* TRANSITIONAL: the old name of pinlet_now_ms(), kept only for callers outside the
- * cache module (intercept.c and its tests, test_cache.c); remove once they call
- * pinlet_now_ms() directly. */
-static inline int64_t pinlet_cache_now_ms(void)
-{
-        return pinlet_now_ms();
-}
-
 /* Returns 0 or -ENOMEM. */
 int pinlet_cache_new(const struct pinlet_cache_options *o, struct pinlet_cache **ret);
 void pinlet_cache_free(struct pinlet_cache *c);

@@ -345,10 +345,13 @@ static int record_pin(struct call *c, const struct pinlet_ref *ref, const char *
         int r;
 
         if (!c->may_block) {
-                /* the same digest again only updates last_used (no fsync): fine here */
+                /* The same digest again only updates last_used: done here when the store is
+                 * free at once. A new or moved pin is fsync'ed: a worker's job. */
                 if (pinlet_pins_lookup(c->ic->pins, key, &pinned) < 0 ||
-                    !streq_ptr(pinned, a->digest))
+                    !streq_ptr(pinned, a->digest) ||
+                    pinlet_pins_touch_nowait(c->ic->pins, key, c->pod) < 0)
                         return SLOT_DEFER;
+                return 0;
         }
         r = pinlet_pins_record(c->ic->pins, key, a->digest, c->pod, previous, &err);
         if (r >= 0)
@@ -592,7 +595,10 @@ static void undecodable(struct pinlet_interceptor *ic, enum pinlet_intercept_kin
                 return;
         if (asprintf(&status_msg, "pinlet: %s", msg) < 0)
                 status_msg = NULL;
-        set_fail(ret, r == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT,
+        /* over max_message_size is what gRPC itself answers RESOURCE_EXHAUSTED for */
+        set_fail(ret,
+                 r == -ENOMEM || r == PINLET_E2BIG ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                                   : GRPC_STATUS_INVALID_ARGUMENT,
                  status_msg);
 }
 

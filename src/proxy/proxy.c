@@ -74,6 +74,7 @@ struct pcall {
         struct pcall *prev, *next; /* p->live, once accepted */
         struct pcall *job_next;    /* worker queue */
         char *queue;               /* deferred: the worker queue's name, NULL: none; owned */
+        void *istate;              /* deferred: the interceptor's state (opts.state_free) */
         unsigned refs;
         bool accepted;
 
@@ -203,6 +204,8 @@ static void pcall_free(struct pcall *c)
         free(c->ires.message);
         free(c->ires.queue);
         free(c->queue);
+        if (c->istate && p->opts.state_free)
+                p->opts.state_free(c->istate);
         free(c);
 }
 
@@ -466,6 +469,7 @@ static void call_interceptor(struct pcall *c, bool may_block)
                 .method = c->method->path,
                 .deadline_ms = c->deadline_ms,
                 .may_block = may_block,
+                .state = may_block ? c->istate : NULL,
         };
         grpc_slice flat = request_slice(c);
 
@@ -497,6 +501,7 @@ static void on_unary_req(struct pcall *c, bool ok)
                                 atomic_fetch_add_explicit(&c->p->n_deferred, 1,
                                                           memory_order_relaxed);
                                 c->queue = TAKE_PTR(c->ires.queue);
+                                c->istate = TAKE_PTR(c->ires.state);
                                 enqueue_job(c);
                         } else {
                                 atomic_fetch_add_explicit(&c->p->n_intercepted, 1,
@@ -1280,6 +1285,17 @@ int pinlet_proxy_run(struct pinlet_proxy *p)
         }
         stop_workers(p);
         return 0;
+}
+
+void pinlet_proxy_set_queue_limit(struct pinlet_proxy *p, unsigned limit)
+{
+        unsigned workers = p->opts.workers ? p->opts.workers : 1;
+
+        pthread_mutex_lock(&p->lock);
+        p->queue_limit = limit ? limit : workers;
+        /* a higher limit may let waiting jobs run */
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
 }
 
 void pinlet_proxy_get_stats(struct pinlet_proxy *p, struct pinlet_proxy_stats *ret)

@@ -42,6 +42,7 @@ struct pinlet_call_info {
         const char *method;  /* ":path", e.g. "/runtime.v1.ImageService/PullImage" */
         int64_t deadline_ms; /* CLOCK_MONOTONIC milliseconds; INT64_MAX when none */
         bool may_block;      /* false: on the completion-queue thread, see above */
+        void *state;         /* may_block true: what the first call left in result->state */
 };
 
 struct pinlet_intercept_result {
@@ -51,6 +52,10 @@ struct pinlet_intercept_result {
         int status;    /* FAIL: a grpc_status_code */
         char *message; /* FAIL: status message, owned by the proxy afterwards (free()) */
         char *queue;   /* DEFER: worker queue name or NULL, owned by the proxy (free()) */
+        /* DEFER: handed to the second call as info->state (a call keeps what it decided
+         * with, e.g. its configuration), then released with opts.state_free when the call
+         * ends, whether or not the second call ran. */
+        void *state;
 };
 
 /* Must fill *ret. With info->may_block false it runs on the completion-queue thread and
@@ -80,7 +85,8 @@ struct pinlet_proxy_options {
         unsigned queue_limit; /* jobs of one named queue running at once; 0: workers */
         const struct pinlet_method *methods; /* not copied: must outlive the proxy */
         size_t n_methods;
-        void *userdata; /* passed to interceptors */
+        void *userdata;                  /* passed to interceptors */
+        void (*state_free)(void *state); /* releases pinlet_intercept_result.state */
 };
 
 struct pinlet_proxy;
@@ -96,6 +102,9 @@ int pinlet_proxy_run(struct pinlet_proxy *p);
 /* Thread-safe (not async-signal-safe): stop accepting, give in-flight unary calls up to
  * shutdown_grace_ms, cancel streams, then make pinlet_proxy_run() return. */
 void pinlet_proxy_shutdown(struct pinlet_proxy *p);
+
+/* Changes opts.queue_limit for jobs picked from now on (0: workers). Thread-safe. */
+void pinlet_proxy_set_queue_limit(struct pinlet_proxy *p, unsigned limit);
 
 /* Counters for tests and metrics (read with relaxed atomics, from any thread). */
 struct pinlet_proxy_stats {

@@ -3,7 +3,6 @@
  * The resolver: sources in order, cache keys, stale answers, the pin fallback on an
  * outage and the failing-registry memory. The contract is in resolve.h.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -141,12 +140,14 @@ void pinlet_resolver_free(struct pinlet_resolver *r)
         free(r);
 }
 
+/* ASCII only, whatever the locale (see pinlet_ref_host_key). */
 static char *lowercase_dup(const char *s)
 {
         char *d = strdup(s);
 
         for (char *p = d; p && *p; p++)
-                *p = (char)tolower((unsigned char)*p);
+                if (*p >= 'A' && *p <= 'Z')
+                        *p = (char)(*p - 'A' + 'a');
         return d;
 }
 

@@ -2,7 +2,10 @@
 /*
  * Shared body of the three intercept harnesses (fuzz_intercept_{pull,status,create}.c):
  * arbitrary bytes are decoded as one CRI request kind; then
- *   - a malformed input fails cleanly with an error (never a crash);
+ *   - a malformed input fails cleanly with an error (never a crash); a NUL byte in a text
+ *     field fails with PINLET_INTERCEPT_ENUL naming the field;
+ *   - every string the decoded request exposes is exactly its wire value (its strlen is
+ *     the wire length: no NUL cut it short);
  *   - encoding without a change reports "unchanged" (the proxy forwards the original);
  *   - replacing one slot, then every slot, gives bytes that decode again with the new
  *     images, the same metadata, the same number of unknown fields at every level, and,
@@ -16,8 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "cri.pb-c.h"
 #include "intercept/rewrite.h"
+
+/* The decoder's limit: the configured default max_message_size. */
+#define FUZZ_MAX_LEN PINLET_DEFAULT_MAX_MESSAGE
 
 #define FUZZ_CHECK(c)                                                                         \
         do {                                                                                  \
@@ -59,7 +66,7 @@ static size_t fuzz_count_unknown(const ProtobufCMessage *m)
 static uint8_t *fuzz_pack_with(struct pinlet_intercept_request *r, const char *const *images,
                                size_t *ret_len)
 {
-        char **saved = calloc(r->n_slots + 1, sizeof(char *));
+        ProtobufCBinaryData *saved = calloc(r->n_slots + 1, sizeof(*saved));
         uint8_t *out;
         size_t len;
 
@@ -68,7 +75,8 @@ static uint8_t *fuzz_pack_with(struct pinlet_intercept_request *r, const char *c
                 Pinlet__Cri__ImageSpec *spec = r->slots[i].spec;
 
                 saved[i] = spec->image;
-                spec->image = (char *)images[i];
+                spec->image = (ProtobufCBinaryData){ .len = strlen(images[i]),
+                                                     .data = (uint8_t *)images[i] };
         }
         len = protobuf_c_message_get_packed_size(r->msg);
         out = malloc(len + 1);
@@ -117,7 +125,7 @@ static void fuzz_rewrite(enum pinlet_intercept_kind kind, struct pinlet_intercep
                 goto done;
         }
         FUZZ_CHECK(ret == PINLET_INTERCEPT_REWRITTEN);
-        FUZZ_CHECK(pinlet_intercept_request_decode(kind, out, len, &r2, NULL) == 0);
+        FUZZ_CHECK(pinlet_intercept_request_decode(kind, out, len, FUZZ_MAX_LEN, &r2, NULL) == 0);
 
         /* the new images, nothing else moved */
         FUZZ_CHECK(r2->n_slots == r->n_slots);
@@ -172,14 +180,31 @@ static int fuzz_intercept(enum pinlet_intercept_kind kind, const uint8_t *data, 
         uint64_t mask = 0;
         int ret;
 
-        ret = pinlet_intercept_request_decode(kind, data, size, &r, &err);
+        ret = pinlet_intercept_request_decode(kind, data, size, FUZZ_MAX_LEN, &r, &err);
         if (ret < 0) {
-                FUZZ_CHECK(ret == PINLET_EINVAL || ret == PINLET_E2BIG);
+                FUZZ_CHECK(ret == PINLET_EINVAL || ret == PINLET_E2BIG ||
+                           ret == PINLET_INTERCEPT_ENUL);
                 FUZZ_CHECK(err && err->message && !r);
+                FUZZ_CHECK((ret == PINLET_INTERCEPT_ENUL) ==
+                           (strstr(err->message, " contains a NUL byte") != NULL));
                 pinlet_error_free(err);
                 return 0;
         }
         FUZZ_CHECK(r && !err && r->kind == kind);
+        for (size_t i = 0; i < r->n_slots; i++) {
+                const Pinlet__Cri__ImageSpec *spec = r->slots[i].spec;
+
+                FUZZ_CHECK(strlen(r->slots[i].image) == spec->image.len);
+                FUZZ_CHECK(!spec->image.len ||
+                           memcmp(r->slots[i].image, spec->image.data, spec->image.len) == 0);
+        }
+        if (kind == PINLET_INTERCEPT_PULL_IMAGE && r->auth) {
+                const Pinlet__Cri__PullImageRequest *m = r->msg;
+
+                FUZZ_CHECK(strlen(r->auth->username) == m->auth->username.len);
+                FUZZ_CHECK(strlen(r->auth->password) == m->auth->password.len);
+                FUZZ_CHECK(strlen(r->auth->server_address) == m->auth->server_address.len);
+        }
         FUZZ_CHECK(pinlet_intercept_request_encode(r, NULL, NULL, NULL) ==
                    PINLET_INTERCEPT_UNCHANGED);
         for (size_t i = 0; i < size && i < 8; i++)

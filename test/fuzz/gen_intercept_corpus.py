@@ -70,15 +70,17 @@ def auth(kind):
         return s(1, "alice") + s(2, "s3cret") + s(4, "registry.example")
     if kind == "auth":
         return s(3, "YWxpY2U6czNjcmV0") + s(4, "registry.example:5000")
+    if kind == "nul":  # valid protobuf, but its C string would be another password
+        return s(1, "alice") + s(2, "s3cret\0tail") + s(4, "registry.example")
     return s(5, "identity") + s(6, "bearer-token")
 
 
-def pull(image, a=None, sc=True, extra=True):
+def pull(image, a=None, sc=True, extra=True, pod_name="web-0"):
     b = s(1, image_spec(image, image, extra))
     if a:
         b += s(2, auth(a))
     if sc:
-        b += s(3, sandbox_config())
+        b += s(3, sandbox_config(name=pod_name))
     return b
 
 
@@ -98,7 +100,7 @@ def mount(path, image=None, host=None):
     return s(7, b)
 
 
-def create(image, mounts=(), user="app:v1", sc=True):
+def create(image, mounts=(), user="app:v1", sc=True, pod_name="web-0"):
     cfg = (s(1, s(1, "app") + u(2, 0)) + s(2, image_spec(image, user)) + s(3, "/bin/sh") +
            s(4, "-c") + s(4, "sleep 1") + s(5, "/srv") + s(6, s(1, "A") + s(2, "1")))
     for m in mounts:
@@ -108,7 +110,7 @@ def create(image, mounts=(), user="app:v1", sc=True):
             s(11, "app/0.log") + u(12, 1) + s(15, s(1, u(1, 100000) + u(4, 1 << 28))))
     b = s(1, "4f2a9e0c5b1d") + s(2, cfg)
     if sc:
-        b += s(3, sandbox_config())
+        b += s(3, sandbox_config(name=pod_name))
     return b
 
 
@@ -131,6 +133,12 @@ CORPORA = {
         "empty_image_spec": s(1, b""),
         # fuzzer finding: field number 0 spelled as an overlong varint (protobuf-c took it)
         "regress_overlong_field0": bytes.fromhex("0a00300a8000003011"),
+        # NUL bytes in text fields: refused with the field's path
+        "nul_image": pull("nginx:1.25\0evil"),
+        "nul_password": pull("registry.example/team/app:v1", "nul"),
+        "nul_pod_name": pull("nginx:1.25", pod_name="web\0-0"),
+        # registry hosts are case-insensitive: one cache key, one lower-case queue
+        "upper_host": pull("Registry.Example:5000/team/app:v1"),
     },
     "intercept_status": {
         "tag": status("nginx:1.25"),
@@ -142,6 +150,8 @@ CORPORA = {
         "empty": b"",
         "empty_image_spec": s(1, b""),
         "regress_overlong_field0": bytes.fromhex("85000a000a000a00"),
+        "nul_image": status("nginx:1.25\0evil"),
+        "upper_host": status("Registry.Example:5000/team/app:v1"),
     },
     "intercept_create": {
         "kubelet_image_id": create(ID, user="nginx:1.25"),
@@ -155,6 +165,9 @@ CORPORA = {
         "unknown_fields": create("alpine") + s(4, "x") + u(6, 9),
         "empty": b"",
         "config_only_image": s(2, s(2, s(1, "nginx"))),
+        "nul_mount_image": create("app:v1", [("/models", "models:v3\0evil")]),
+        "nul_pod_name": create("app:v1", pod_name="web\0-0"),
+        "upper_host": create("Registry.Example/team/app:v1"),
     },
 }
 
@@ -168,9 +181,11 @@ for corpus, files in CORPORA.items():
 # The interceptor harness (fuzz_intercept_icept.c): a control byte (method, mode,
 # on_failure, the fake resolver's answer) before a request from the corpora above.
 ICEPT = {
-    "pull": (0, ["tag", "tag_basic_auth", "digest", "image_id", "unknown_fields"]),
-    "status": (1, ["tag", "image_id", "bare_id"]),
-    "create": (2, ["tag", "mounts_mixed", "kubelet_image_id", "mounts_all_images"]),
+    "pull": (0, ["tag", "tag_basic_auth", "digest", "image_id", "unknown_fields",
+                 "nul_image", "nul_password", "upper_host"]),
+    "status": (1, ["tag", "image_id", "bare_id", "nul_image", "upper_host"]),
+    "create": (2, ["tag", "mounts_mixed", "kubelet_image_id", "mounts_all_images",
+                   "nul_mount_image", "nul_pod_name", "upper_host"]),
 }
 # enforce + digest, audit, off, enforce + unavailable (closed), enforce + unavailable (open)
 CONTROLS = [0x00, 0x04, 0x08, 0xA0, 0xB0]

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "cache/cache.h"
+#include "util/time.h"
 
 /* An injected clock for entry ages. */
 static int64_t fake_now;
@@ -90,9 +91,8 @@ static void check_value(struct pinlet_cache *c, struct resolver *r, const char *
         _cleanup_free_ char *v = NULL;
         enum pinlet_cache_source s;
 
-        assert_int_equal(
-                pinlet_cache_get(c, key, pinlet_cache_now_ms() + 5000, resolve, r, &v, &s, &err),
-                0);
+        assert_int_equal(pinlet_cache_get(c, key, pinlet_now_ms() + 5000, resolve, r, &v, &s, &err),
+                         0);
         assert_string_equal(v, value);
         assert_int_equal(s, source);
         if (source != PINLET_CACHE_SOURCE_STALE)
@@ -106,9 +106,8 @@ static void check_error(struct pinlet_cache *c, struct resolver *r, const char *
         char *v = NULL;
         enum pinlet_cache_source s;
 
-        assert_int_equal(
-                pinlet_cache_get(c, key, pinlet_cache_now_ms() + 5000, resolve, r, &v, &s, &err),
-                code);
+        assert_int_equal(pinlet_cache_get(c, key, pinlet_now_ms() + 5000, resolve, r, &v, &s, &err),
+                         code);
         assert_null(v);
         assert_non_null(err);
         assert_int_equal(err->code, code);
@@ -162,9 +161,8 @@ static void test_stale_if_error(void **state)
         assert_int_equal(down.calls, 0);
 
         fake_now += 30000;
-        assert_int_equal(pinlet_cache_get(c, "k", pinlet_cache_now_ms() + 1000, resolve, &down, &v,
-                                          &s, &err),
-                         0);
+        assert_int_equal(
+                pinlet_cache_get(c, "k", pinlet_now_ms() + 1000, resolve, &down, &v, &s, &err), 0);
         assert_string_equal(v, "sha256:1");
         assert_int_equal(s, PINLET_CACHE_SOURCE_STALE);
         assert_non_null(err); /* the cause travels along for the audit record */
@@ -264,9 +262,9 @@ static void test_lru(void **state)
  * suite; nothing here depends on how long the wait takes. */
 #define WAIT_FOR(cond)                                                         \
         do {                                                                   \
-                int64_t wait_deadline_ = pinlet_cache_now_ms() + 10000;        \
+                int64_t wait_deadline_ = pinlet_now_ms() + 10000;              \
                 while (!(cond)) {                                              \
-                        if (pinlet_cache_now_ms() > wait_deadline_)            \
+                        if (pinlet_now_ms() > wait_deadline_)                  \
                                 fail_msg("still false after 10 s: %s", #cond); \
                         usleep(1000);                                          \
                 }                                                              \
@@ -304,10 +302,9 @@ static void run_flight(struct resolver *r, struct worker *w, pthread_t *t)
         assert_int_equal(pinlet_cache_new(&o, &c), 0);
         r->gated = true;
         for (int i = 0; i < N_THREADS; i++) {
-                w[i] = (struct worker){ .c = c,
-                                        .r = r,
-                                        .entered = &entered,
-                                        .deadline_ms = pinlet_cache_now_ms() + 60000 };
+                w[i] = (struct worker){
+                        .c = c, .r = r, .entered = &entered, .deadline_ms = pinlet_now_ms() + 60000
+                };
                 assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
         }
         /* One leader inside the resolver, every other thread attached to its flight: only
@@ -377,16 +374,16 @@ static void test_follower_deadline(void **state)
         resolver_init(&r, 0, NULL);
         r.gated = true;
         leader = (struct worker){
-                .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_cache_now_ms() + 60000
+                .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_now_ms() + 60000
         };
         assert_int_equal(pthread_create(&tl, NULL, worker_run, &leader), 0);
         WAIT_FOR(r.calls == 1); /* the leader is inside the resolver */
 
-        t0 = pinlet_cache_now_ms();
+        t0 = pinlet_now_ms();
         follower = (struct worker){ .c = c, .r = &r, .entered = &entered, .deadline_ms = t0 + 150 };
         assert_int_equal(pthread_create(&tf, NULL, worker_run, &follower), 0);
         pthread_join(tf, NULL);
-        assert_true(pinlet_cache_now_ms() - t0 >= 150);
+        assert_true(pinlet_now_ms() - t0 >= 150);
         assert_int_equal(follower.ret, PINLET_ETIMEOUT);
         assert_non_null(follower.err);
         assert_int_equal(follower.err->code, PINLET_ETIMEOUT);
@@ -426,12 +423,12 @@ static void test_follower_deadline_stale(void **state)
         fake_now += 60000; /* past the TTL, inside the stale window */
         r.gated = true;
         leader = (struct worker){
-                .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_cache_now_ms() + 60000
+                .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_now_ms() + 60000
         };
         assert_int_equal(pthread_create(&tl, NULL, worker_run, &leader), 0);
         WAIT_FOR(r.calls == 2); /* the leader is inside the resolver */
         follower = (struct worker){
-                .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_cache_now_ms() + 100
+                .c = c, .r = &r, .entered = &entered, .deadline_ms = pinlet_now_ms() + 100
         };
         assert_int_equal(pthread_create(&tf, NULL, worker_run, &follower), 0);
         pthread_join(tf, NULL);
@@ -490,8 +487,8 @@ static void *stress_run(void *p)
                 int r;
 
                 snprintf(key, sizeof(key), "k%d", (i * 31 + s->id * 7) % 97);
-                r = pinlet_cache_get(s->c, key, pinlet_cache_now_ms() + 5000, flaky_resolve, NULL,
-                                     &v, &src, &err);
+                r = pinlet_cache_get(s->c, key, pinlet_now_ms() + 5000, flaky_resolve, NULL, &v,
+                                     &src, &err);
                 if (r == 0) {
                         assert_true(strncmp(v, "v:", 2) == 0 && strcmp(v + 2, key) == 0);
                         s->ok++;

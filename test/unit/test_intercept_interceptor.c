@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The interceptors end to end minus the network: a fake resolver stands in for the
- * registry; the real cache, a real pin store in a temporary state directory and a real
- * audit file are used, and every test reads the audit file back.
+ * The interceptors end to end minus the network: a fake registry step stands in for the
+ * registry; the real resolver, cache, a real pin store in a temporary state directory and
+ * a real audit file are used, and every test reads the audit file back.
+ *
+ * run() calls an interceptor as the proxy's worker does (may_block true), run_fast() as
+ * the completion-queue thread does (may_block false: decide at once or PINLET_DEFER).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,11 +29,14 @@
 
 #include "audit/audit.h"
 #include "cache/cache.h"
+#include "util/time.h"
 #include "config/config.h"
 #include "cri.pb-c.h"
 #include "intercept/intercept.h"
+#include "intercept/rewrite.h"
 #include "pins/pins.h"
 #include "registry/registry.h"
+#include "resolve/resolve.h"
 #include "util/log.h"
 
 #define D1       "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -38,8 +44,27 @@
 #define D3       "sha256:3333333333333333333333333333333333333333333333333333333333333333"
 #define IMAGE_ID "sha256:abababababababababababababababababababababababababababababababab"
 #define SECRET   "s3cret-pa55"
+#define MIB      (1024u * 1024u)
 
-/* ---- fake resolver ---- */
+/* Text fields are `bytes` in pinlet's schema (proto/cri.proto). */
+static ProtobufCBinaryData bin(const char *s)
+{
+        return (ProtobufCBinaryData){ .len = s ? strlen(s) : 0, .data = (uint8_t *)s };
+}
+
+#define assert_bin_equal(b, s) assert_bin_equal_at((b), (s), __FILE__, __LINE__)
+static void assert_bin_equal_at(ProtobufCBinaryData b, const char *s, const char *file, int line)
+{
+        size_t n = strlen(s);
+
+        if (b.len != n || (n && memcmp(b.data, s, n) != 0)) {
+                print_error("bytes '%.*s' (%zu) != '%s' (%zu)\n", (int)b.len,
+                            b.data ? (const char *)b.data : "", b.len, s, n);
+                _fail(file, line);
+        }
+}
+
+/* ---- fake registry step (pinlet_resolve_registry_fn) ---- */
 
 struct fake {
         atomic_int calls;
@@ -54,7 +79,7 @@ struct fake {
 
 static int fake_resolve(void *ctx, const struct pinlet_ref *ref,
                         const struct pinlet_registry_auth *auth, int64_t deadline_ms,
-                        char **ret_digest, struct pinlet_error **err)
+                        struct pinlet_resolution *ret, struct pinlet_error **err)
 {
         struct fake *f = ctx;
         char *s = pinlet_ref_string(ref);
@@ -71,7 +96,7 @@ static int fake_resolve(void *ctx, const struct pinlet_ref *ref,
         if (f->fail < 0)
                 return pinlet_error_set(err, f->fail, "resolve %s: %s: fake failure %s", ref->path,
                                         ref->domain, pinlet_error_class(f->fail));
-        *ret_digest = strdup(f->digest);
+        ret->digest = strdup(f->digest);
         return 0;
 }
 
@@ -90,9 +115,40 @@ struct fx {
         struct pinlet_cache *cache;
         struct pinlet_pins *pins;
         struct pinlet_audit *audit;
+        struct pinlet_resolver *resolver;
         struct pinlet_interceptor *ic;
         struct fake fake;
 };
+
+/* (Re)creates the resolver and the interceptor over fx's cache, pins and audit log, with
+ * the given failing-registry memory (0: off, as most tests want every call to reach the
+ * fake). */
+static void fx_resolver(struct fx *fx, uint64_t error_ttl_ms)
+{
+        pinlet_interceptor_free(fx->ic);
+        pinlet_resolver_free(fx->resolver);
+        fx->ic = NULL;
+        fx->resolver = NULL;
+        assert_int_equal(pinlet_resolver_new(
+                                 &(const struct pinlet_resolver_options){
+                                         .registry_fn = fake_resolve,
+                                         .registry_ctx = &fx->fake,
+                                         .cache = fx->cache,
+                                         .pins = fx->pins,
+                                         .error_ttl_ms = error_ttl_ms,
+                                 },
+                                 &fx->resolver, NULL),
+                         0);
+        assert_int_equal(pinlet_interceptor_new(
+                                 &(const struct pinlet_interceptor_options){
+                                         .cfg = &fx->cfg,
+                                         .resolver = fx->resolver,
+                                         .pins = fx->pins,
+                                         .audit = fx->audit,
+                                 },
+                                 &fx->ic, NULL),
+                         0);
+}
 
 static const char config_yaml[] = "scope:\n"
                                   "  exclude:\n"
@@ -110,7 +166,6 @@ static int setup(void **state)
                 .stale_if_error_ms = 600000,
                 .clock = fake_clock,
         };
-        struct pinlet_interceptor_options io = { 0 };
         struct pinlet_audit_options ao = { 0 };
         char path[128], state_dir[128];
         FILE *f;
@@ -133,15 +188,7 @@ static int setup(void **state)
         ao.path = fx->audit_path;
         assert_int_equal(pinlet_audit_open(&ao, &fx->audit, NULL), 0);
         fx->fake.digest = D1;
-        io = (struct pinlet_interceptor_options){
-                .cfg = &fx->cfg,
-                .cache = fx->cache,
-                .pins = fx->pins,
-                .audit = fx->audit,
-                .resolve = fake_resolve,
-                .resolve_ctx = &fx->fake,
-        };
-        assert_int_equal(pinlet_interceptor_new(&io, &fx->ic, NULL), 0);
+        fx_resolver(fx, 0);
         *state = fx;
         return 0;
 }
@@ -152,6 +199,7 @@ static int teardown(void **state)
         char cmd[128];
 
         pinlet_interceptor_free(fx->ic);
+        pinlet_resolver_free(fx->resolver);
         pinlet_audit_close(fx->audit);
         pinlet_pins_close(fx->pins);
         pinlet_cache_free(fx->cache);
@@ -193,9 +241,9 @@ static struct blob raw(const char *bytes, size_t len)
         return b;
 }
 
-/* PullImage(image) with optional basic credentials and pod. */
-static struct blob pull_request(const char *image, const char *user, const char *server,
-                                const struct pod *pod)
+/* PullImage(image) with optional basic credentials (user, password) and pod. */
+static struct blob pull_request_pw(const char *image, const char *user, const char *password,
+                                   const char *server, const struct pod *pod)
 {
         Pinlet__Cri__PullImageRequest m = PINLET__CRI__PULL_IMAGE_REQUEST__INIT;
         Pinlet__Cri__ImageSpec spec = PINLET__CRI__IMAGE_SPEC__INIT;
@@ -203,24 +251,30 @@ static struct blob pull_request(const char *image, const char *user, const char 
         Pinlet__Cri__PodSandboxConfig sc = PINLET__CRI__POD_SANDBOX_CONFIG__INIT;
         Pinlet__Cri__PodSandboxMetadata md = PINLET__CRI__POD_SANDBOX_METADATA__INIT;
 
-        spec.image = (char *)image;
-        spec.user_specified_image = (char *)image;
+        spec.image = bin(image);
+        spec.user_specified_image = bin(image);
         m.image = &spec;
         if (user) {
-                auth.username = (char *)user;
-                auth.password = SECRET;
+                auth.username = bin(user);
+                auth.password = bin(password);
                 if (server)
-                        auth.server_address = (char *)server;
+                        auth.server_address = bin(server);
                 m.auth = &auth;
         }
         if (pod) {
-                md.namespace_ = (char *)pod->ns;
-                md.name = (char *)pod->name;
-                md.uid = (char *)pod->uid;
+                md.namespace_ = bin(pod->ns);
+                md.name = bin(pod->name);
+                md.uid = bin(pod->uid);
                 sc.metadata = &md;
                 m.sandbox_config = &sc;
         }
         return pack(&m.base);
+}
+
+static struct blob pull_request(const char *image, const char *user, const char *server,
+                                const struct pod *pod)
+{
+        return pull_request_pw(image, user, SECRET, server, pod);
 }
 
 static struct blob status_request(const char *image)
@@ -228,7 +282,7 @@ static struct blob status_request(const char *image)
         Pinlet__Cri__ImageStatusRequest m = PINLET__CRI__IMAGE_STATUS_REQUEST__INIT;
         Pinlet__Cri__ImageSpec spec = PINLET__CRI__IMAGE_SPEC__INIT;
 
-        spec.image = (char *)image;
+        spec.image = bin(image);
         m.image = &spec;
         m.verbose = 1;
         return pack(&m.base);
@@ -249,18 +303,18 @@ static struct blob create_request(const char *image, const char *const *mounts, 
         Pinlet__Cri__ImageSpec ms[4];
 
         assert_true(n_mounts <= 4);
-        m.pod_sandbox_id = "sandbox-1";
-        cm.name = "app";
+        m.pod_sandbox_id = bin("sandbox-1");
+        cm.name = bin("app");
         cc.metadata = &cm;
-        spec.image = (char *)image;
-        spec.user_specified_image = "app:user-wrote-this";
+        spec.image = bin(image);
+        spec.user_specified_image = bin("app:user-wrote-this");
         cc.image = &spec;
         for (size_t i = 0; i < n_mounts; i++) {
                 pinlet__cri__mount__init(&mnt[i]);
                 pinlet__cri__image_spec__init(&ms[i]);
-                mnt[i].container_path = "/mnt";
+                mnt[i].container_path = bin("/mnt");
                 if (mounts[i]) {
-                        ms[i].image = (char *)mounts[i];
+                        ms[i].image = bin(mounts[i]);
                         mnt[i].image = &ms[i];
                 }
                 mp[i] = &mnt[i];
@@ -269,13 +323,56 @@ static struct blob create_request(const char *image, const char *const *mounts, 
         cc.mounts = mp;
         m.config = &cc;
         if (pod) {
-                md.namespace_ = (char *)pod->ns;
-                md.name = (char *)pod->name;
-                md.uid = (char *)pod->uid;
+                md.namespace_ = bin(pod->ns);
+                md.name = bin(pod->name);
+                md.uid = bin(pod->uid);
                 sc.metadata = &md;
                 m.sandbox_config = &sc;
         }
         return pack(&m.base);
+}
+
+/* Turns the first byte of every NUL_MARK in a request into a NUL byte: valid protobuf
+ * whose C strings would be other names. (A single marker byte could also be a length.) The
+ * decoder names the first such field in field-number order. */
+#define NUL_MARK "N@L!"
+static struct blob with_nul(struct blob b)
+{
+        uint8_t *p = b.d;
+        size_t n = 0;
+
+        while ((p = memmem(p, b.len - (size_t)(p - b.d), NUL_MARK, strlen(NUL_MARK)))) {
+                *p++ = 0;
+                n++;
+        }
+        assert_true(n > 0);
+        return b;
+}
+
+/* Appends an unknown length-delimited field of n bytes (field 4000: not in the schema). */
+static struct blob with_padding(struct blob b, size_t n)
+{
+        uint8_t hdr[16];
+        size_t h = 0;
+        uint8_t *d;
+
+        for (uint64_t v = (4000u << 3) | 2;; v >>= 7) {
+                hdr[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                if (v <= 0x7f)
+                        break;
+        }
+        for (uint64_t v = n;; v >>= 7) {
+                hdr[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                if (v <= 0x7f)
+                        break;
+        }
+        d = realloc(b.d, b.len + h + n);
+        assert_non_null(d);
+        memcpy(d + b.len, hdr, h);
+        memset(d + b.len + h, 'p', n);
+        b.d = d;
+        b.len += h + n;
+        return b;
 }
 
 /* ---- running an interceptor ---- */
@@ -283,15 +380,34 @@ static struct blob create_request(const char *image, const char *const *mounts, 
 typedef void (*icept_fn)(void *, const struct pinlet_call_info *, const uint8_t *, size_t,
                          struct pinlet_intercept_result *);
 
-static struct pinlet_intercept_result run(struct fx *fx, icept_fn fn, struct blob req)
+static struct pinlet_intercept_result run_info(struct fx *fx, icept_fn fn, struct blob req,
+                                               bool may_block)
 {
-        struct pinlet_call_info info = { .method = "/runtime.v1.X/Y", .deadline_ms = INT64_MAX };
+        struct pinlet_call_info info = {
+                .method = "/runtime.v1.X/Y",
+                .deadline_ms = INT64_MAX,
+                .may_block = may_block,
+        };
         struct pinlet_intercept_result r;
 
         memset(&r, 0x5a, sizeof(r)); /* the interceptor must fill everything it uses */
         fn(fx->ic, &info, req.d, req.len, &r);
         free(req.d);
+        if (may_block)
+                assert_int_not_equal(r.action, PINLET_DEFER);
         return r;
+}
+
+/* On a worker (may_block true): the call is decided, never deferred. */
+static struct pinlet_intercept_result run(struct fx *fx, icept_fn fn, struct blob req)
+{
+        return run_info(fx, fn, req, true);
+}
+
+/* On the completion-queue thread (may_block false). */
+static struct pinlet_intercept_result run_fast(struct fx *fx, icept_fn fn, struct blob req)
+{
+        return run_info(fx, fn, req, false);
 }
 
 static void result_done(struct pinlet_intercept_result *r)
@@ -300,6 +416,8 @@ static void result_done(struct pinlet_intercept_result *r)
                 free(r->data);
         if (r->action == PINLET_FAIL)
                 free(r->message);
+        if (r->action == PINLET_DEFER)
+                free(r->queue);
 }
 
 /* The audit file as a JSON array of records. */
@@ -368,11 +486,11 @@ static void test_pull_enforce(void **state)
         assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
         m = pinlet__cri__pull_image_request__unpack(NULL, r.len, r.data);
         assert_non_null(m);
-        assert_string_equal(m->image->image, "docker.io/library/nginx@" D1);
-        assert_string_equal(m->image->user_specified_image, "nginx:1.25");
-        assert_string_equal(m->auth->username, "alice");
-        assert_string_equal(m->auth->password, SECRET);
-        assert_string_equal(m->sandbox_config->metadata->uid, "uid-1");
+        assert_bin_equal(m->image->image, "docker.io/library/nginx@" D1);
+        assert_bin_equal(m->image->user_specified_image, "nginx:1.25");
+        assert_bin_equal(m->auth->username, "alice");
+        assert_bin_equal(m->auth->password, SECRET);
+        assert_bin_equal(m->sandbox_config->metadata->uid, "uid-1");
         pinlet__cri__pull_image_request__free_unpacked(m, NULL);
         result_done(&r);
 
@@ -493,7 +611,7 @@ static void test_pull_stale(void **state)
         r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
         assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
         m = pinlet__cri__pull_image_request__unpack(NULL, r.len, r.data);
-        assert_string_equal(m->image->image, "docker.io/library/nginx@" D1);
+        assert_bin_equal(m->image->image, "docker.io/library/nginx@" D1);
         pinlet__cri__pull_image_request__free_unpacked(m, NULL);
         result_done(&r);
         recs = audit_records(fx);
@@ -681,7 +799,7 @@ static void test_open_pull_forgets_pin(void **state)
         assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
         m = pinlet__cri__create_container_request__unpack(NULL, r.len, r.data);
         assert_non_null(m);
-        assert_string_equal(m->config->image->image, "open.example/app@" D3);
+        assert_bin_equal(m->config->image->image, "open.example/app@" D3);
         pinlet__cri__create_container_request__free_unpacked(m, NULL);
         result_done(&r);
 
@@ -705,9 +823,9 @@ static void test_pull_bad_auth(void **state)
         Pinlet__Cri__AuthConfig auth = PINLET__CRI__AUTH_CONFIG__INIT;
         struct pinlet_intercept_result r;
 
-        spec.image = "nginx:1.25";
+        spec.image = bin("nginx:1.25");
         m.image = &spec;
-        auth.auth = "!!!not base64 " SECRET;
+        auth.auth = bin("!!!not base64 " SECRET);
         m.auth = &auth;
         r = run(fx, pinlet_interceptor_pull_image, pack(&m.base));
         assert_int_equal(r.action, PINLET_FAIL);
@@ -792,7 +910,7 @@ static void test_status(void **state)
         r = run(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
         assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
         m = pinlet__cri__image_status_request__unpack(NULL, r.len, r.data);
-        assert_string_equal(m->image->image, "docker.io/library/nginx@" D1);
+        assert_bin_equal(m->image->image, "docker.io/library/nginx@" D1);
         assert_true(m->verbose);
         pinlet__cri__image_status_request__free_unpacked(m, NULL);
         result_done(&r);
@@ -832,7 +950,7 @@ static void test_status_outage_uses_pin(void **state)
         r = run(fx, pinlet_interceptor_image_status, status_request("redis:7"));
         assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
         m = pinlet__cri__image_status_request__unpack(NULL, r.len, r.data);
-        assert_string_equal(m->image->image, "docker.io/library/redis@" D2);
+        assert_bin_equal(m->image->image, "docker.io/library/redis@" D2);
         pinlet__cri__image_status_request__free_unpacked(m, NULL);
         result_done(&r);
         /* refused credentials are not an outage: the pin is not used */
@@ -872,13 +990,13 @@ static void test_create_uses_pin(void **state)
         assert_int_equal(fx->fake.calls, 0);
         m = pinlet__cri__create_container_request__unpack(NULL, r.len, r.data);
         assert_non_null(m);
-        assert_string_equal(m->config->image->image, "registry.example/team/app@" D1);
-        assert_string_equal(m->config->image->user_specified_image, "app:user-wrote-this");
-        assert_string_equal(m->config->mounts[0]->image->image, "registry.example/data@" D2);
+        assert_bin_equal(m->config->image->image, "registry.example/team/app@" D1);
+        assert_bin_equal(m->config->image->user_specified_image, "app:user-wrote-this");
+        assert_bin_equal(m->config->mounts[0]->image->image, "registry.example/data@" D2);
         assert_null(m->config->mounts[1]->image);
-        assert_string_equal(m->config->mounts[2]->image->image, "busybox@" D3);
-        assert_string_equal(m->config->mounts[3]->image->image, IMAGE_ID);
-        assert_string_equal(m->pod_sandbox_id, "sandbox-1");
+        assert_bin_equal(m->config->mounts[2]->image->image, "busybox@" D3);
+        assert_bin_equal(m->config->mounts[3]->image->image, IMAGE_ID);
+        assert_bin_equal(m->pod_sandbox_id, "sandbox-1");
         pinlet__cri__create_container_request__free_unpacked(m, NULL);
         result_done(&r);
 
@@ -907,7 +1025,7 @@ static void test_create_without_pin(void **state)
                 create_request("nginx:1.25", NULL, 0, &WEB));
         assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
         m = pinlet__cri__create_container_request__unpack(NULL, r.len, r.data);
-        assert_string_equal(m->config->image->image, "docker.io/library/nginx@" D1);
+        assert_bin_equal(m->config->image->image, "docker.io/library/nginx@" D1);
         pinlet__cri__create_container_request__free_unpacked(m, NULL);
         result_done(&r);
         assert_int_equal(fx->fake.calls, 1);
@@ -969,9 +1087,10 @@ static void test_create_audit_mode(void **state)
 static void test_deadline(void **state)
 {
         struct fx *fx = *state;
-        struct pinlet_call_info info = { .method = "/runtime.v1.ImageService/PullImage" };
+        struct pinlet_call_info info = { .method = "/runtime.v1.ImageService/PullImage",
+                                         .may_block = true };
         struct pinlet_intercept_result r;
-        int64_t now = pinlet_cache_now_ms();
+        int64_t now = pinlet_now_ms();
         struct blob req;
 
         /* the call's deadline, less a quarter kept for forwarding */
@@ -987,13 +1106,13 @@ static void test_deadline(void **state)
         /* no deadline: the configured resolve timeout */
         fx->cfg.resolve_timeout_ms = 5000;
         info.deadline_ms = INT64_MAX;
-        now = pinlet_cache_now_ms();
+        now = pinlet_now_ms();
         req = pull_request("nginx:1.26", NULL, NULL, &WEB);
         pinlet_interceptor_pull_image(fx->ic, &info, req.d, req.len, &r);
         free(req.d);
         result_done(&r);
         assert_true(fx->fake.last_deadline >= now + 5000);
-        assert_true(fx->fake.last_deadline <= pinlet_cache_now_ms() + 5000);
+        assert_true(fx->fake.last_deadline <= pinlet_now_ms() + 5000);
 }
 
 static void test_no_secret_in_logs(void **state)
@@ -1085,6 +1204,436 @@ static void test_concurrent_pulls(void **state)
         json_decref(recs);
 }
 
+/* ---- the completion-queue thread (may_block false) ---- */
+
+/* ImageStatus: a fresh cache entry is decided at once; a miss defers to the registry's
+ * queue (its host in lower case) and writes nothing. */
+static void test_fast_status(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__ImageStatusRequest *m;
+        json_t *recs;
+
+        r = run(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+        r = run_fast(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__image_status_request__unpack(NULL, r.len, r.data);
+        assert_non_null(m);
+        assert_bin_equal(m->image->image, "docker.io/library/nginx@" D1);
+        pinlet__cri__image_status_request__free_unpacked(m, NULL);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+
+        r = run_fast(fx, pinlet_interceptor_image_status,
+                     status_request("Reg.Example:5000/app:v1"));
+        assert_int_equal(r.action, PINLET_DEFER);
+        assert_non_null(r.queue);
+        assert_string_equal(r.queue, "reg.example:5000");
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2); /* nothing for the deferred attempt */
+        assert_string_equal(rec_str(recs, 1, "source"), "cache");
+        json_decref(recs);
+
+        /* the worker then decides it */
+        r = run(fx, pinlet_interceptor_image_status, status_request("Reg.Example:5000/app:v1"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 2);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 3);
+        assert_string_equal(rec_str(recs, 2, "image"), "Reg.Example:5000/app:v1");
+        assert_string_equal(rec_str(recs, 2, "source"), "registry");
+        json_decref(recs);
+}
+
+/* CreateContainer: a pin, a digest reference, an image ID, an out-of-scope image and mode
+ * off need no registry: decided at once. */
+static void test_fast_create(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__CreateContainerRequest *m;
+        const struct pod system = { "kube-system", "coredns", "uid-9" };
+        const char *mounts[] = { "busybox@" D3, IMAGE_ID };
+        const char *unpinned_mount[] = { "registry.example/data:v1" };
+        json_t *recs;
+
+        assert_int_equal(
+                pinlet_pins_record(fx->pins, "registry.example/team/app:v1", D1, NULL, NULL, NULL),
+                0);
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     create_request("registry.example/team/app:v1", mounts, 2, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__create_container_request__unpack(NULL, r.len, r.data);
+        assert_non_null(m);
+        assert_bin_equal(m->config->image->image, "registry.example/team/app@" D1);
+        assert_bin_equal(m->config->mounts[0]->image->image, "busybox@" D3);
+        assert_bin_equal(m->config->mounts[1]->image->image, IMAGE_ID);
+        pinlet__cri__create_container_request__free_unpacked(m, NULL);
+        result_done(&r);
+
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     create_request("nginx@" D3, NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     create_request(IMAGE_ID, NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     create_request("coredns:1.11", NULL, 0, &system));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        /* excluded registry, whatever the case of its name */
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     create_request("Internal.Example/tool:1", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        fx->cfg.mode = PINLET_MODE_OFF;
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     create_request("nginx:1.25", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        fx->cfg.mode = PINLET_MODE_ENFORCE;
+        assert_int_equal(fx->fake.calls, 0);
+
+        /* control: no pin and no cache entry needs the registry; one such slot defers the
+         * whole call (the pinned config.image is decided again on the worker) */
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     create_request("registry.example/team/app:v1", unpinned_mount, 1, &WEB));
+        assert_int_equal(r.action, PINLET_DEFER);
+        assert_string_equal(r.queue, "registry.example");
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 0);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 1);
+        assert_string_equal(rec_str(recs, 0, "source"), "pin");
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        json_decref(recs);
+}
+
+/* PullImage: a cache hit whose pin already holds the digest is decided at once; one that
+ * would move or create a pin (an fsync'ed write) goes to a worker, any worker (no registry
+ * is asked: queue NULL); a cache miss goes to the registry's queue. */
+static void test_fast_pull(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        char *d = NULL;
+        json_t *recs;
+
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        r = run_fast(fx, pinlet_interceptor_pull_image,
+                     pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+
+        /* the cache says D1 (an ImageStatus resolved it), the pin says D2: moving it */
+        assert_int_equal(
+                pinlet_pins_record(fx->pins, "docker.io/library/redis:7", D2, NULL, NULL, NULL), 0);
+        r = run(fx, pinlet_interceptor_image_status, status_request("redis:7"));
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 2);
+        r = run_fast(fx, pinlet_interceptor_pull_image, pull_request("redis:7", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_DEFER);
+        assert_null(r.queue);
+        result_done(&r);
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "docker.io/library/redis:7", &d), 0);
+        assert_string_equal(d, D2); /* nothing written by the deferred attempt */
+        free(d);
+        d = NULL;
+
+        /* cached, no pin yet: creating it */
+        r = run(fx, pinlet_interceptor_image_status, status_request("alpine:3"));
+        result_done(&r);
+        r = run_fast(fx, pinlet_interceptor_pull_image, pull_request("alpine:3", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_DEFER);
+        assert_null(r.queue);
+        result_done(&r);
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "docker.io/library/alpine:3", &d), -ENOENT);
+
+        /* not cached: the registry's queue */
+        r = run_fast(fx, pinlet_interceptor_pull_image,
+                     pull_request("Quay.IO/org/tool:2", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_DEFER);
+        assert_string_equal(r.queue, "quay.io");
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 3);
+
+        /* the worker moves the pin */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("redis:7", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "docker.io/library/redis:7", &d), 0);
+        assert_string_equal(d, D1);
+        free(d);
+
+        recs = audit_records(fx);
+        /* pull, fast pull, status redis, status alpine, pull redis + tag_moved */
+        assert_int_equal(json_array_size(recs), 6);
+        assert_string_equal(rec_str(recs, 1, "method"), "PullImage");
+        assert_string_equal(rec_str(recs, 1, "source"), "cache");
+        assert_string_equal(rec_str(recs, 1, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 4, "image"), "redis:7");
+        assert_string_equal(rec_str(recs, 4, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 5, "decision"), "tag_moved");
+        assert_string_equal(rec_str(recs, 5, "previous"), D2);
+        json_decref(recs);
+}
+
+/* ---- NUL bytes ---- */
+
+static struct blob nul_request(size_t i, icept_fn *ret_fn, const char **ret_path)
+{
+        const struct pod nul_pod = { "prod", "web" NUL_MARK "0", "uid-1" };
+        const char *mounts[] = { "busybox:1", "registry.example/data:v" NUL_MARK "1" };
+
+        switch (i) {
+        case 0:
+                *ret_fn = pinlet_interceptor_pull_image;
+                *ret_path = "PullImageRequest field image.image";
+                return with_nul(pull_request("nginx:1.25" NUL_MARK "evil", NULL, NULL, &WEB));
+        case 1:
+                *ret_fn = pinlet_interceptor_pull_image;
+                *ret_path = "PullImageRequest field sandbox_config.metadata.name";
+                return with_nul(pull_request("nginx:1.25", NULL, NULL, &nul_pod));
+        case 2:
+                *ret_fn = pinlet_interceptor_pull_image;
+                *ret_path = "PullImageRequest field auth.password";
+                return with_nul(
+                        pull_request_pw("nginx:1.25", "alice", SECRET NUL_MARK "tail", NULL, &WEB));
+        case 3:
+                *ret_fn = pinlet_interceptor_create_container;
+                *ret_path = "CreateContainerRequest field config.mounts[1].image.image";
+                return with_nul(create_request("nginx:1.25", mounts, 2, &WEB));
+        case 4:
+                *ret_fn = pinlet_interceptor_image_status;
+                *ret_path = "ImageStatusRequest field image.image";
+                return with_nul(status_request("nginx:1.25" NUL_MARK "evil"));
+        default:
+                *ret_fn = pinlet_interceptor_create_container;
+                *ret_path = "CreateContainerRequest field sandbox_config.metadata.name";
+                return with_nul(create_request("nginx:1.25", NULL, 0, &nul_pod));
+        }
+}
+#define N_NUL_CASES 6
+
+/* A NUL in any text field: never decided under a truncated name. enforce: INVALID_ARGUMENT
+ * naming the field, audited rejected; audit: forwarded, audited passed_through. Decided at
+ * once on the completion-queue thread, no resolution. */
+static void test_nul(void **state)
+{
+        struct fx *fx = *state;
+        json_t *recs;
+
+        for (int mode = 0; mode < 2; mode++) {
+                fx->cfg.mode = mode ? PINLET_MODE_AUDIT : PINLET_MODE_ENFORCE;
+                for (size_t i = 0; i < N_NUL_CASES; i++) {
+                        struct pinlet_intercept_result r;
+                        const char *path;
+                        icept_fn fn;
+                        struct blob req = nul_request(i, &fn, &path);
+                        char want[192];
+
+                        r = mode ? run(fx, fn, req) : run_fast(fx, fn, req);
+                        if (mode) {
+                                assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+                                continue;
+                        }
+                        assert_int_equal(r.action, PINLET_FAIL);
+                        assert_int_equal(r.status, GRPC_STATUS_INVALID_ARGUMENT);
+                        snprintf(want, sizeof(want), "pinlet: %s contains a NUL byte", path);
+                        assert_string_equal(r.message, want);
+                        result_done(&r);
+                }
+        }
+        assert_int_equal(fx->fake.calls, 0);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2 * N_NUL_CASES);
+        for (size_t i = 0; i < 2 * N_NUL_CASES; i++) {
+                bool audit_mode = i >= N_NUL_CASES;
+
+                assert_string_equal(rec_str(recs, i, "decision"),
+                                    audit_mode ? "passed_through" : "rejected");
+                assert_string_equal(rec_str(recs, i, "mode"), audit_mode ? "audit" : "enforce");
+                assert_non_null(strstr(rec_str(recs, i, "error"), "contains a NUL byte"));
+        }
+        json_decref(recs);
+        assert_file_lacks(fx->audit_path, SECRET);
+}
+
+/* ---- message size: the configured max_message_size reaches the decoder ---- */
+
+static void test_message_size(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__CreateContainerRequest *m;
+        json_t *recs;
+
+        /* 20 MiB (an unknown field pinlet must carry through) under a 32 MiB limit */
+        fx->cfg.max_message_size = 32 * MIB;
+        r = run(fx, pinlet_interceptor_create_container,
+                with_padding(create_request("nginx:1.25", NULL, 0, &WEB), 20 * MIB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        assert_true(r.len > 20 * MIB);
+        m = pinlet__cri__create_container_request__unpack(NULL, r.len, r.data);
+        assert_non_null(m);
+        assert_bin_equal(m->config->image->image, "docker.io/library/nginx@" D1);
+        assert_int_equal(m->base.n_unknown_fields, 1);
+        assert_int_equal(m->base.unknown_fields[0].tag, 4000);
+        /* protobuf-c keeps the field's length prefix (4 bytes) with its data */
+        assert_int_equal(m->base.unknown_fields[0].len, 20 * MIB + 4);
+        pinlet__cri__create_container_request__free_unpacked(m, NULL);
+        result_done(&r);
+
+        /* the same request over a 16 MiB limit: refused (enforce), forwarded (audit) */
+        fx->cfg.max_message_size = 16 * MIB;
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     with_padding(create_request("nginx:1.25", NULL, 0, &WEB), 20 * MIB));
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_true(r.status == GRPC_STATUS_INVALID_ARGUMENT ||
+                    r.status == GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_non_null(strstr(r.message, "CreateContainerRequest"));
+        assert_non_null(strstr(r.message, "exceeds"));
+        result_done(&r);
+        fx->cfg.mode = PINLET_MODE_AUDIT;
+        r = run(fx, pinlet_interceptor_create_container,
+                with_padding(create_request("nginx:1.25", NULL, 0, &WEB), 20 * MIB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 1);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 1);
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        json_decref(recs);
+}
+
+/* ---- a failing registry is remembered ---- */
+
+/* Waits (bounded) until the resolver forgets host's failure. */
+static bool wait_not_failing(struct fx *fx, const char *host, int64_t timeout_ms)
+{
+        int64_t deadline = pinlet_now_ms() + timeout_ms;
+
+        while (pinlet_resolver_registry_failing(fx->resolver, host)) {
+                if (pinlet_now_ms() > deadline)
+                        return false;
+                usleep(20000);
+        }
+        return true;
+}
+
+static void test_failing_registry(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__ImageStatusRequest *m;
+        json_t *recs;
+
+        fx_resolver(fx, 3000);
+        assert_int_equal(
+                pinlet_pins_record(fx->pins, "registry.example/pinned:v1", D2, NULL, NULL, NULL),
+                0);
+        fx->fake.fail = PINLET_EUNAVAIL;
+        r = run(fx, pinlet_interceptor_image_status, status_request("registry.example/app:v1"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 1);
+        assert_true(pinlet_resolver_registry_failing(fx->resolver, "Registry.Example"));
+        assert_false(pinlet_resolver_registry_failing(fx->resolver, "other.example"));
+
+        /* within error_ttl: decided at once on the completion-queue thread, the registry is
+         * not asked again */
+        r = run_fast(fx, pinlet_interceptor_image_status,
+                     status_request("registry.example/app:v2"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run_fast(fx, pinlet_interceptor_image_status,
+                     status_request("registry.example/pinned:v1"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__image_status_request__unpack(NULL, r.len, r.data);
+        assert_non_null(m);
+        assert_bin_equal(m->image->image, "registry.example/pinned@" D2);
+        pinlet__cri__image_status_request__free_unpacked(m, NULL);
+        result_done(&r);
+        r = run_fast(fx, pinlet_interceptor_pull_image,
+                     pull_request("registry.example/app:v3", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_UNAVAILABLE);
+        assert_non_null(strstr(r.message, "fake failure"));
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+
+        /* after error_ttl the registry is asked again */
+        assert_true(wait_not_failing(fx, "registry.example", 20000));
+        fx->fake.fail = 0;
+        r = run_fast(fx, pinlet_interceptor_image_status,
+                     status_request("registry.example/app:v2"));
+        assert_int_equal(r.action, PINLET_DEFER);
+        assert_string_equal(r.queue, "registry.example");
+        result_done(&r);
+        r = run(fx, pinlet_interceptor_image_status, status_request("registry.example/app:v2"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 2);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 5);
+        assert_string_equal(rec_str(recs, 0, "decision"), "passed_through");
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        assert_non_null(strstr(rec_str(recs, 1, "error"), "fake failure"));
+        assert_string_equal(rec_str(recs, 2, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 2, "source"), "pin");
+        assert_string_equal(rec_str(recs, 3, "decision"), "rejected");
+        assert_string_equal(rec_str(recs, 4, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 4, "source"), "registry");
+        json_decref(recs);
+}
+
+/* ---- registry hosts are case-insensitive ---- */
+
+static void test_host_case(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        char *d = NULL;
+
+        r = run(fx, pinlet_interceptor_image_status, status_request("Reg.Example/app:v1"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        r = run(fx, pinlet_interceptor_image_status, status_request("reg.example/app:v1"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        r = run_fast(fx, pinlet_interceptor_image_status, status_request("REG.EXAMPLE/app:v1"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+
+        /* the pin store too: pulled in one spelling, run in another */
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("Reg.Example/app:v2", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 2);
+        assert_int_equal(pinlet_pins_lookup(fx->pins, "reg.example/app:v2", &d), 0);
+        assert_string_equal(d, D1);
+        free(d);
+        fx->fake.fail = PINLET_EUNAVAIL;
+        r = run_fast(fx, pinlet_interceptor_create_container,
+                     create_request("reg.example/app:v2", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 2);
+
+        /* per-registry policy: "Open.Example" is open.example (on_failure: open) */
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("Open.Example/app:v1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+}
+
 /* ---- the real registry client, against a minimal Registry API V2 on loopback ---- */
 
 struct mini_registry {
@@ -1163,10 +1712,12 @@ static void test_real_registry(void **state)
         struct mini_registry mr = { .fd = -1 };
         struct pinlet_config cfg;
         struct pinlet_registry *reg = NULL;
+        struct pinlet_resolver *resolver = NULL;
         struct pinlet_interceptor *ic = NULL;
         struct pinlet_interceptor_options io = { 0 };
         struct pinlet_call_info info = { .method = "/runtime.v1.ImageService/PullImage",
-                                         .deadline_ms = INT64_MAX };
+                                         .deadline_ms = INT64_MAX,
+                                         .may_block = true };
         struct pinlet_intercept_result r;
         Pinlet__Cri__PullImageRequest *m;
         char path[160], image[128], want[256], host[32];
@@ -1183,20 +1734,26 @@ static void test_real_registry(void **state)
         fclose(f);
         assert_int_equal(pinlet_config_init(&cfg), 0);
         assert_int_equal(pinlet_config_load(&cfg, path, false, NULL), 0);
-        /* the registry client takes its own options now, not the configuration */
-        assert_int_equal(
-                pinlet_registry_new(
-                        &(const struct pinlet_registry_options){
-                                .resolve_timeout_ms = cfg.resolve_timeout_ms,
-                                .hosts = &(const struct pinlet_registry_host){ .host = host,
-                                                                               .insecure = true },
-                                .n_hosts = 1 },
-                        &reg, NULL),
-                0);
+        {
+                const struct pinlet_registry_host h = { .host = host, .insecure = true };
+                const struct pinlet_registry_options ro = { .connect_timeout_ms = 5000,
+                                                            .resolve_timeout_ms = 5000,
+                                                            .hosts = &h,
+                                                            .n_hosts = 1 };
+
+                assert_int_equal(pinlet_registry_new(&ro, &reg, NULL), 0);
+        }
+        assert_int_equal(pinlet_resolver_new(
+                                 &(const struct pinlet_resolver_options){
+                                         .registry = reg,
+                                         .cache = fx->cache,
+                                         .pins = fx->pins,
+                                 },
+                                 &resolver, NULL),
+                         0);
         io = (struct pinlet_interceptor_options){
                 .cfg = &cfg,
-                .registry = reg,
-                .cache = fx->cache,
+                .resolver = resolver,
                 .pins = fx->pins,
                 .audit = fx->audit,
         };
@@ -1210,7 +1767,7 @@ static void test_real_registry(void **state)
         assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
         m = pinlet__cri__pull_image_request__unpack(NULL, r.len, r.data);
         snprintf(want, sizeof(want), "%s/team/app@%s", host, D1);
-        assert_string_equal(m->image->image, want);
+        assert_bin_equal(m->image->image, want);
         pinlet__cri__pull_image_request__free_unpacked(m, NULL);
         result_done(&r);
         assert_true(mr.requests >= 1);
@@ -1245,6 +1802,7 @@ static void test_real_registry(void **state)
         json_decref(recs);
 
         pinlet_interceptor_free(ic);
+        pinlet_resolver_free(resolver);
         pinlet_registry_free(reg);
         pinlet_config_free(&cfg);
 }
@@ -1267,6 +1825,8 @@ static void test_new_errors(void **state)
         pinlet_config_free(&cfg);
         pinlet_interceptor_free(NULL);
         assert_int_equal(pinlet_interceptor_status_for_error(-ENOMEM), GRPC_STATUS_INTERNAL);
+        assert_int_equal(pinlet_interceptor_status_for_error(PINLET_INTERCEPT_ENUL),
+                         GRPC_STATUS_INVALID_ARGUMENT);
 }
 
 int main(void)
@@ -1293,6 +1853,13 @@ int main(void)
                 T(test_deadline),
                 T(test_no_secret_in_logs),
                 T(test_concurrent_pulls),
+                T(test_fast_status),
+                T(test_fast_create),
+                T(test_fast_pull),
+                T(test_nul),
+                T(test_message_size),
+                T(test_failing_registry),
+                T(test_host_case),
                 T(test_real_registry),
                 cmocka_unit_test(test_new_errors),
         };

@@ -15,9 +15,27 @@
 
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "cri.pb-c.h"
 #include "intercept/rewrite.h"
 #include "test_intercept_pbw.h"
+
+/* The decoder's size limit in these tests: the configured default. */
+#define MAX_LEN PINLET_DEFAULT_MAX_MESSAGE
+
+/* Text fields are `bytes` in pinlet's schema (proto/cri.proto): compare the wire value,
+ * length included, with a C string. */
+#define assert_bin_equal(b, s) assert_bin_equal_at((b), (s), __FILE__, __LINE__)
+static void assert_bin_equal_at(ProtobufCBinaryData b, const char *s, const char *file, int line)
+{
+        size_t n = strlen(s);
+
+        if (b.len != n || (n && memcmp(b.data, s, n) != 0)) {
+                print_error("bytes '%.*s' (%zu) != '%s' (%zu)\n", (int)b.len,
+                            b.data ? (const char *)b.data : "", b.len, s, n);
+                _fail(file, line);
+        }
+}
 
 #define DIGEST_REF                        \
         "docker.io/library/nginx@sha256:" \
@@ -170,7 +188,7 @@ static struct pinlet_intercept_request *decode_ok(enum pinlet_intercept_kind kin
         struct pinlet_intercept_request *r = NULL;
         struct pinlet_error *err = NULL;
 
-        assert_int_equal(pinlet_intercept_request_decode(kind, b->d, b->len, &r, &err), 0);
+        assert_int_equal(pinlet_intercept_request_decode(kind, b->d, b->len, MAX_LEN, &r, &err), 0);
         assert_null(err);
         assert_non_null(r);
         return r;
@@ -268,9 +286,9 @@ static void test_pull_output_decodes(void **state)
         assert_int_equal(len, len2);
         assert_memory_equal(out, out2, len);
 
-        assert_int_equal(
-                pinlet_intercept_request_decode(PINLET_INTERCEPT_PULL_IMAGE, out, len, &r2, NULL),
-                0);
+        assert_int_equal(pinlet_intercept_request_decode(PINLET_INTERCEPT_PULL_IMAGE, out, len,
+                                                         MAX_LEN, &r2, NULL),
+                         0);
         assert_string_equal(r2->slots[0].image, DIGEST_REF);
         assert_string_equal(r2->auth->password, "s3cret");
         assert_string_equal(r2->pod_uid, "5c1d6c7e-uid");
@@ -365,10 +383,10 @@ static void test_create_user_specified_untouched(void **state)
         assert_int_equal(pinlet_intercept_request_encode(r, &out, &len, NULL), 1);
         m = pinlet__cri__create_container_request__unpack(NULL, len, out);
         assert_non_null(m);
-        assert_string_equal(m->config->image->image, id);
-        assert_string_equal(m->config->image->user_specified_image, "registry.example/team/app:v1");
-        assert_string_equal(m->config->mounts[1]->image->image, DIGEST_REF);
-        assert_string_equal(m->config->mounts[1]->image->user_specified_image, "models:v3");
+        assert_bin_equal(m->config->image->image, id);
+        assert_bin_equal(m->config->image->user_specified_image, "registry.example/team/app:v1");
+        assert_bin_equal(m->config->mounts[1]->image->image, DIGEST_REF);
+        assert_bin_equal(m->config->mounts[1]->image->user_specified_image, "models:v3");
         assert_null(m->config->mounts[0]->image);
         assert_null(m->config->mounts[2]->image);
         pinlet__cri__create_container_request__free_unpacked(m, NULL);
@@ -410,7 +428,7 @@ static void test_empty_messages(void **state)
         for (int k = 0; k < _PINLET_INTERCEPT_KIND_MAX; k++) {
                 struct pinlet_intercept_request *r = NULL;
 
-                assert_int_equal(pinlet_intercept_request_decode(k, NULL, 0, &r, NULL), 0);
+                assert_int_equal(pinlet_intercept_request_decode(k, NULL, 0, MAX_LEN, &r, NULL), 0);
                 assert_int_equal(r->n_slots, 0);
                 assert_null(r->auth);
                 assert_null(r->pod_namespace);
@@ -435,7 +453,7 @@ static void test_empty_submessages(void **state)
         size_t len = 0;
 
         assert_int_equal(pinlet_intercept_request_decode(PINLET_INTERCEPT_PULL_IMAGE, pull,
-                                                         sizeof(pull), &r, NULL),
+                                                         sizeof(pull), MAX_LEN, &r, NULL),
                          0);
         assert_int_equal(r->n_slots, 1);
         assert_string_equal(r->slots[0].image, "");
@@ -446,7 +464,7 @@ static void test_empty_submessages(void **state)
         assert_int_equal(pinlet_intercept_request_encode(r, &out, &len, NULL), 1);
         m = pinlet__cri__pull_image_request__unpack(NULL, len, out);
         assert_non_null(m);
-        assert_string_equal(m->image->image, "busybox");
+        assert_bin_equal(m->image->image, "busybox");
         assert_non_null(m->auth); /* presence of the empty messages survives */
         assert_non_null(m->sandbox_config);
         assert_non_null(m->sandbox_config->metadata);
@@ -456,7 +474,7 @@ static void test_empty_submessages(void **state)
 
         /* config{metadata{}, image{}, mounts{}}: a mount without ImageSpec is no slot */
         assert_int_equal(pinlet_intercept_request_decode(PINLET_INTERCEPT_CREATE_CONTAINER, create,
-                                                         sizeof(create), &r, NULL),
+                                                         sizeof(create), MAX_LEN, &r, NULL),
                          0);
         assert_int_equal(r->n_slots, 1);
         assert_string_equal(r->slots[0].where, "config.image");
@@ -543,7 +561,8 @@ static void test_malformed(void **state)
                         if (k == PINLET_INTERCEPT_CREATE_CONTAINER && cases[i].b[0] == 0x0a &&
                             i != 1)
                                 continue;
-                        ret = pinlet_intercept_request_decode(k, cases[i].b, cases[i].n, &r, &err);
+                        ret = pinlet_intercept_request_decode(k, cases[i].b, cases[i].n, MAX_LEN,
+                                                              &r, &err);
                         if (ret != PINLET_EINVAL)
                                 fail_msg("%s (kind %d): decode returned %d", cases[i].name, k, ret);
                         assert_null(r);
@@ -559,20 +578,212 @@ static void test_malformed(void **state)
 static void test_too_big(void **state)
 {
         static const uint8_t b[1];
+        struct pbw in = { 0 };
         struct pinlet_intercept_request *r = NULL;
         struct pinlet_error *err = NULL;
 
-        /* the size is checked before a byte is read */
+        /* the size is checked against the caller's limit before a byte is read */
         assert_int_equal(pinlet_intercept_request_decode(PINLET_INTERCEPT_PULL_IMAGE, b,
-                                                         PINLET_INTERCEPT_MAX_REQUEST + 1, &r,
-                                                         &err),
+                                                         MAX_LEN + 1, MAX_LEN, &r, &err),
                          PINLET_E2BIG);
         assert_null(r);
         assert_non_null(strstr(err->message, "PullImageRequest"));
         pinlet_error_free(err);
-        assert_int_equal(
-                pinlet_intercept_request_decode(_PINLET_INTERCEPT_KIND_MAX, b, 0, &r, NULL),
-                PINLET_EINVAL);
+        err = NULL;
+        assert_int_equal(pinlet_intercept_request_decode(_PINLET_INTERCEPT_KIND_MAX, b, 0, MAX_LEN,
+                                                         &r, NULL),
+                         PINLET_EINVAL);
+
+        /* the limit is the caller's (the configured max_message_size), not a constant:
+         * exactly the limit decodes, one byte less of limit refuses */
+        build_pull(&in, "nginx:1.25");
+        assert_int_equal(pinlet_intercept_request_decode(PINLET_INTERCEPT_PULL_IMAGE, in.d, in.len,
+                                                         in.len, &r, NULL),
+                         0);
+        pinlet_intercept_request_free(r);
+        r = NULL;
+        assert_int_equal(pinlet_intercept_request_decode(PINLET_INTERCEPT_PULL_IMAGE, in.d, in.len,
+                                                         in.len - 1, &r, &err),
+                         PINLET_E2BIG);
+        assert_null(r);
+        assert_non_null(strstr(err->message, "exceeds"));
+        pinlet_error_free(err);
+        free(in.d);
+}
+
+/* ---- NUL bytes in text fields ---- */
+
+/* Requests with a NUL byte in one text field; the field's path as the error names it. */
+enum nul_case {
+        NUL_PULL_IMAGE,
+        NUL_PULL_PASSWORD,
+        NUL_PULL_POD_NAME,
+        NUL_PULL_POD_NAMESPACE,
+        NUL_STATUS_IMAGE,
+        NUL_STATUS_USER_SPECIFIED,
+        NUL_CREATE_IMAGE,
+        NUL_CREATE_MOUNT_IMAGE,
+        NUL_CREATE_MOUNT_PATH,
+        NUL_CREATE_CONTAINER_NAME,
+        NUL_CREATE_SANDBOX_ID,
+};
+
+static const struct {
+        enum nul_case c;
+        enum pinlet_intercept_kind kind;
+        const char *path;
+} nul_cases[] = {
+        { NUL_PULL_IMAGE, PINLET_INTERCEPT_PULL_IMAGE, "image.image" },
+        { NUL_PULL_PASSWORD, PINLET_INTERCEPT_PULL_IMAGE, "auth.password" },
+        { NUL_PULL_POD_NAME, PINLET_INTERCEPT_PULL_IMAGE, "sandbox_config.metadata.name" },
+        { NUL_PULL_POD_NAMESPACE, PINLET_INTERCEPT_PULL_IMAGE,
+          "sandbox_config.metadata.namespace" },
+        { NUL_STATUS_IMAGE, PINLET_INTERCEPT_IMAGE_STATUS, "image.image" },
+        { NUL_STATUS_USER_SPECIFIED, PINLET_INTERCEPT_IMAGE_STATUS, "image.user_specified_image" },
+        { NUL_CREATE_IMAGE, PINLET_INTERCEPT_CREATE_CONTAINER, "config.image.image" },
+        { NUL_CREATE_MOUNT_IMAGE, PINLET_INTERCEPT_CREATE_CONTAINER,
+          "config.mounts[1].image.image" },
+        { NUL_CREATE_MOUNT_PATH, PINLET_INTERCEPT_CREATE_CONTAINER,
+          "config.mounts[0].container_path" },
+        { NUL_CREATE_CONTAINER_NAME, PINLET_INTERCEPT_CREATE_CONTAINER, "config.metadata.name" },
+        { NUL_CREATE_SANDBOX_ID, PINLET_INTERCEPT_CREATE_CONTAINER, "pod_sandbox_id" },
+};
+
+#define NUL_TEXT "nginx\0:evil"
+#define NUL_PASS "s3cret\0tail"
+
+static void text_or_nul(struct pbw *b, uint32_t field, const char *s, bool nul)
+{
+        if (nul)
+                pbw_bytes(b, field, NUL_TEXT, sizeof(NUL_TEXT) - 1);
+        else
+                pbw_str(b, field, s);
+}
+
+/* The request of case c; with nul false the same request with that field NUL-free. */
+static void build_nul(struct pbw *b, enum nul_case c, bool nul)
+{
+        struct pbw is = { 0 }, auth = { 0 }, sc = { 0 }, md = { 0 }, cc = { 0 }, cm = { 0 },
+                   m0 = { 0 }, m1 = { 0 }, mis = { 0 };
+
+        switch (c) {
+        case NUL_PULL_IMAGE:
+        case NUL_PULL_PASSWORD:
+        case NUL_PULL_POD_NAME:
+        case NUL_PULL_POD_NAMESPACE:
+                text_or_nul(&is, 1, "nginx:1.25", nul && c == NUL_PULL_IMAGE);
+                pbw_msg(b, 1, &is);
+                pbw_str(&auth, 1, "alice");
+                if (nul && c == NUL_PULL_PASSWORD)
+                        pbw_bytes(&auth, 2, NUL_PASS, sizeof(NUL_PASS) - 1);
+                else
+                        pbw_str(&auth, 2, "s3cret");
+                pbw_msg(b, 2, &auth);
+                text_or_nul(&md, 1, "web-0", nul && c == NUL_PULL_POD_NAME);
+                pbw_str(&md, 2, "uid-1");
+                text_or_nul(&md, 3, "prod", nul && c == NUL_PULL_POD_NAMESPACE);
+                pbw_msg(&sc, 1, &md);
+                pbw_msg(b, 3, &sc);
+                break;
+        case NUL_STATUS_IMAGE:
+        case NUL_STATUS_USER_SPECIFIED:
+                text_or_nul(&is, 1, "nginx:1.25", nul && c == NUL_STATUS_IMAGE);
+                text_or_nul(&is, 18, "nginx:1.25", nul && c == NUL_STATUS_USER_SPECIFIED);
+                pbw_msg(b, 1, &is);
+                break;
+        default:
+                text_or_nul(b, 1, "sandbox-1", nul && c == NUL_CREATE_SANDBOX_ID);
+                text_or_nul(&cm, 1, "app", nul && c == NUL_CREATE_CONTAINER_NAME);
+                pbw_msg(&cc, 1, &cm);
+                text_or_nul(&is, 1, "app:v1", nul && c == NUL_CREATE_IMAGE);
+                pbw_msg(&cc, 2, &is);
+                text_or_nul(&m0, 1, "/data", nul && c == NUL_CREATE_MOUNT_PATH);
+                pbw_msg(&cc, 7, &m0);
+                pbw_str(&m1, 1, "/models");
+                text_or_nul(&mis, 1, "models:v3", nul && c == NUL_CREATE_MOUNT_IMAGE);
+                pbw_msg(&m1, 9, &mis);
+                pbw_msg(&cc, 7, &m1);
+                pbw_msg(b, 2, &cc);
+                break;
+        }
+}
+
+/* A NUL in any text field is refused with the field's path: its C string would be another
+ * name than the runtime sees. The secret's value never appears in the message. */
+static void test_nul_refused(void **state)
+{
+        for (size_t i = 0; i < ELEMENTSOF(nul_cases); i++) {
+                struct pbw b = { 0 };
+                struct pinlet_intercept_request *r = NULL;
+                struct pinlet_error *err = NULL;
+                char want[160];
+                int ret;
+
+                build_nul(&b, nul_cases[i].c, true);
+                ret = pinlet_intercept_request_decode(nul_cases[i].kind, b.d, b.len, MAX_LEN, &r,
+                                                      &err);
+                if (ret != PINLET_INTERCEPT_ENUL)
+                        fail_msg("case %zu (%s): decode returned %d", i, nul_cases[i].path, ret);
+                assert_null(r);
+                assert_non_null(err);
+                snprintf(want, sizeof(want), "%s field %s contains a NUL byte",
+                         pinlet_intercept_kind_message(nul_cases[i].kind), nul_cases[i].path);
+                assert_string_equal(err->message, want);
+                assert_null(strstr(err->message, "s3cret"));
+                pinlet_error_free(err);
+                free(b.d);
+        }
+}
+
+/* The same requests without the NUL decode (the builder puts the NUL where the case says,
+ * nothing else is wrong with them), and their strings are the wire values. */
+static void test_nul_free_controls(void **state)
+{
+        for (size_t i = 0; i < ELEMENTSOF(nul_cases); i++) {
+                struct pbw b = { 0 };
+                struct pinlet_intercept_request *r;
+
+                build_nul(&b, nul_cases[i].c, false);
+                r = decode_ok(nul_cases[i].kind, &b);
+                assert_true(r->n_slots >= 1);
+                if (nul_cases[i].kind == PINLET_INTERCEPT_PULL_IMAGE) {
+                        assert_string_equal(r->slots[0].image, "nginx:1.25");
+                        assert_string_equal(r->auth->password, "s3cret");
+                        assert_string_equal(r->pod_name, "web-0");
+                        assert_string_equal(r->pod_namespace, "prod");
+                } else if (nul_cases[i].kind == PINLET_INTERCEPT_CREATE_CONTAINER) {
+                        assert_int_equal(r->n_slots, 2);
+                        assert_string_equal(r->slots[1].image, "models:v3");
+                        assert_string_equal(r->slots[1].where, "config.mounts[1].image");
+                        assert_string_equal(r->container_name, "app");
+                        assert_string_equal(r->pod_sandbox_id, "sandbox-1");
+                }
+                pinlet_intercept_request_free(r);
+                free(b.d);
+        }
+}
+
+/* A NUL in a field pinlet does not model (kept as an unknown field, never read) is none of
+ * pinlet's business: the request decodes and re-encodes with it. */
+static void test_nul_in_unknown_field(void **state)
+{
+        struct pbw in = { 0 }, is = { 0 };
+        struct pinlet_intercept_request *r;
+        uint8_t *out = NULL;
+        size_t len = 0;
+
+        pbw_str(&is, 1, "nginx:1.25");
+        pbw_bytes(&is, 19, "ka\0ta", 5); /* runtime_handler */
+        pbw_msg(&in, 1, &is);
+        r = decode_ok(PINLET_INTERCEPT_IMAGE_STATUS, &in);
+        assert_int_equal(pinlet_intercept_request_set_image(r, 0, DIGEST_REF, NULL), 0);
+        assert_int_equal(pinlet_intercept_request_encode(r, &out, &len, NULL),
+                         PINLET_INTERCEPT_REWRITTEN);
+        assert_non_null(memmem(out, len, "ka\0ta", 5));
+        free(out);
+        pinlet_intercept_request_free(r);
+        free(is.d);
+        free(in.d);
 }
 
 static void test_set_image_errors(void **state)
@@ -633,6 +844,9 @@ int main(void)
                 cmocka_unit_test(test_unknown_fields_preserved),
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_too_big),
+                cmocka_unit_test(test_nul_refused),
+                cmocka_unit_test(test_nul_free_controls),
+                cmocka_unit_test(test_nul_in_unknown_field),
                 cmocka_unit_test(test_set_image_errors),
                 cmocka_unit_test(test_kind_names),
         };

@@ -53,6 +53,10 @@ static int64_t now_ms(void)
 static void slow_intercept(void *userdata, const struct pinlet_call_info *info,
                            const uint8_t *request, size_t len, struct pinlet_intercept_result *ret)
 {
+        if (!info->may_block) { /* the completion-queue phase: to the worker */
+                ret->action = PINLET_DEFER;
+                return;
+        }
         atomic_fetch_add(&intercepted, 1);
         pthread_mutex_lock(&gate_lock);
         while (!gate_open)
@@ -174,6 +178,7 @@ static void test_queued_interceptors_skipped_after_grace(void **state)
                 .socket_uid = (uid_t)-1,
                 .socket_gid = (gid_t)-1,
                 .runtime_endpoint = backend,
+                .max_message_size = 4u << 20,
                 .shutdown_grace_ms = 200,
                 .workers = 1,
                 .methods = methods,

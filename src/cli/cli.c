@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "lock/lock.h"
+#include "proxy/socket.h"
 #include "util/log.h"
 
 static const char usage[] =
@@ -211,20 +212,10 @@ void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime
 #define RUNTIME_VERSION_METHOD "/runtime.v1.RuntimeService/Version"
 #define RUNTIME_VERSION_MAX    (64 * 1024) /* bytes of a VersionResponse we read */
 
-/* "unix:///p" and "unix:/p" are gRPC targets already; a bare "/p" is made one. */
-static char *grpc_target(const char *endpoint)
-{
-        char *t = NULL;
-
-        if (endpoint[0] == '/')
-                return asprintf(&t, "unix://%s", endpoint) < 0 ? NULL : t;
-        return strdup(endpoint);
-}
-
 int pinlet_cli_runtime_name(const char *endpoint, uint64_t timeout_ms, char **ret_name,
                             struct pinlet_error **err)
 {
-        _cleanup_free_ char *target = grpc_target(endpoint);
+        _cleanup_free_ char *target = NULL;
         grpc_channel_credentials *creds;
         grpc_channel *ch;
         grpc_completion_queue *cq;
@@ -242,8 +233,11 @@ int pinlet_cli_runtime_name(const char *endpoint, uint64_t timeout_ms, char **re
         grpc_event ev;
         int r = 0;
 
-        if (!target)
-                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        /* the same target the proxy dials */
+        r = pinlet_proxy_endpoint_target(endpoint, &target);
+        if (r < 0)
+                return pinlet_error_set(err, r == -ENOMEM ? r : PINLET_EINVAL,
+                                        "invalid runtime endpoint '%s'", strempty(endpoint));
         grpc_init();
         creds = grpc_insecure_credentials_create();
         ch = grpc_channel_create(target, creds, NULL);

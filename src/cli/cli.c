@@ -3,15 +3,25 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "cri.pb-c.h"
+
 #include "cli/cli.h"
 #include "lock/lock.h"
+#include "proxy/socket.h"
 #include "registry/credprov.h"
 #include "registry/creds.h"
 #include "util/io.h"
@@ -196,7 +206,7 @@ int pinlet_cli_registry_options(const struct pinlet_config *cfg,
                 if (!hosts)
                         return pinlet_error_set(err, -ENOMEM, "out of memory");
         }
-        /* mirror and on_failure are policy, not transport: they stay in the config */
+        /* on_failure is policy, not transport: it stays in the config */
         for (size_t i = 0; i < cfg->n_registries; i++) {
                 const struct pinlet_registry_config *rc = &cfg->registries[i];
 
@@ -207,6 +217,7 @@ int pinlet_cli_registry_options(const struct pinlet_config *cfg,
                         .key_file = rc->key_file,
                         .insecure = rc->insecure,
                         .skip_verify = rc->skip_verify,
+                        .mirrors = rc->mirrors,
                 };
         }
         *ret = (struct pinlet_registry_options){
@@ -217,8 +228,163 @@ int pinlet_cli_registry_options(const struct pinlet_config *cfg,
                 .n_hosts = cfg->n_registries,
                 .credential_provider_config = cfg->provider_config,
                 .credential_provider_bin_dir = cfg->provider_bin_dir,
+                /* explicit paths only: the runtime's defaults need to know the runtime
+                 * (pinlet_cli_registry_new_for) */
+                .hosts_dir = cfg->hosts_dir && *cfg->hosts_dir ? cfg->hosts_dir : NULL,
+                .registries_conf =
+                        cfg->registries_conf && *cfg->registries_conf ? cfg->registries_conf : NULL,
         };
         return 0;
+}
+
+static bool exists(const char *path)
+{
+        struct stat st;
+
+        return stat(path, &st) == 0;
+}
+
+void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime_name,
+                            struct pinlet_cli_hosts_files *ret)
+{
+        bool containerd = runtime_name && strcasecmp(runtime_name, "containerd") == 0;
+        /* CRI-O answers "cri-o" */
+        bool crio = runtime_name && (strcasecmp(runtime_name, "cri-o") == 0 ||
+                                     strcasecmp(runtime_name, "crio") == 0);
+
+        *ret = (struct pinlet_cli_hosts_files){ 0 };
+        if (cfg->hosts_dir)
+                ret->hosts_dir = *cfg->hosts_dir ? cfg->hosts_dir : NULL;
+        else if (containerd && exists(PINLET_DEFAULT_HOSTS_DIR))
+                ret->hosts_dir = PINLET_DEFAULT_HOSTS_DIR;
+        if (cfg->registries_conf)
+                ret->registries_conf = *cfg->registries_conf ? cfg->registries_conf : NULL;
+        else if (crio && exists(PINLET_DEFAULT_REGISTRIES_CONF))
+                ret->registries_conf = PINLET_DEFAULT_REGISTRIES_CONF;
+}
+
+#define RUNTIME_VERSION_METHOD "/runtime.v1.RuntimeService/Version"
+#define RUNTIME_VERSION_MAX    (64 * 1024) /* bytes of a VersionResponse we read */
+
+int pinlet_cli_runtime_name(const char *endpoint, uint64_t timeout_ms, char **ret_name,
+                            struct pinlet_error **err)
+{
+        _cleanup_free_ char *target = NULL;
+        grpc_channel_credentials *creds;
+        grpc_channel *ch;
+        grpc_completion_queue *cq;
+        grpc_call *call;
+        grpc_metadata_array initial_md, trailing_md;
+        grpc_byte_buffer *send = NULL, *recv = NULL;
+        grpc_slice details = grpc_empty_slice(), req;
+        grpc_status_code status = GRPC_STATUS_UNKNOWN;
+        grpc_op ops[6] = { 0 };
+        gpr_timespec deadline =
+                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                             gpr_time_from_millis((int64_t)timeout_ms, GPR_TIMESPAN));
+        /* an empty VersionRequest ("version" is the kubelet's API version, optional) */
+        uint8_t empty = 0;
+        grpc_event ev;
+        int r = 0;
+
+        /* the same target the proxy dials */
+        r = pinlet_proxy_endpoint_target(endpoint, &target);
+        if (r < 0)
+                return pinlet_error_set(err, r == -ENOMEM ? r : PINLET_EINVAL,
+                                        "invalid runtime endpoint '%s'", strempty(endpoint));
+        grpc_init();
+        creds = grpc_insecure_credentials_create();
+        ch = grpc_channel_create(target, creds, NULL);
+        grpc_channel_credentials_release(creds);
+        cq = grpc_completion_queue_create_for_pluck(NULL);
+        call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                        grpc_slice_from_static_string(RUNTIME_VERSION_METHOD), NULL,
+                                        deadline, NULL);
+        grpc_metadata_array_init(&initial_md);
+        grpc_metadata_array_init(&trailing_md);
+        req = grpc_slice_from_copied_buffer((const char *)&empty, 0);
+        send = grpc_raw_byte_buffer_create(&req, 1);
+        grpc_slice_unref(req);
+
+        ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+        /* wait for the runtime's socket to come up rather than failing at once: pinlet
+         * may start before the runtime does */
+        ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
+        ops[1].op = GRPC_OP_SEND_MESSAGE;
+        ops[1].data.send_message.send_message = send;
+        ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+        ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+        ops[4].op = GRPC_OP_RECV_MESSAGE;
+        ops[4].data.recv_message.recv_message = &recv;
+        ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+        ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
+        ops[5].data.recv_status_on_client.status = &status;
+        ops[5].data.recv_status_on_client.status_details = &details;
+
+        if (!call || grpc_call_start_batch(call, ops, 6, (void *)1, NULL) != GRPC_CALL_OK) {
+                r = pinlet_error_set(err, PINLET_EUNAVAIL, "runtime %s: cannot start a call",
+                                     endpoint);
+        } else {
+                /* the call's deadline bounds this wait; the extra second is slack */
+                ev = grpc_completion_queue_pluck(
+                        cq, (void *)1,
+                        gpr_time_add(deadline, gpr_time_from_seconds(1, GPR_TIMESPAN)), NULL);
+                if (ev.type != GRPC_OP_COMPLETE || !ev.success)
+                        r = pinlet_error_set(err, PINLET_EUNAVAIL, "runtime %s: no answer",
+                                             endpoint);
+        }
+        if (r >= 0 && status != GRPC_STATUS_OK) {
+                char *d = grpc_slice_to_c_string(details);
+
+                r = pinlet_error_set(err, PINLET_EUNAVAIL,
+                                     "runtime %s: Version: gRPC status %d%s%s", endpoint,
+                                     (int)status, d && *d ? ": " : "", d ? d : "");
+                gpr_free(d);
+        }
+        if (r >= 0) {
+                grpc_byte_buffer_reader rd;
+                grpc_slice all;
+                Pinlet__Cri__VersionResponse *v = NULL;
+
+                if (!recv || grpc_byte_buffer_length(recv) > RUNTIME_VERSION_MAX ||
+                    !grpc_byte_buffer_reader_init(&rd, recv)) {
+                        r = pinlet_error_set(err, PINLET_EPROTO,
+                                             "runtime %s: Version: no or an oversized answer",
+                                             endpoint);
+                } else {
+                        all = grpc_byte_buffer_reader_readall(&rd);
+                        grpc_byte_buffer_reader_destroy(&rd);
+                        v = pinlet__cri__version_response__unpack(NULL, GRPC_SLICE_LENGTH(all),
+                                                                  GRPC_SLICE_START_PTR(all));
+                        grpc_slice_unref(all);
+                        /* a name from the wire: bytes, and no NUL inside */
+                        if (!v || memchr(v->runtime_name.data, 0, v->runtime_name.len))
+                                r = pinlet_error_set(err, PINLET_EPROTO,
+                                                     "runtime %s: Version: bad answer", endpoint);
+                        else if (!(*ret_name = strndup((const char *)v->runtime_name.data,
+                                                       v->runtime_name.len)))
+                                r = pinlet_error_set(err, -ENOMEM, "out of memory");
+                        if (v)
+                                pinlet__cri__version_response__free_unpacked(v, NULL);
+                }
+        }
+        if (recv)
+                grpc_byte_buffer_destroy(recv);
+        grpc_byte_buffer_destroy(send);
+        grpc_slice_unref(details);
+        grpc_metadata_array_destroy(&initial_md);
+        grpc_metadata_array_destroy(&trailing_md);
+        if (call)
+                grpc_call_unref(call);
+        grpc_completion_queue_shutdown(cq);
+        while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                       .type != GRPC_QUEUE_SHUTDOWN)
+                ;
+        grpc_completion_queue_destroy(cq);
+        grpc_channel_destroy(ch);
+        grpc_shutdown();
+        return r;
 }
 
 /* The real function: see the TRANSITIONAL macro in cli.h. */
@@ -233,6 +399,22 @@ int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_regis
         r = pinlet_cli_registry_options(cfg, &o, err);
         if (r < 0)
                 return r;
+        return pinlet_registry_new(&o, ret, err);
+}
+
+int pinlet_cli_registry_new_for(const struct pinlet_config *cfg, const char *runtime_name,
+                                struct pinlet_registry **ret, struct pinlet_error **err)
+{
+        _cleanup_(pinlet_cli_registry_options_free) struct pinlet_registry_options o = { 0 };
+        struct pinlet_cli_hosts_files f;
+        int r;
+
+        r = pinlet_cli_registry_options(cfg, &o, err);
+        if (r < 0)
+                return r;
+        pinlet_cli_hosts_files(cfg, runtime_name, &f);
+        o.hosts_dir = f.hosts_dir;
+        o.registries_conf = f.registries_conf;
         return pinlet_registry_new(&o, ret, err);
 }
 

@@ -163,6 +163,36 @@ void pinlet_cli_registry_options_free(struct pinlet_registry_options *o);
 int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
                             struct pinlet_error **err);
 
+/*
+ * Which registry configuration files apply (issue 9, "Which file applies"): a path set in
+ * cfg applies whatever the runtime ("" turns it off); otherwise the runtime's own default,
+ * when it exists: PINLET_DEFAULT_HOSTS_DIR in front of containerd, and
+ * PINLET_DEFAULT_REGISTRIES_CONF in front of CRI-O (a node often has both: Debian's skopeo
+ * and podman install registries.conf). runtime_name: VersionResponse.runtime_name, NULL
+ * when unknown (then only explicit paths apply). Borrowed strings (cfg's or static); NULL
+ * when the file does not apply.
+ */
+struct pinlet_cli_hosts_files {
+        const char *hosts_dir;
+        const char *registries_conf;
+};
+void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime_name,
+                            struct pinlet_cli_hosts_files *ret);
+
+/*
+ * Asks the runtime at endpoint (cfg->runtime_endpoint syntax) for its name with one
+ * RuntimeService/Version call, waiting for it up to timeout_ms. *ret_name: malloc'ed
+ * ("containerd", "cri-o", ...). Errors: PINLET_EUNAVAIL (no answer in time, or a gRPC
+ * status, named in the message), PINLET_EPROTO (an answer that does not decode).
+ */
+int pinlet_cli_runtime_name(const char *endpoint, uint64_t timeout_ms, char **ret_name,
+                            struct pinlet_error **err);
+
+/* pinlet_cli_registry_new() with the hosts files that apply in front of runtime_name
+ * (pinlet_cli_hosts_files()). */
+int pinlet_cli_registry_new_for(const struct pinlet_config *cfg, const char *runtime_name,
+                                struct pinlet_registry **ret, struct pinlet_error **err);
+
 /* The registries cfg marks skip_verify (a NULL-terminated strv for pinlet_strv_free(),
  * NULL when there are none), so the daemon can warn about them loudly at start. Returns
  * 0 or -ENOMEM. */

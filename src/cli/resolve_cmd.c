@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "ref/ref.h"
@@ -18,6 +19,8 @@ enum {
         OPT_USERNAME = PINLET_OPT_LAST_COMMON + 1,
         OPT_PASSWORD_STDIN,
         OPT_TIMEOUT,
+        OPT_ENDPOINT,
+        OPT_RUNTIME,
 };
 
 static const char usage[] =
@@ -35,7 +38,13 @@ static const char usage[] =
         "  --username USER          registry user name\n"
         "  --password-stdin         read the password from the first line of stdin\n"
         "  --timeout DURATION       deadline per reference (default: "
-        "resolver.timeout)\n" PINLET_CONFIG_OPTIONS_HELP "\n"
+        "resolver.timeout)\n"
+        "  --endpoint               add a third column: the endpoint that answered\n"
+        "                           (a mirror, or the registry itself)\n"
+        "  --runtime NAME           apply the registry files of this runtime (containerd,\n"
+        "                           cri-o) as the daemon does; default: ask the runtime\n"
+        "                           at runtime_endpoint, none if it does not "
+        "answer\n" PINLET_CONFIG_OPTIONS_HELP "\n"
         "Exit codes: 0 all resolved, 1 failure, 2 usage or configuration error,\n"
         "3 not found, 4 unauthorized, 5 registry unavailable or timeout,\n"
         "6 protocol or TLS error (the first failure decides).\n";
@@ -96,11 +105,13 @@ int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_r
 }
 
 static int resolve_one(struct pinlet_registry *reg, const char *input,
-                       const struct pinlet_registry_auth *auth, uint64_t timeout_ms)
+                       const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
+                       bool show_endpoint)
 {
         _cleanup_error_ struct pinlet_error *err = NULL;
         _cleanup_ref_ struct pinlet_ref *ref = NULL;
-        _cleanup_free_ char *pinned = NULL, *digest = NULL;
+        _cleanup_free_ char *pinned = NULL, *digest = NULL, *endpoint = NULL;
+        struct pinlet_resolution res = { 0 };
         int r;
 
         r = pinlet_ref_parse(input, &ref, &err);
@@ -111,18 +122,27 @@ static int resolve_one(struct pinlet_registry *reg, const char *input,
         if (ref->digest) {
                 pinned = pinlet_ref_with_digest(ref, NULL);
         } else {
-                r = pinlet_cli_resolve_digest(reg, ref, auth, timeout_ms, &digest, &err);
+                r = pinlet_registry_resolve(
+                        reg, ref, auth, timeout_ms > 0 ? pinlet_now_ms() + (int64_t)timeout_ms : 0,
+                        &res, &err);
                 if (r < 0) {
                         fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
                         return pinlet_cli_exit_code(r);
                 }
+                digest = TAKE_PTR(res.digest);
+                endpoint = TAKE_PTR(res.endpoint);
+                pinlet_resolution_done(&res);
                 pinned = pinlet_ref_with_digest(ref, digest);
         }
         if (!pinned) {
                 fprintf(stderr, "pinlet resolve: out of memory\n");
                 return PINLET_EXIT_FAILURE;
         }
-        printf("%s\t%s\n", input, pinned);
+        if (show_endpoint)
+                /* a digest reference asked nobody: "-" */
+                printf("%s\t%s\t%s\n", input, pinned, endpoint ? endpoint : "-");
+        else
+                printf("%s\t%s\n", input, pinned);
         fflush(stdout);
         return PINLET_EXIT_OK;
 }
@@ -134,6 +154,8 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 { "username", required_argument, NULL, OPT_USERNAME },
                 { "password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN },
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                { "endpoint", no_argument, NULL, OPT_ENDPOINT },
+                { "runtime", required_argument, NULL, OPT_RUNTIME },
                 PINLET_CONFIG_OPTIONS,
                 {},
         };
@@ -143,7 +165,8 @@ int pinlet_cmd_resolve(int argc, char **argv)
         struct pinlet_cli_overrides ov = {};
         struct pinlet_registry_auth auth = { 0 };
         const char *username = NULL;
-        bool password_stdin = false;
+        bool password_stdin = false, show_endpoint = false;
+        _cleanup_free_ char *runtime = NULL;
         uint64_t timeout_ms = 0;
         struct pinlet_config cfg;
         int c, r, rc = PINLET_EXIT_OK;
@@ -159,6 +182,15 @@ int pinlet_cmd_resolve(int argc, char **argv)
                         break;
                 case OPT_PASSWORD_STDIN:
                         password_stdin = true;
+                        break;
+                case OPT_ENDPOINT:
+                        show_endpoint = true;
+                        break;
+                case OPT_RUNTIME:
+                        free(runtime);
+                        runtime = strdup(optarg);
+                        if (!runtime)
+                                return PINLET_EXIT_FAILURE;
                         break;
                 case OPT_TIMEOUT:
                         if (pinlet_parse_duration_ms(optarg, &timeout_ms) < 0 || timeout_ms == 0) {
@@ -193,14 +225,27 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 pinlet_config_free(&cfg);
                 return r;
         }
-        r = pinlet_cli_registry_new(&cfg, &reg, &err);
+        if (!runtime) {
+                /* as the daemon: the runtime's name decides which default files apply;
+                 * a short wait, the command must not hang on a node without a runtime */
+                _cleanup_error_ struct pinlet_error *verr = NULL;
+                const char *sock = cfg.runtime_endpoint;
+
+                if (strncmp(sock, "unix://", 7) == 0)
+                        sock += 7;
+                else if (strncmp(sock, "unix:", 5) == 0)
+                        sock += 5;
+                if (sock[0] != '/' || access(sock, F_OK) == 0)
+                        (void)pinlet_cli_runtime_name(cfg.runtime_endpoint, 1000, &runtime, &verr);
+        }
+        r = pinlet_cli_registry_new_for(&cfg, runtime, &reg, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
                 pinlet_config_free(&cfg);
                 return PINLET_EXIT_USAGE;
         }
         for (int i = optind; i < argc; i++) {
-                r = resolve_one(reg, argv[i], username ? &auth : NULL, timeout_ms);
+                r = resolve_one(reg, argv[i], username ? &auth : NULL, timeout_ms, show_endpoint);
                 if (r != PINLET_EXIT_OK && rc == PINLET_EXIT_OK)
                         rc = r;
         }

@@ -68,6 +68,7 @@ struct gen {
 
 struct daemon {
         struct pinlet_cli_overrides ov; /* to read the configuration again */
+        char *runtime_name;             /* the backend's Version answer; NULL: unknown */
 
         /* for the whole run */
         struct pinlet_cache *cache;
@@ -141,6 +142,30 @@ static void warn_skip_verify(const struct pinlet_config *cfg)
 }
 
 /*
+ * The runtime behind us, by one RuntimeService/Version call at start (waiting up to the
+ * connect timeout for a runtime that starts after pinlet): its name decides which
+ * registry configuration files (containerd's hosts_dir, CRI-O's registries.conf) apply
+ * by default. Without an answer only the paths set in pinlet's configuration apply, and
+ * the log says so. NULL when unknown.
+ */
+static char *runtime_name(const struct pinlet_config *cfg)
+{
+        _cleanup_error_ struct pinlet_error *verr = NULL;
+        char *name = NULL;
+        int r;
+
+        r = pinlet_cli_runtime_name(cfg->runtime_endpoint, cfg->connect_timeout_ms, &name, &verr);
+        if (r < 0) {
+                log_warn("cannot tell which runtime this is (%s): only the hosts_dir and "
+                         "registries_conf set in the configuration apply",
+                         pinlet_error_message(verr, r));
+                return NULL;
+        }
+        log_info("runtime: %s", name);
+        return name;
+}
+
+/*
  * Builds a generation from cfg (taken: owned by the generation, also on failure). Every
  * failure here is a configuration error (a file the configuration names that cannot be
  * read or parsed).
@@ -160,7 +185,7 @@ static int gen_new(struct daemon *d, struct pinlet_config *cfg, struct gen **ret
         g->cfg = *cfg;
         *cfg = (struct pinlet_config){};
 
-        r = pinlet_cli_registry_new(&g->cfg, &g->registry, err);
+        r = pinlet_cli_registry_new_for(&g->cfg, d->runtime_name, &g->registry, err);
         if (r < 0) {
                 pinlet_error_wrap(err, r, "registry client");
                 goto fail;
@@ -207,9 +232,10 @@ fail:
         return r;
 }
 
-static void log_gen(const struct gen *g)
+static void log_gen(const struct daemon *d, const struct gen *g)
 {
         const struct pinlet_config *cfg = &g->cfg;
+        struct pinlet_cli_hosts_files f;
 
         if (cfg->mode == PINLET_MODE_OFF)
                 log_info("mode off: every call passes through untouched");
@@ -219,6 +245,10 @@ static void log_gen(const struct gen *g)
                          cfg->audit_file && *cfg->audit_file ? cfg->audit_file : "(none)");
         for (char **p = cfg->lock_paths; p && *p; p++)
                 log_info("lock files: %s", *p);
+        pinlet_cli_hosts_files(cfg, d->runtime_name, &f);
+        log_info("registry hosts: hosts_dir %s, registries_conf %s",
+                 f.hosts_dir ? f.hosts_dir : "(none)",
+                 f.registries_conf ? f.registries_conf : "(none)");
         warn_skip_verify(cfg);
 }
 
@@ -360,6 +390,7 @@ static void daemon_close(struct daemon *d)
         gen_unref(d->current);
         d->current = NULL;
         free(d->methods);
+        free(d->runtime_name);
         pinlet_audit_close(d->audit);
         pinlet_pins_close(d->pins);
         pinlet_cache_free(d->cache);
@@ -584,7 +615,7 @@ static int daemon_reload(struct daemon *d)
         atomic_fetch_add(&d->reloads_ok, 1);
         atomic_store(&d->last_reload_ok, (int_fast64_t)time(NULL));
         log_info("configuration reloaded from %s", g->cfg.path ? g->cfg.path : "(defaults)");
-        log_gen(g);
+        log_gen(d, g);
         return 0;
 }
 
@@ -667,6 +698,7 @@ static int serve(struct daemon *d, struct pinlet_config *cfg, sigset_t *set)
                 pinlet_config_free(cfg);
                 return r == -ENOMEM ? PINLET_EXIT_FAILURE : PINLET_EXIT_USAGE;
         }
+        d->runtime_name = runtime_name(cfg);
         r = metrics_open(d, cfg, &err);
         if (r >= 0)
                 r = daemon_open(d, cfg, &err);
@@ -679,7 +711,7 @@ static int serve(struct daemon *d, struct pinlet_config *cfg, sigset_t *set)
                 return r == -ENOMEM ? PINLET_EXIT_FAILURE : PINLET_EXIT_USAGE;
         }
         c = &d->current->cfg;
-        log_gen(d->current);
+        log_gen(d, d->current);
 
         opts = (struct pinlet_proxy_options){
                 .listen_path = c->listen,

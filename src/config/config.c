@@ -113,7 +113,7 @@ static void registry_config_free(struct pinlet_registry_config *r)
         free(r->ca_file);
         free(r->cert_file);
         free(r->key_file);
-        free(r->mirror);
+        pinlet_strv_free(r->mirrors);
 }
 
 void pinlet_config_free(struct pinlet_config *cfg)
@@ -134,6 +134,8 @@ void pinlet_config_free(struct pinlet_config *cfg)
         free(cfg->registries);
         pinlet_strv_free(cfg->lock_paths);
         free(cfg->metrics_listen);
+        free(cfg->hosts_dir);
+        free(cfg->registries_conf);
         *cfg = (struct pinlet_config){};
 }
 
@@ -332,6 +334,7 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 
 enum key_type {
         K_STRING,       /* char *; an empty value stores NULL */
+        K_PATH_OR_OFF,  /* char *; NULL when unset (or null), "" when set to "" (off) */
         K_BOOL,         /* bool */
         K_DURATION,     /* uint64_t milliseconds */
         K_SIZE,         /* size_t bytes */
@@ -433,7 +436,7 @@ static const struct key lock_keys[] = {
 static const struct key registry_keys[] = {
         { "ca_file", K_STRING, REG(ca_file) },           { "cert_file", K_STRING, REG(cert_file) },
         { "key_file", K_STRING, REG(key_file) },         { "insecure", K_BOOL, REG(insecure) },
-        { "skip_verify", K_BOOL, REG(skip_verify) },     { "mirror", K_STRING, REG(mirror) },
+        { "skip_verify", K_BOOL, REG(skip_verify) },     { "mirrors", K_STRV, REG(mirrors) },
         { "on_failure", K_ON_FAILURE, REG(on_failure) }, {},
 };
 static const struct key root_keys[] = {
@@ -454,6 +457,8 @@ static const struct key root_keys[] = {
         { "resolver", K_SECTION, 0, resolver_keys },
         { "credentials", K_SECTION, 0, credentials_keys },
         { "registries", K_REGISTRIES, 0 },
+        { "hosts_dir", K_PATH_OR_OFF, CFG(hosts_dir) },
+        { "registries_conf", K_PATH_OR_OFF, CFG(registries_conf) },
         { "lock", K_SECTION, 0, lock_keys },
         { "metrics", K_SECTION, 0, metrics_keys },
         {},
@@ -562,6 +567,16 @@ static int load_scalar(struct loader *l, const yaml_node_t *n, const struct key 
                 if (r < 0)
                         return pinlet_error_set(l->err, r, "out of memory");
                 return 0;
+        case K_PATH_OR_OFF: {
+                /* "" is a setting of its own here: "use no file", unlike unset */
+                char *c = scalar_is_null(n) ? NULL : strdup(v);
+
+                if (!scalar_is_null(n) && !c)
+                        return pinlet_error_set(l->err, -ENOMEM, "out of memory");
+                free(*(char **)field);
+                *(char **)field = c;
+                return 0;
+        }
         case K_BOOL:
                 if (parse_bool(v, field) < 0)
                         return fail(l, n, -EINVAL, key,
@@ -783,6 +798,11 @@ static int load_mapping(struct loader *l, const yaml_node_t *n, const struct key
                                 d = t;
                                 break;
                         }
+                if (!d && table == registry_keys && strcmp(scalar(k), "mirror") == 0)
+                        return pinlet_error_set(l->err, -EINVAL,
+                                                "%s:%lu: unknown key '%s' (replaced by "
+                                                "'mirrors: [URL, ...]')",
+                                                l->path, node_line(k), key);
                 if (!d)
                         return pinlet_error_set(l->err, -EINVAL, "%s:%lu: unknown key '%s'",
                                                 l->path, node_line(k), key);
@@ -1043,6 +1063,12 @@ int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error 
                                                 "%s: key 'lock.paths': '%s' is not an absolute "
                                                 "path",
                                                 where, *p);
+        if (cfg->hosts_dir && *cfg->hosts_dir && cfg->hosts_dir[0] != '/')
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'hosts_dir': must be an absolute path", where);
+        if (cfg->registries_conf && *cfg->registries_conf && cfg->registries_conf[0] != '/')
+                return pinlet_error_set(
+                        err, -EINVAL, "%s: key 'registries_conf': must be an absolute path", where);
         /* Requiring lock files without naming any would refuse (or flag) every image. */
         if (cfg->lock_require != PINLET_LOCK_REQUIRE_OFF &&
             pinlet_strv_length(cfg->lock_paths) == 0)
@@ -1058,6 +1084,12 @@ int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error 
                                                 "%s: key 'registries.%s': cert_file and "
                                                 "key_file must be given together",
                                                 where, r->host);
+                for (char **m = r->mirrors; m && *m; m++)
+                        if (!**m || strpbrk(*m, " \t\r\n"))
+                                return pinlet_error_set(err, -EINVAL,
+                                                        "%s: key 'registries.%s.mirrors': '%s' "
+                                                        "is not a URL",
+                                                        where, r->host, *m);
                 if (r->insecure && r->skip_verify)
                         return pinlet_error_set(err, -EINVAL,
                                                 "%s: key 'registries.%s': insecure (plain "

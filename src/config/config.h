@@ -23,10 +23,12 @@
 #define PINLET_DEFAULT_AUDIT_LOG "/var/log/pinlet/audit.jsonl"
 /* The one default for max_message_size, kubelet's own CRI limit; every module takes the
  * configured value (cfg->max_message_size) rather than a copy of this. */
-#define PINLET_DEFAULT_MAX_MESSAGE   (16u * 1024 * 1024)
-#define PINLET_MAX_MESSAGE_MIN       (4u * 1024 * 1024) /* gRPC's own default */
-#define PINLET_MAX_MESSAGE_MAX       (1024u * 1024 * 1024)
-#define PINLET_DEFAULT_KUBELET_CREDS "/var/lib/kubelet/config.json"
+#define PINLET_DEFAULT_MAX_MESSAGE     (16u * 1024 * 1024)
+#define PINLET_MAX_MESSAGE_MIN         (4u * 1024 * 1024) /* gRPC's own default */
+#define PINLET_MAX_MESSAGE_MAX         (1024u * 1024 * 1024)
+#define PINLET_DEFAULT_KUBELET_CREDS   "/var/lib/kubelet/config.json"
+#define PINLET_DEFAULT_HOSTS_DIR       "/etc/containerd/certs.d"
+#define PINLET_DEFAULT_REGISTRIES_CONF "/etc/containers/registries.conf"
 
 enum pinlet_mode {
         PINLET_MODE_ENFORCE, /* rewrite tags to digests */
@@ -67,7 +69,9 @@ struct pinlet_registry_config {
         char *key_file;
         bool insecure;    /* plain HTTP (http://) instead of https, as containerd does */
         bool skip_verify; /* TLS without certificate verification: warned about at start */
-        char *mirror;     /* reserved: pull-through mirror "host[:port]" */
+        char **mirrors;   /* endpoints tried before the registry, in order, with containerd's
+                           * [host."URL"] semantics (no scheme: https); NULL: the hosts
+                           * files decide (hosts_dir, registries_conf) */
         enum pinlet_on_failure on_failure;
 };
 
@@ -121,6 +125,11 @@ struct pinlet_config {
          * The file itself is read by the registry client (registry/credprov.h). */
         char *provider_config;
         char *provider_bin_dir;
+        /* Where the runtime pulls from. NULL: not set, so the runtime's own default applies
+         * when it exists (containerd: /etc/containerd/certs.d, CRI-O:
+         * /etc/containers/registries.conf; see PINLET_DEFAULT_HOSTS_DIR); "": off. */
+        char *hosts_dir;
+        char *registries_conf;
         struct pinlet_registry_config *registries;
         size_t n_registries;
 

@@ -20,6 +20,7 @@
 #include "metrics/metrics.h"
 #include "pins/pins.h"
 #include "policy/policy.h"
+#include "registry/registry.h"
 #include "resolve/resolve.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
@@ -321,8 +322,10 @@ static int resolution_failed(struct call *c, const struct pinlet_ref *ref, const
         enum pinlet_intercept_kind kind = c->req->kind;
         bool forget = kind == PINLET_INTERCEPT_PULL_IMAGE && c->enforce && c->ic->pins;
 
-        if (kind == PINLET_INTERCEPT_IMAGE_STATUS || !c->enforce ||
-            pinlet_policy_on_failure(c->ic->cfg, ref->domain) == PINLET_FAIL_OPEN) {
+        /* A registry registries.conf blocks is the runtime's to refuse: the reference goes
+         * on as written, whatever on_failure says. */
+        if (code == PINLET_REGISTRY_EBLOCKED || kind == PINLET_INTERCEPT_IMAGE_STATUS ||
+            !c->enforce || pinlet_policy_on_failure(c->ic->cfg, ref->domain) == PINLET_FAIL_OPEN) {
                 if (forget && !c->may_block)
                         return SLOT_DEFER; /* an fsync'ed write */
                 if (kind != PINLET_INTERCEPT_IMAGE_STATUS && c->enforce)

@@ -20,6 +20,7 @@
 #include "registry/token.h"
 #include "util/buf.h"
 #include "util/hash.h"
+#include "util/io.h"
 #include "util/log.h"
 #include "util/lru.h"
 
@@ -55,6 +56,8 @@ struct pinlet_registry {
         size_t n_pool;
 
         struct pinlet_token_cache tokens;
+
+        struct pinlet_hosts *hostsrc; /* hosts_dir / registries_conf, stat-validated */
 
         pthread_mutex_t hints_lock;
         struct pinlet_lru hints; /* of struct auth_hint, at most o.auth_hints_max */
@@ -132,6 +135,27 @@ static int dup_or_null(const char *s, const char **ret)
         return s && !*ret ? -ENOMEM : 0;
 }
 
+/* A copy of the NULL-terminated src in *ret (NULL for NULL). */
+static int strv_copy(char *const *src, char ***ret)
+{
+        size_t n = 0;
+        char **v;
+
+        *ret = NULL;
+        for (char *const *p = src; p && *p; p++)
+                n++;
+        if (!src)
+                return 0;
+        v = calloc(n + 1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        *ret = v;
+        for (size_t i = 0; i < n; i++)
+                if (!(v[i] = strdup(src[i])))
+                        return -ENOMEM;
+        return 0;
+}
+
 /* Frees what options_copy() allocated (the const pointers are ours there). */
 static void options_free_copy(struct pinlet_registry_options *o)
 {
@@ -142,8 +166,13 @@ static void options_free_copy(struct pinlet_registry_options *o)
                 free((char *)hosts[i].ca_file);
                 free((char *)hosts[i].cert_file);
                 free((char *)hosts[i].key_file);
+                for (char *const *m = hosts[i].mirrors; m && *m; m++)
+                        free(*m);
+                free((char **)hosts[i].mirrors);
         }
         free(hosts);
+        free((char *)o->hosts_dir);
+        free((char *)o->registries_conf);
         for (char *const *p = o->docker_config_paths; p && *p; p++)
                 free(*p);
         free((char **)o->docker_config_paths);
@@ -179,12 +208,16 @@ static int options_copy(const struct pinlet_registry_options *src,
                         hosts[i].host = lowercase_dup(strempty(h->host));
                         if (!hosts[i].host || dup_or_null(h->ca_file, &hosts[i].ca_file) < 0 ||
                             dup_or_null(h->cert_file, &hosts[i].cert_file) < 0 ||
-                            dup_or_null(h->key_file, &hosts[i].key_file) < 0) {
+                            dup_or_null(h->key_file, &hosts[i].key_file) < 0 ||
+                            strv_copy(h->mirrors, (char ***)&hosts[i].mirrors) < 0) {
                                 dst->n_hosts++; /* so that the partial entry is freed */
                                 return -ENOMEM;
                         }
                 }
         }
+        if (dup_or_null(src->hosts_dir, &dst->hosts_dir) < 0 ||
+            dup_or_null(src->registries_conf, &dst->registries_conf) < 0)
+                return -ENOMEM;
         for (char *const *p = src->docker_config_paths; p && *p; p++)
                 n++;
         if (n > 0) {
@@ -213,6 +246,14 @@ static int check_options(const struct pinlet_registry_options *o, struct pinlet_
                                                 "registry %s is listed twice (host names "
                                                 "compare case-insensitively)",
                                                 h->host);
+                if (h->mirrors) {
+                        struct pinlet_hosts_list *l = NULL;
+
+                        e = pinlet_hosts_from_urls(h->host, h->mirrors, &l, err);
+                        pinlet_hosts_list_unref(l);
+                        if (e < 0)
+                                return e;
+                }
                 if ((e = check_readable(h->host, "ca_file", h->ca_file, err)) < 0 ||
                     (e = check_readable(h->host, "cert_file", h->cert_file, err)) < 0 ||
                     (e = check_readable(h->host, "key_file", h->key_file, err)) < 0)
@@ -246,6 +287,16 @@ int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_r
             pinlet_lru_init(&r->hints, r->o.auth_hints_max) < 0) {
                 pinlet_registry_free(r);
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
+        }
+        {
+                struct pinlet_hosts_options ho = { .hosts_dir = r->o.hosts_dir,
+                                                   .registries_conf = r->o.registries_conf };
+
+                e = pinlet_hosts_new(&ho, &r->hostsrc, err);
+                if (e < 0) {
+                        pinlet_registry_free(r);
+                        return e;
+                }
         }
         r->share = curl_share_init();
         if (!r->share) {
@@ -305,6 +356,7 @@ void pinlet_registry_free(struct pinlet_registry *r)
         if (r->share)
                 curl_share_cleanup(r->share);
         pinlet_token_cache_done(&r->tokens);
+        pinlet_hosts_free(r->hostsrc);
         for (struct pinlet_lru_node *n = pinlet_lru_oldest(&r->hints), *next; n; n = next) {
                 next = pinlet_lru_newer(n);
                 pinlet_lru_remove(&r->hints, n);
@@ -324,7 +376,8 @@ void pinlet_resolution_done(struct pinlet_resolution *res)
 {
         free(res->digest);
         free(res->media_type);
-        res->digest = res->media_type = NULL;
+        free(res->endpoint);
+        res->digest = res->media_type = res->endpoint = NULL;
 }
 
 void pinlet_registry_get_stats(struct pinlet_registry *r, struct pinlet_registry_stats *ret)
@@ -506,11 +559,17 @@ static void response_erase_done(struct response *s)
 /* Context of one resolution: shared by its requests. */
 struct resolve_ctx {
         struct pinlet_registry *r;
-        const char *domain;                        /* as in the reference */
-        char *hint_key;                            /* domain lowercased: the auth hints' key */
-        const struct pinlet_registry_host *regopt; /* the domain's entry; may be NULL */
-        int64_t deadline_ms;                       /* absolute, monotonic */
-        int64_t timeout_ms;                        /* the whole budget, for messages */
+        const char *domain; /* as in the reference */
+        char *hint_key;     /* domain lowercased: the auth hints' key */
+        /* TLS of the endpoint being asked: its registries entry, else what the hosts files
+         * say (built by endpoint_tls()); never NULL while resolving */
+        const struct pinlet_registry_host *regopt;
+        const struct curl_blob *ca_blob; /* several CA files, concatenated; or NULL */
+        char *const *ep_headers;         /* "Name: value" for the endpoint's origin */
+        const struct pinlet_hosts_endpoint *ep;
+        const char *ep_url;  /* ep->url, or its http:// form for an `insecure` entry */
+        int64_t deadline_ms; /* absolute, monotonic */
+        int64_t timeout_ms;  /* the whole budget, for messages */
         unsigned round_trips;
 };
 
@@ -681,10 +740,13 @@ static bool origin_same(const char *a, const char *b)
                strcmp(pa, pb) == 0;                                                 /* port */
 }
 
-static void apply_tls(CURL *h, const struct pinlet_registry_host *tls)
+static void apply_tls(CURL *h, const struct pinlet_registry_host *tls, const struct curl_blob *ca)
 {
         if (!tls)
                 return;
+        /* several CAs (hosts.toml `ca = [...]`, a certificate directory): one PEM blob */
+        if (ca)
+                curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, ca);
         /* With OpenSSL, CAINFO adds to curl's CA directory (Debian: /etc/ssl/certs), so the
          * registry's CA is trusted in addition to the system store. */
         if (tls->ca_file)
@@ -835,7 +897,14 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
                 curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
                 curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->body.max);
-                apply_tls(h, tls);
+                apply_tls(h, tls, tls == ctx->regopt ? ctx->ca_blob : NULL);
+#if LIBCURL_VERSION_NUM >= 0x075700
+                /* curl 7.87+ keeps a parsed CA store for 24 hours by default, keyed by the
+                 * file name only: a CA replaced under hosts_dir (same name, new content)
+                 * would go unseen for a day. A minute bounds that and still spares the
+                 * parse on most new connections. */
+                curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 60L);
+#endif
                 if (strcmp(method, "HEAD") == 0) {
                         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
                 } else if (strcmp(method, "POST") == 0) {
@@ -848,6 +917,11 @@ static int http_do(struct resolve_ctx *ctx, const struct request *q, struct resp
                 }
                 if (q->accept && asprintf(&accept_line, "Accept: %s", q->accept) >= 0)
                         hdrs = curl_slist_append(hdrs, accept_line);
+                /* hosts.toml [header]s: to the endpoint itself, as containerd sends them
+                 * with its requests to that host, not to token realms or redirect targets */
+                if (q->kind == REQ_MANIFEST && origin_same(origin, q->tls_origin))
+                        for (char *const *x = ctx->ep_headers; x && *x; x++)
+                                hdrs = curl_slist_append(hdrs, *x);
                 /* Credentials only to their own origin: a redirect to blob storage or any
                  * other host goes without them. */
                 if (q->authz && origin_same(origin, q->auth_origin) &&
@@ -1243,7 +1317,7 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
                        struct pinlet_error **err)
 {
         struct pinlet_registry *r = ctx->r;
-        const char *scheme = ctx->regopt && ctx->regopt->insecure ? "http" : "https";
+        const char *repo = ctx->ep->repo ? ctx->ep->repo : ref->path;
         _cleanup_free_ char *url = NULL, *scope = NULL, *origin = NULL, *token_key = NULL;
         _cleanup_erase_ char *authz = NULL;
         _cleanup_(response_done) struct response s;
@@ -1252,9 +1326,9 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
         int ret;
 
         response_init(&s, PINLET_MANIFEST_MAX);
-        if (asprintf(&url, "%s://%s/v2/%s/manifests/%s", scheme,
-                     pinlet_registry_api_host(ctx->domain), ref->path, ref->tag) < 0 ||
-            asprintf(&scope, "repository:%s:pull", ref->path) < 0)
+        if (asprintf(&url, "%s%s/%s/manifests/%s", ctx->ep_url, ctx->ep->path, repo, ref->tag) <
+                    0 ||
+            asprintf(&scope, "repository:%s:pull", repo) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         ret = url_origin(url, &origin, NULL, NULL);
         if (ret < 0)
@@ -1325,16 +1399,17 @@ static int resolve_tag(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
         }
 }
 
-/* The credentials of one resolution (the order is in registry.h). */
+/* The credentials of one resolution at an endpoint whose Docker config entry is host
+ * (the order is in registry.h): providers match the image, whichever endpoint asks. */
 static int node_creds(struct pinlet_registry *r, const struct pinlet_ref *ref,
-                      const struct pinlet_registry_auth *auth, int64_t deadline_ms,
-                      struct pinlet_creds *ret, struct pinlet_error **err)
+                      const struct pinlet_registry_auth *auth, const char *host,
+                      int64_t deadline_ms, struct pinlet_creds *ret, struct pinlet_error **err)
 {
         _cleanup_free_ char *image = NULL;
         struct pinlet_creds c = { 0 };
         int rc;
 
-        rc = pinlet_creds_lookup(r->o.docker_config_paths, auth, ref->domain, &c, err);
+        rc = pinlet_creds_lookup(r->o.docker_config_paths, auth, host, &c, err);
         if (rc < 0)
                 return rc;
         if (!pinlet_creds_empty(&c) || !r->credprov) {
@@ -1354,16 +1429,57 @@ static int node_creds(struct pinlet_registry *r, const struct pinlet_ref *ref,
         return 0;
 }
 
+/* The endpoints for ref: the registry entry's mirrors, else the hosts files. */
+static int endpoints_for(struct pinlet_registry *r, const struct pinlet_ref *ref,
+                         struct pinlet_hosts_list **ret, struct pinlet_error **err)
+{
+        const struct pinlet_registry_host *o = pinlet_registry_options_host(&r->o, ref->domain);
+
+        if (o && o->mirrors)
+                return pinlet_hosts_from_urls(ref->domain, o->mirrors, ret, err);
+        return pinlet_hosts_lookup(r->hostsrc, ref->domain, ref->path, ret, err);
+}
+
+/* Reads and concatenates PEM files into b (each bounded by the token-size cap of a
+ * config file). */
+static int read_cas(char *const *files, struct pinlet_buf *b, struct pinlet_error **err)
+{
+        for (char *const *f = files; f && *f; f++) {
+                _cleanup_free_ char *data = NULL;
+                size_t n = 0;
+                int ret;
+
+                ret = pinlet_io_read_file(*f, PINLET_MANIFEST_MAX, 0, &data, &n, err);
+                if (ret < 0)
+                        return pinlet_error_wrap(err, ret, "CA file");
+                if (pinlet_buf_append(b, data, n) < 0 || pinlet_buf_append_str(b, "\n") < 0)
+                        return pinlet_error_set(err, PINLET_E2BIG, "CA files: more than %d bytes",
+                                                PINLET_MANIFEST_MAX);
+        }
+        return 0;
+}
+
+/* Whether an endpoint's failure lets the next endpoint try, as containerd's resolver
+ * goes on after any transport error or HTTP error status (remotes/docker/resolver.go):
+ * everything but running out of time, memory, or our own bad input. */
+static bool try_next(int code, int64_t deadline_ms)
+{
+        if (code == -ENOMEM || code == PINLET_EINVAL)
+                return false;
+        return pinlet_now_ms() < deadline_ms;
+}
+
 int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
                             const struct pinlet_registry_auth *auth, int64_t deadline_ms,
                             struct pinlet_resolution *ret, struct pinlet_error **err)
 {
-        struct pinlet_resolution res = { 0 };
-        struct pinlet_creds creds = { 0 };
+        _cleanup_(pinlet_hosts_list_unrefp) struct pinlet_hosts_list *eps = NULL;
+        struct pinlet_error *first = NULL;    /* the first failure that was not a 404 */
+        struct pinlet_error *notfound = NULL; /* the first 404 */
         struct resolve_ctx ctx = { .r = r };
         int64_t t0 = pinlet_now_ms(), budget;
-        _cleanup_free_ char *image = NULL, *hint_key = NULL;
-        int rc;
+        _cleanup_free_ char *image = NULL;
+        int first_code = 0, rc = 0;
 
         atomic_fetch_add_explicit(&r->st_resolutions, 1, memory_order_relaxed);
         if (!ref || !ref->domain || !ref->path || !ref->tag)
@@ -1377,22 +1493,136 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                 ctx.deadline_ms = deadline_ms;
         ctx.timeout_ms = ctx.deadline_ms - t0;
         ctx.domain = ref->domain;
-        ctx.regopt = pinlet_registry_options_host(&r->o, ref->domain);
-        ctx.hint_key = hint_key = lowercase_dup(ref->domain);
-        if (!hint_key)
-                return pinlet_error_set(err, -ENOMEM, "out of memory");
 
-        rc = node_creds(r, ref, auth, ctx.deadline_ms, &creds, err);
-        if (rc >= 0)
-                rc = resolve_tag(&ctx, ref, &creds, &res, err);
-        pinlet_creds_clear(&creds);
-        if (rc < 0) {
+        rc = endpoints_for(r, ref, &eps, err);
+        if (rc < 0)
+                return pinlet_error_wrap(err, rc, "%s: registry %s: hosts configuration", image,
+                                         ref->domain);
+        if (eps->blocked)
+                return pinlet_error_set(err, PINLET_REGISTRY_EBLOCKED,
+                                        "%s: registry %s is blocked by registries.conf (%s)", image,
+                                        ref->domain, strempty(eps->source));
+
+        for (size_t i = 0; i < eps->n; i++) {
+                const struct pinlet_hosts_endpoint *ep = &eps->v[i];
+                const struct pinlet_registry_host *own =
+                        pinlet_registry_options_host(&r->o, ep->host);
+                _cleanup_(pinlet_buf_free) struct pinlet_buf ca;
+                _cleanup_free_ char *hint_key = NULL, *http_url = NULL;
+                struct pinlet_error *e = NULL;
+                struct pinlet_resolution res = { 0 };
+                struct pinlet_creds creds = { 0 };
+                struct pinlet_registry_host tls;
+                struct curl_blob blob = { 0 };
+                /* the registry itself (not a mirror): its Docker config entry and its
+                 * `registries:` entry are under the registry's name ("docker.io" for
+                 * registry-1.docker.io) */
+                bool is_server = strcasecmp(ep->host, pinlet_registry_api_host(ref->domain)) == 0;
+
+                pinlet_buf_init(&ca, PINLET_MANIFEST_MAX);
+                if (!own && is_server)
+                        own = pinlet_registry_options_host(&r->o, ref->domain);
+                if (!(ep->caps & PINLET_HOSTS_CAP_RESOLVE))
+                        continue; /* a pull-only mirror never answers for a tag */
+                rc = 0;
+                /* pinlet's own registries entry for this endpoint host wins over the file */
+                if (own) {
+                        tls = *own;
+                } else {
+                        size_t n_ca = 0;
+
+                        for (char *const *f = ep->ca_files; f && *f; f++)
+                                n_ca++;
+                        tls = (struct pinlet_registry_host){
+                                .host = ep->host,
+                                .ca_file = n_ca == 1 ? ep->ca_files[0] : NULL,
+                                /* curl takes one client pair: the first, which is the one
+                                 * Go's TLS stack offers first as well */
+                                .cert_file = ep->cert_files ? ep->cert_files[0] : NULL,
+                                .key_file = ep->key_files ? ep->key_files[0] : NULL,
+                                .skip_verify = ep->skip_verify,
+                        };
+                        if (n_ca > 1) {
+                                rc = read_cas(ep->ca_files, &ca, &e);
+                                blob = (struct curl_blob){ .data = ca.data,
+                                                           .len = ca.len,
+                                                           .flags = CURL_BLOB_NOCOPY };
+                        }
+                }
+                tls.insecure = strncmp(ep->url, "http://", 7) == 0 || (own && own->insecure);
+                ctx.ep = ep;
+                ctx.ep_url = ep->url;
+                if (tls.insecure && strncmp(ep->url, "https://", 8) == 0) {
+                        if (asprintf(&http_url, "http://%s", ep->url + 8) < 0)
+                                rc = pinlet_error_set(&e, -ENOMEM, "out of memory");
+                        ctx.ep_url = http_url;
+                }
+                ctx.regopt = &tls;
+                ctx.ca_blob = blob.data ? &blob : NULL;
+                ctx.ep_headers = ep->headers;
+                ctx.hint_key = hint_key = lowercase_dup(ep->host);
+                if (!hint_key && rc >= 0)
+                        rc = pinlet_error_set(&e, -ENOMEM, "out of memory");
+                /* the Docker config is keyed by the registry's name for the registry
+                 * itself ("docker.io", not registry-1.docker.io), by the mirror's host
+                 * for a mirror, as containerd asks its credentials per host */
+                if (rc >= 0)
+                        rc = node_creds(r, ref, auth, is_server ? ref->domain : ep->host,
+                                        ctx.deadline_ms, &creds, &e);
+                if (rc >= 0)
+                        rc = resolve_tag(&ctx, ref, &creds, &res, &e);
+                pinlet_creds_clear(&creds);
+                if (rc >= 0) {
+                        res.endpoint =
+                                strdup(ctx.ep_url); /* as asked: http:// for an insecure entry */
+                        if (!res.endpoint) {
+                                pinlet_resolution_done(&res);
+                                rc = pinlet_error_set(&e, -ENOMEM, "out of memory");
+                        }
+                }
+                if (rc >= 0) {
+                        pinlet_error_free(first);
+                        pinlet_error_free(notfound);
+                        res.round_trips = ctx.round_trips;
+                        res.registry_ms = (double)(pinlet_now_ms() - t0);
+                        log_debug("resolved %s to %s at %s in %u requests", image, res.digest,
+                                  res.endpoint, res.round_trips);
+                        *ret = res;
+                        return 0;
+                }
                 pinlet_resolution_done(&res);
-                return pinlet_error_wrap(err, rc, "%s: registry %s", image, ref->domain);
+                /* with one endpoint the message stays what it always was */
+                if (eps->n > 1)
+                        (void)pinlet_error_wrap(&e, rc, "endpoint %s", ep->url);
+                log_debug("%s: %s", image, pinlet_error_message(e, rc));
+                if (!try_next(rc, ctx.deadline_ms)) {
+                        pinlet_error_free(first);
+                        pinlet_error_free(notfound);
+                        first = e;
+                        first_code = rc;
+                        break;
+                }
+                if (rc == PINLET_ENOTFOUND && !notfound) {
+                        notfound = e;
+                } else if (rc != PINLET_ENOTFOUND && !first) {
+                        first = e;
+                        first_code = rc;
+                } else {
+                        pinlet_error_free(e);
+                }
         }
-        res.round_trips = ctx.round_trips;
-        res.registry_ms = (double)(pinlet_now_ms() - t0);
-        log_debug("resolved %s to %s in %u requests", image, res.digest, res.round_trips);
-        *ret = res;
-        return 0;
+        if (!first && notfound) {
+                first = TAKE_PTR(notfound);
+                first_code = PINLET_ENOTFOUND;
+        }
+        pinlet_error_free(notfound);
+        if (!first)
+                return pinlet_error_set(err, PINLET_ENOTFOUND,
+                                        "%s: registry %s: no endpoint has the resolve capability",
+                                        image, ref->domain);
+        if (err && !*err)
+                *err = first;
+        else
+                pinlet_error_free(first);
+        return pinlet_error_wrap(err, first_code, "%s: registry %s", image, ref->domain);
 }

@@ -16,6 +16,11 @@
  * plain http:// (as containerd does for a host configured with an http server), and only
  * then may credentials travel unencrypted. `skip_verify` keeps https but does not verify.
  * Docker Hub ("docker.io") is served by registry-1.docker.io.
+ *
+ * Endpoints: a registry is asked through the ordered endpoints the runtime would use
+ * (src/hosts: a host's `mirrors`, containerd's hosts_dir, containers' registries.conf),
+ * each with its own URL, API root path, CAs, client certificate, skip_verify and extra
+ * headers; see pinlet_registry_resolve() for the fall-through rules.
  * Redirects are followed (at most PINLET_REGISTRY_MAX_REDIRECTS); the Authorization
  * header goes only to the registry's own origin (scheme, host, port) or, for token
  * requests, the realm's; an https -> http redirect is refused.
@@ -38,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hosts/hosts.h"
 #include "ref/ref.h"
 #include "registry/creds.h"
 #include "util/error.h"
@@ -64,6 +70,7 @@ struct pinlet_resolution {
         char *digest;         /* "sha256:<hex>" (or sha384/sha512 when the registry says so) */
         char *media_type;     /* Content-Type of the manifest, NULL if the registry sent none */
         uint64_t size;        /* manifest size in bytes, 0 if unknown */
+        char *endpoint;       /* the endpoint that answered: "https://mirror.example:5000" */
         unsigned round_trips; /* HTTP requests made (manifest, token, redirects) */
         double registry_ms;   /* wall time spent, milliseconds */
 };
@@ -85,6 +92,10 @@ struct pinlet_registry_host {
         const char *key_file;  /* its private key, or NULL */
         bool insecure;         /* plain http:// (as containerd does for an http server) */
         bool skip_verify;      /* https without certificate verification */
+        /* Mirrors of this registry, tried in order before it, with the semantics of
+         * containerd's [host."URL"] entries (no scheme: https; "/v2" appended to a path).
+         * NULL-terminated; NULL: the hosts files (hosts_dir, registries_conf) decide. */
+        char *const *mirrors;
 };
 
 /*
@@ -106,6 +117,11 @@ struct pinlet_registry_options {
          * registry. Both or neither; NULL: none. */
         const char *credential_provider_config; /* CredentialProviderConfig file */
         const char *credential_provider_bin_dir;
+        /* Where the runtime pulls from (src/hosts): containerd's registry host directory
+         * and containers' registries.conf (+ ".d" drop-ins). Re-read whenever they change.
+         * NULL: not used. A host's `mirrors` above win over both. */
+        const char *hosts_dir;
+        const char *registries_conf;
 };
 
 /* The entry of o for host ("host[:port]"), compared case-insensitively: "Reg.Example"
@@ -124,6 +140,9 @@ int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_r
 void pinlet_registry_free(struct pinlet_registry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
 
+/* A registry that registries.conf marks `blocked`: not resolved, the runtime refuses it. */
+#define PINLET_REGISTRY_EBLOCKED (-EPERM)
+
 /*
  * Resolves ref's tag (ref->tag must be set; a digest in ref is ignored) to a digest.
  * auth: the caller's credentials (CRI AuthConfig), or NULL. Credentials are, in this order:
@@ -138,7 +157,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
  *   PINLET_EUNAVAIL  network error, 5xx, 429        PINLET_ETIMEOUT out of time
  *   PINLET_EPROTO    bad/mismatching digest, bad JSON, oversized response, bad redirect
  *   PINLET_ETLS      certificate or handshake failure   PINLET_EINVAL ref without tag
+ *   PINLET_REGISTRY_EBLOCKED  registries.conf blocks the registry
  * *ret is written only on success.
+ *
+ * Endpoints: the registry's endpoints in order (its `mirrors`, else hosts_dir's
+ * hosts.toml, else registries.conf, else https://<registry>), only those with the
+ * "resolve" capability. Like containerd's resolver, an endpoint that fails (connection
+ * refused, timeout, TLS, any HTTP error status, 404 for the manifest) is skipped for the
+ * next and the first answer wins; ret->endpoint names it. When all fail, the error is the
+ * first failure that was not a 404, else PINLET_ENOTFOUND. The settings of a `hosts`
+ * entry (ca_file, client certificate, insecure, skip_verify) win over the file's for the
+ * endpoint host it names. Credentials: the request's, or the Docker config's for the
+ * endpoint host (the registry's own domain for its own server).
  */
 int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
                             const struct pinlet_registry_auth *auth, int64_t deadline_ms,

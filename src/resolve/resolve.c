@@ -72,6 +72,7 @@ void pinlet_resolve_answer_done(struct pinlet_resolve_answer *a)
         free(a->digest);
         pinlet_error_free(a->err);
         free(a->queue);
+        free(a->endpoint);
         *a = (struct pinlet_resolve_answer){ .registry_ms = -1 };
 }
 
@@ -289,6 +290,7 @@ struct fill_ctx {
         const struct pinlet_registry_auth *auth;
         const char *host;    /* lower case: the failing-table key */
         int64_t registry_ms; /* set when this caller's fill ran */
+        char *endpoint;      /* owned: the endpoint that answered this caller's fill */
 };
 
 static int fill(void *userdata, const char *key, int64_t deadline_ms, char **ret_value,
@@ -321,6 +323,8 @@ static int fill(void *userdata, const char *key, int64_t deadline_ms, char **ret
                                         "registry step returned an invalid digest");
         }
         *ret_value = TAKE_PTR(res.digest);
+        free(fc->endpoint);
+        fc->endpoint = TAKE_PTR(res.endpoint);
         pinlet_resolution_done(&res);
         return 0;
 }
@@ -406,7 +410,9 @@ int pinlet_resolver_resolve(struct pinlet_resolver *r, const struct pinlet_resol
                         return 0;
                 }
         }
-        ret->endpoint = pinlet_registry_api_host(q->ref->domain);
+        ret->endpoint = strdup(pinlet_registry_api_host(q->ref->domain));
+        if (!ret->endpoint)
+                return pinlet_error_set(&ret->err, -ENOMEM, "out of memory");
 
         if (q->purpose == PINLET_RESOLVE_CREATE && from_pin(r, q, ret))
                 return 0;
@@ -459,6 +465,10 @@ int pinlet_resolver_resolve(struct pinlet_resolver *r, const struct pinlet_resol
                         fc.registry_ms = pinlet_now_ms() - t0;
         }
         ret->registry_ms = fc.registry_ms;
+        if (fc.endpoint) {
+                free(ret->endpoint);
+                ret->endpoint = TAKE_PTR(fc.endpoint);
+        }
         if (k < 0)
                 return outage_fallback(r, q, NULL, k, ret);
         if (!pinlet_ref_digest_valid(value))

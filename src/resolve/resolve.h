@@ -124,9 +124,10 @@ struct pinlet_resolve_query {
 struct pinlet_resolve_answer {
         char *digest; /* success: a valid digest ("sha256:<hex>") */
         enum pinlet_resolve_source source;
-        const char *endpoint; /* the registry host asked (or that would be); static or
-                               * borrowed from the query's ref; NULL when none */
-        int64_t registry_ms;  /* the round trip; < 0 when none was made */
+        char *endpoint;      /* owned: the endpoint that answered ("https://mirror:5000") when
+                              * this call asked the registry; else the registry's API host
+                              * that would be asked; NULL for a lock answer */
+        int64_t registry_ms; /* the round trip; < 0 when none was made */
         /* Failure: the cause (its message names the image and the registry). Success from
          * a fallback (STALE, or PIN on an outage): why the registry was not used. */
         struct pinlet_error *err;

@@ -675,6 +675,26 @@ static void test_off_mode(void **state)
         json_decref(recs);
 }
 
+/* A registry registries.conf blocks: the reference goes to the runtime as written (which
+ * refuses it), even with on_failure closed, and the record says why. */
+static void test_blocked_registry(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        fx->fake.fail = PINLET_REGISTRY_EBLOCKED;
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("blocked.example/team/app:v1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        result_done(&r);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 1);
+        assert_string_equal(rec_str(recs, 0, "decision"), "passed_through");
+        assert_non_null(strstr(rec_str(recs, 0, "error"), "fake failure"));
+        json_decref(recs);
+}
+
 static void test_closed_failures(void **state)
 {
         static const struct {
@@ -1839,6 +1859,7 @@ int main(void)
                 T(test_pull_stale),
                 T(test_pull_audit_mode),
                 T(test_off_mode),
+                T(test_blocked_registry),
                 T(test_closed_failures),
                 T(test_open_failures),
                 T(test_open_pull_forgets_pin),

@@ -80,21 +80,32 @@ enum {
                 "audit-log", required_argument, NULL, PINLET_OPT_AUDIT_LOG                    \
         }
 
-#define PINLET_CONFIG_OPTIONS_HELP                                                            \
-        "  --config FILE            configuration file (default " PINLET_DEFAULT_CONFIG ")\n" \
-        "  --listen PATH            unix socket to serve CRI on (listen; default\n"           \
-        "                           " PINLET_DEFAULT_LISTEN ")\n"                             \
-        "  --runtime-endpoint URI   backend CRI runtime endpoint (runtime_endpoint;\n"        \
-        "                           default " PINLET_DEFAULT_RUNTIME ")\n"                    \
-        "  --image-endpoint URI     backend CRI image endpoint (image_endpoint;\n"            \
-        "                           default: the runtime endpoint)\n"                         \
-        "  --log-level LEVEL        error, warn, info or debug (log.level; default info)\n"   \
-        "  --log-format FORMAT      text or json (log.format; default text)\n"                \
-        "  --mode MODE              enforce, audit or off (mode; default enforce)\n"          \
-        "  --state-dir DIR          pin store directory (state_dir; default\n"                \
-        "                           " PINLET_DEFAULT_STATE_DIR ")\n"                          \
-        "  --audit-log FILE|-       audit log file, - for stderr (audit.file; default\n"      \
+/* --help text of the common options, in pieces: each command lists only those that act
+ * for it (serve and check-config all of them). */
+#define PINLET_HELP_CONFIG \
+        "  --config FILE            configuration file (default " PINLET_DEFAULT_CONFIG ")\n"
+#define PINLET_HELP_RUNTIME                                                            \
+        "  --runtime-endpoint URI   backend CRI runtime endpoint (runtime_endpoint;\n" \
+        "                           default " PINLET_DEFAULT_RUNTIME ")\n"
+#define PINLET_HELP_PROXY                                                             \
+        "  --listen PATH            unix socket to serve CRI on (listen; default\n"   \
+        "                           " PINLET_DEFAULT_LISTEN ")\n" PINLET_HELP_RUNTIME \
+        "  --image-endpoint URI     backend CRI image endpoint (image_endpoint;\n"    \
+        "                           default: the runtime endpoint)\n"
+#define PINLET_HELP_LOG                                                                     \
+        "  --log-level LEVEL        error, warn, info or debug (log.level; default info)\n" \
+        "  --log-format FORMAT      text or json (log.format; default text)\n"
+#define PINLET_HELP_MODE \
+        "  --mode MODE              enforce, audit or off (mode; default enforce)\n"
+#define PINLET_HELP_STATE_DIR                                                  \
+        "  --state-dir DIR          pin store directory (state_dir; default\n" \
+        "                           " PINLET_DEFAULT_STATE_DIR ")\n"
+#define PINLET_HELP_AUDIT_LOG                                                            \
+        "  --audit-log FILE|-       audit log file, - for stderr (audit.file; default\n" \
         "                           " PINLET_DEFAULT_AUDIT_LOG ")\n"
+#define PINLET_CONFIG_OPTIONS_HELP                                            \
+        PINLET_HELP_CONFIG PINLET_HELP_PROXY PINLET_HELP_LOG PINLET_HELP_MODE \
+                PINLET_HELP_STATE_DIR PINLET_HELP_AUDIT_LOG
 
 struct pinlet_cli_overrides {
         const char

@@ -54,7 +54,7 @@ static const char usage[] =
         "  --username USER          registry user name\n"
         "  --password-stdin         read the password from the first line of stdin\n"
         "  --timeout DURATION       deadline per image (default: resolver.timeout)\n"
-        "" PINLET_CONFIG_OPTIONS_HELP "\n"
+        "" PINLET_HELP_CONFIG PINLET_HELP_STATE_DIR PINLET_HELP_LOG "\n"
         "Exit codes: 0 written, 1 failure, 2 usage error, bad lock file or configuration,\n"
         "3 not found, 4 unauthorized, 5 registry unavailable or timeout,\n"
         "6 protocol or TLS error (the first failure decides).\n";

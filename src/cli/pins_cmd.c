@@ -29,7 +29,7 @@ static const char usage[] =
         "Options:\n"
         "  --json                   JSON lines: reference, digest, first_used, last_used\n"
         "                           (RFC 3339 UTC), pods\n"
-        "  -h, --help               show this help\n" PINLET_CONFIG_OPTIONS_HELP;
+        "  -h, --help               show this help\n" PINLET_HELP_CONFIG PINLET_HELP_STATE_DIR;
 
 /* An owned copy of one pin: list() lends its strings only during the callback. */
 struct row {

@@ -44,7 +44,7 @@ static const char usage[] =
         "  --runtime NAME           apply the registry files of this runtime (containerd,\n"
         "                           cri-o) as the daemon does; default: ask the runtime\n"
         "                           at runtime_endpoint, none if it does not "
-        "answer\n" PINLET_CONFIG_OPTIONS_HELP "\n"
+        "answer\n" PINLET_HELP_CONFIG PINLET_HELP_RUNTIME PINLET_HELP_LOG "\n"
         "Exit codes: 0 all resolved, 1 failure, 2 usage or configuration error,\n"
         "3 not found, 4 unauthorized, 5 registry unavailable or timeout,\n"
         "6 protocol or TLS error (the first failure decides).\n";

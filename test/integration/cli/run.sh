@@ -96,6 +96,14 @@ for d in /etc/pinlet/config.yaml /run/pinlet/pinlet.sock /var/lib/pinlet /var/lo
         'default info' 'default text' 'default enforce'; do
         grep -qF -- "$d" <<<"$help" || fail "serve --help does not show the default '$d'"
 done
+# ... and each command lists only the options that act for it.
+for c in pins resolve lock; do
+        h=$("$pinlet" "$c" --help)
+        for o in --listen --image-endpoint --mode --audit-log; do
+                ! grep -qF -- "$o" <<<"$h" || fail "$c --help lists $o, which does nothing there"
+        done
+        grep -qF -- --config <<<"$h" || fail "$c --help does not list --config"
+done
 
 # The shipped example is the defaults: no example is switched on (kube-system's exclude
 # turned pinning off for static pods).

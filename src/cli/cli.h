@@ -44,6 +44,10 @@ struct pinlet_ref;
 int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_ref *ref,
                               const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
                               char **ret_digest, struct pinlet_error **err);
+/* --username with --password-stdin (the password read into *ret_password, which the
+ * caller erases and frees) into *ret_auth; PINLET_EXIT_USAGE with a message for cmd. */
+int pinlet_cli_auth_flags(const char *cmd, const char *username, bool password_stdin,
+                          char **ret_password, struct pinlet_registry_auth *ret_auth);
 /* The exit code (PINLET_EXIT_*) for an error class. */
 int pinlet_cli_exit_code(int code);
 /* The first line of stdin without its line ending (caller erases and frees). */

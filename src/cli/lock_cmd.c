@@ -352,16 +352,9 @@ int pinlet_cmd_lock(int argc, char **argv)
                 fprintf(stderr, "pinlet lock: expected IMAGE... or --from-pins\n");
                 return PINLET_EXIT_USAGE;
         }
-        if (!!username != password_stdin) {
-                fprintf(stderr, "pinlet lock: --username and --password-stdin go together\n");
-                return PINLET_EXIT_USAGE;
-        }
-        if (password_stdin && pinlet_cli_read_password(&password) < 0) {
-                fprintf(stderr, "pinlet lock: no password on stdin\n");
-                return PINLET_EXIT_USAGE;
-        }
-        auth.username = username;
-        auth.password = password;
+        rc = pinlet_cli_auth_flags("lock", username, password_stdin, &password, &auth);
+        if (rc != PINLET_EXIT_OK)
+                return rc;
 
         if (merge_path) {
                 rc = merge_load(merge_path, &old);

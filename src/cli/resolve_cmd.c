@@ -86,6 +86,22 @@ int pinlet_cli_read_password(char **ret)
         return 0;
 }
 
+int pinlet_cli_auth_flags(const char *cmd, const char *username, bool password_stdin,
+                          char **ret_password, struct pinlet_registry_auth *ret_auth)
+{
+        if (!!username != password_stdin) {
+                fprintf(stderr, "pinlet %s: --username and --password-stdin go together\n", cmd);
+                return PINLET_EXIT_USAGE;
+        }
+        if (password_stdin && pinlet_cli_read_password(ret_password) < 0) {
+                fprintf(stderr, "pinlet %s: no password on stdin\n", cmd);
+                return PINLET_EXIT_USAGE;
+        }
+        ret_auth->username = username;
+        ret_auth->password = password_stdin ? *ret_password : NULL;
+        return PINLET_EXIT_OK;
+}
+
 int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_ref *ref,
                               const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
                               char **ret_digest, struct pinlet_error **err)
@@ -209,16 +225,9 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 fprintf(stderr, "pinlet resolve: expected at least one REF\n");
                 return PINLET_EXIT_USAGE;
         }
-        if (!!username != password_stdin) {
-                fprintf(stderr, "pinlet resolve: --username and --password-stdin go together\n");
-                return PINLET_EXIT_USAGE;
-        }
-        if (password_stdin && pinlet_cli_read_password(&password) < 0) {
-                fprintf(stderr, "pinlet resolve: no password on stdin\n");
-                return PINLET_EXIT_USAGE;
-        }
-        auth.username = username;
-        auth.password = password;
+        r = pinlet_cli_auth_flags("resolve", username, password_stdin, &password, &auth);
+        if (r != PINLET_EXIT_OK)
+                return r;
 
         r = pinlet_cli_load(&ov, &cfg);
         if (r != PINLET_EXIT_OK) {

@@ -371,6 +371,16 @@ static bool create_backend_call(struct pcall *c)
         return c->backend != NULL;
 }
 
+/* The op that passes the backend's status, message and trailers on to the client. */
+static void backend_status_op(struct pcall *c, grpc_op *op)
+{
+        op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        op->data.send_status_from_server.trailing_metadata_count = c->trailing_md.count;
+        op->data.send_status_from_server.trailing_metadata = c->trailing_md.metadata;
+        op->data.send_status_from_server.status = c->status;
+        op->data.send_status_from_server.status_details = &c->status_details;
+}
+
 /* Ends the server call with a status of our own (interceptor failure, no backend call). */
 static void send_local_status(struct pcall *c, grpc_status_code code, const char *msg)
 {
@@ -428,12 +438,7 @@ static void send_unary_answer(struct pcall *c)
                 ops[n].data.send_message.send_message = c->b2c;
                 n++;
         }
-        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-        ops[n].data.send_status_from_server.trailing_metadata_count = c->trailing_md.count;
-        ops[n].data.send_status_from_server.trailing_metadata = c->trailing_md.metadata;
-        ops[n].data.send_status_from_server.status = c->status;
-        ops[n].data.send_status_from_server.status_details = &c->status_details;
-        n++;
+        backend_status_op(c, &ops[n++]);
         start(c, c->server, ops, n, &c->t_status_sent);
 }
 
@@ -715,12 +720,7 @@ static void maybe_send_status(struct pcall *c)
                 ops[n].data.send_initial_metadata.metadata = c->resp_md.metadata;
                 n++;
         }
-        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-        ops[n].data.send_status_from_server.trailing_metadata_count = c->trailing_md.count;
-        ops[n].data.send_status_from_server.trailing_metadata = c->trailing_md.metadata;
-        ops[n].data.send_status_from_server.status = c->status;
-        ops[n].data.send_status_from_server.status_details = &c->status_details;
-        n++;
+        backend_status_op(c, &ops[n++]);
         start(c, c->server, ops, n, &c->t_status_sent);
 }
 

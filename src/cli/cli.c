@@ -359,11 +359,14 @@ int pinlet_cli_runtime_name(const char *endpoint, uint64_t timeout_ms, char **re
                                                                   GRPC_SLICE_START_PTR(all));
                         grpc_slice_unref(all);
                         /* a name from the wire: bytes, and no NUL inside */
-                        if (!v || memchr(v->runtime_name.data, 0, v->runtime_name.len))
+                        if (!v || (v->runtime_name.len &&
+                                   memchr(v->runtime_name.data, 0, v->runtime_name.len)))
                                 r = pinlet_error_set(err, PINLET_EPROTO,
                                                      "runtime %s: Version: bad answer", endpoint);
-                        else if (!(*ret_name = strndup((const char *)v->runtime_name.data,
-                                                       v->runtime_name.len)))
+                        else if (!(*ret_name = v->runtime_name.len
+                                                       ? strndup((const char *)v->runtime_name.data,
+                                                                 v->runtime_name.len)
+                                                       : strdup("")))
                                 r = pinlet_error_set(err, -ENOMEM, "out of memory");
                         if (v)
                                 pinlet__cri__version_response__free_unpacked(v, NULL);
@@ -386,9 +389,6 @@ int pinlet_cli_runtime_name(const char *endpoint, uint64_t timeout_ms, char **re
         grpc_shutdown();
         return r;
 }
-
-/* The real function: see the TRANSITIONAL macro in cli.h. */
-#undef pinlet_registry_new
 
 int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_registry **ret,
                             struct pinlet_error **err)

@@ -108,6 +108,8 @@ int pinlet_io_mkdir_p(const char *path, mode_t mode)
 
         if (!p)
                 return -ENOMEM;
+        if (!*p)
+                return -ENOENT; /* as mkdir("") answers */
         /* "a//b/" is "a/b": trailing slashes would create the last directory twice */
         n = strlen(p);
         while (n > 1 && p[n - 1] == '/')

@@ -27,8 +27,8 @@
  * refusal, not a digest resolved with someone else's secret. The node's credentials are
  * the Docker config files and the kubelet credential providers (registry/credprov.h): one
  * node-wide identity per reference, shared by every caller without request credentials,
- * so "node" names them all; a request's own credentials never share that key. The reference in a key (and in
- * the pin store: pinlet_ref_key) has its registry host in lower case: hosts are
+ * so "node" names them all; a request's own credentials never share that key. The reference in a
+ * key (and in the pin store: pinlet_ref_key) has its registry host in lower case: hosts are
  * case-insensitive, the repository path is lower case by grammar. The salt is per resolver
  * (per process): keys may be logged at debug level, and must not let anyone test password
  * guesses against an unsalted hash.
@@ -94,9 +94,9 @@ struct pinlet_resolver_options {
         struct pinlet_registry *registry;       /* used when registry_fn is NULL */
         pinlet_resolve_registry_fn registry_fn; /* NULL: pinlet_registry_resolve(registry) */
         void *registry_ctx;
-        struct pinlet_cache *cache; /* NULL: every resolution asks the registry */
-        struct pinlet_pins *pins;   /* NULL: no pins */
-        uint64_t error_ttl_ms;      /* failing-registry memory; 0: off */
+        struct pinlet_cache *cache;     /* NULL: every resolution asks the registry */
+        struct pinlet_pins *pins;       /* NULL: no pins */
+        uint64_t error_ttl_ms;          /* failing-registry memory; 0: off */
         struct pinlet_metrics *metrics; /* NULL: none; cache lookups, registry requests */
 };
 

@@ -144,5 +144,18 @@ int pinlet_verify_describe(struct pinlet_verify *v, const struct pinlet_ref *ref
  * Malloc'ed, NULL on allocation failure. */
 char *pinlet_verify_descriptor_json(const struct pinlet_verify_descriptor *d);
 
+/*
+ * Blocks (a gRPC call). The manifest digest the runtime at endpoint ("unix:///..." as in
+ * the configuration) records for image_id: ImageStatus on the API api ("runtime.v1" or
+ * "runtime.v1alpha2", as the client's call used), then from the image's repo_digests the
+ * entry whose repository is repository (normalized, e.g. "docker.io/library/nginx"; NULL:
+ * any), else the first. 1 with *ret_digest; 0 when the runtime does not have the image or
+ * lists no digest for it; negative (PINLET_EUNAVAIL, PINLET_ETIMEOUT, PINLET_EPROTO) with
+ * *err naming the endpoint.
+ */
+int pinlet_verify_runtime_digest(const char *endpoint, const char *api, const char *image_id,
+                                 const char *repository, size_t max_message, int64_t deadline_ms,
+                                 char **ret_digest, struct pinlet_error **err);
+
 /* Verifier processes started since creation (for tests and metrics). */
 uint64_t pinlet_verify_runs(const struct pinlet_verify *v);

@@ -12,3 +12,7 @@ add_test(NAME integration/verify/sigstore COMMAND bash ${CMAKE_CURRENT_LIST_DIR}
 set_tests_properties(integration/verify/sigstore PROPERTIES
   LABELS integration RUN_SERIAL TRUE TIMEOUT 300
   ENVIRONMENT "${PINLET_IT_ENV};PINLET_IT_SIGN=$<TARGET_FILE:pinlet_it_sign>;PINLET_VERIFY_SIGSTORE=$<TARGET_FILE:pinlet-verify-sigstore>")
+
+add_test(NAME integration/verify/contract COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/verify/contract.sh)
+set_tests_properties(integration/verify/contract PROPERTIES
+  LABELS integration RUN_SERIAL TRUE TIMEOUT 300 ENVIRONMENT "${PINLET_IT_ENV}")

@@ -198,6 +198,29 @@ char *pinlet_audit_format(const struct pinlet_audit_record *rec)
         r |= set_str(o, "decision", rec->decision);
         r |= set_str(o, "mode", rec->mode);
         r |= set_str(o, "error", rec->error);
+        if (rec->n_verifiers > 0) {
+                json_t *arr = json_array();
+
+                if (!arr)
+                        r = -1;
+                for (size_t i = 0; arr && i < rec->n_verifiers; i++) {
+                        const struct pinlet_audit_verifier *v = &rec->verifiers[i];
+                        json_t *e = json_object();
+
+                        if (!e) {
+                                r = -1;
+                                break;
+                        }
+                        r |= set_str(e, "name", v->name);
+                        r |= set_str(e, "result", v->allow ? "allow" : "deny");
+                        if (v->reason && *v->reason)
+                                r |= set_str(e, "reason", v->reason);
+                        r |= json_object_set_new(e, "ms", json_integer(v->ms));
+                        r |= json_array_append_new(arr, e);
+                }
+                if (arr)
+                        r |= json_object_set_new(o, "verifiers", arr);
+        }
         if (r == 0)
                 line = pinlet_json_line(o);
         json_decref(o);

@@ -51,8 +51,21 @@ struct pinlet_audit;
 #define PINLET_AUDIT_REJECTED         "rejected"
 #define PINLET_AUDIT_TAG_MOVED        "tag_moved"
 #define PINLET_AUDIT_UNLOCKED         "unlocked" /* lock.require audit: a tag not in the lock */
+/* verifiers (src/verify): a deny in mode audit, and an image passed by the verifiers that
+ * no other record of the call names (a reference by digest, an image ID) */
+#define PINLET_AUDIT_WOULD_REJECT "would_reject"
+#define PINLET_AUDIT_VERIFIED     "verified"
 
 #define PINLET_AUDIT_FIELD_MAX 1024 /* bytes of a string field kept in a record */
+
+/* One verifier's run, in the record's "verifiers" array:
+ * {"name":..,"result":"allow"|"deny","reason":..,"ms":..} */
+struct pinlet_audit_verifier {
+        const char *name;
+        bool allow;
+        const char *reason; /* NULL or "": omitted */
+        int64_t ms;
+};
 
 /* One decision. All strings are borrowed for the duration of the call; NULL (and, for
  * registry_ms, a negative value) omits the field. "time" is added by the writer. */
@@ -73,6 +86,9 @@ struct pinlet_audit_record {
         const char *decision;  /* PINLET_AUDIT_* */
         const char *mode;      /* "enforce", "audit", "off" */
         const char *error;     /* failure message, when any */
+        /* the verifiers that ran for this decision (none: the field is omitted) */
+        const struct pinlet_audit_verifier *verifiers;
+        size_t n_verifiers;
 };
 
 struct pinlet_audit_options {

@@ -32,6 +32,8 @@
  *   SIGHUP           reloads the configuration (and reopens the audit log)
  */
 #include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -55,6 +57,7 @@
 #include "registry/registry.h"
 #include "resolve/resolve.h"
 #include "util/log.h"
+#include "verify/verify.h"
 
 /* Everything built from one configuration. */
 struct gen {
@@ -63,6 +66,7 @@ struct gen {
         struct pinlet_registry *registry;
         struct pinlet_lock *lock; /* NULL without lock.paths */
         struct pinlet_resolver *resolver;
+        struct pinlet_verify *verify; /* verifiers.*: its verdict cache lives as long */
         struct pinlet_interceptor *interceptor;
 };
 
@@ -102,6 +106,7 @@ static void gen_free(struct gen *g)
         if (!g)
                 return;
         pinlet_interceptor_free(g->interceptor);
+        pinlet_verify_free(g->verify);
         pinlet_resolver_free(g->resolver);
         pinlet_lock_free(g->lock);
         pinlet_registry_free(g->registry);
@@ -139,6 +144,37 @@ static void warn_skip_verify(const struct pinlet_config *cfg)
                          "anyone on the network path can forge its digests",
                          *h);
         pinlet_strv_free(hosts);
+}
+
+/* The verifier runner of a generation. Its verifiers get PINLET_CONFIG = the file this
+ * generation was read from, as an absolute path (the plugins read the same registries,
+ * credentials and TLS settings); none when no file was read. */
+static int gen_verify_new(struct gen *g, struct pinlet_error **err)
+{
+        _cleanup_free_ char *abs = NULL;
+        int r;
+
+        if (g->cfg.path)
+                abs = realpath(g->cfg.path, NULL);
+        r = pinlet_verify_new(
+                &(const struct pinlet_verify_options){
+                        .bin_dir = g->cfg.verifiers_bin_dir,
+                        .max = g->cfg.verifiers_max,
+                        .timeout_ms = g->cfg.verifiers_timeout_ms,
+                        .on_failure = g->cfg.verifiers_on_failure,
+                        .allow_ttl_ms = g->cfg.verifiers_cache_ttl_ms,
+                        .config_path = abs ? abs : g->cfg.path,
+                        .registry = g->registry,
+                },
+                &g->verify, err);
+        if (r < 0)
+                return pinlet_error_wrap(err, r, "verifiers");
+        if (g->cfg.verifiers_bin_dir)
+                log_info("verifiers: %s (first %u, %" PRIu64 " ms each, on_failure %s)",
+                         g->cfg.verifiers_bin_dir, g->cfg.verifiers_max,
+                         g->cfg.verifiers_timeout_ms,
+                         pinlet_on_failure_to_string(g->cfg.verifiers_on_failure));
+        return 0;
 }
 
 /*
@@ -213,6 +249,9 @@ static int gen_new(struct daemon *d, struct pinlet_config *cfg, struct gen **ret
                 &g->resolver, err);
         if (r < 0)
                 goto fail;
+        r = gen_verify_new(g, err);
+        if (r < 0)
+                goto fail;
         r = pinlet_interceptor_new(
                 &(const struct pinlet_interceptor_options){
                         .cfg = &g->cfg,
@@ -221,6 +260,7 @@ static int gen_new(struct daemon *d, struct pinlet_config *cfg, struct gen **ret
                         .audit = d->audit,
                         .lock = g->lock,
                         .metrics = d->metrics,
+                        .verify = g->verify,
                 },
                 &g->interceptor, err);
         if (r < 0)

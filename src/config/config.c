@@ -81,6 +81,10 @@ int pinlet_config_init(struct pinlet_config *cfg)
                 .resolver_per_registry = 4,
                 .metrics_max_other_registries = 50,
                 .lock_require = PINLET_LOCK_REQUIRE_OFF,
+                .verifiers_max = 10,
+                .verifiers_timeout_ms = 10000,
+                .verifiers_on_failure = PINLET_FAIL_CLOSED,
+                .verifiers_cache_ttl_ms = 600000,
         };
         cfg->listen = strdup(PINLET_DEFAULT_LISTEN);
         cfg->runtime_endpoint = strdup(PINLET_DEFAULT_RUNTIME);
@@ -136,6 +140,7 @@ void pinlet_config_free(struct pinlet_config *cfg)
         free(cfg->metrics_listen);
         free(cfg->hosts_dir);
         free(cfg->registries_conf);
+        free(cfg->verifiers_bin_dir);
         *cfg = (struct pinlet_config){};
 }
 
@@ -433,6 +438,15 @@ static const struct key lock_keys[] = {
         { "require", K_LOCK_REQUIRE, CFG(lock_require) },
         {},
 };
+/* containerd's image_verifier bindir settings, under pinlet's names (README, Verifiers) */
+static const struct key verifiers_keys[] = {
+        { "bin_dir", K_STRING, CFG(verifiers_bin_dir) },
+        { "max", K_UINT, CFG(verifiers_max), .min = 1, .max = 1000 },
+        { "timeout", K_DURATION, CFG(verifiers_timeout_ms) },
+        { "on_failure", K_ON_FAILURE, CFG(verifiers_on_failure) },
+        { "cache_ttl", K_DURATION, CFG(verifiers_cache_ttl_ms) },
+        {},
+};
 static const struct key registry_keys[] = {
         { "ca_file", K_STRING, REG(ca_file) },           { "cert_file", K_STRING, REG(cert_file) },
         { "key_file", K_STRING, REG(key_file) },         { "insecure", K_BOOL, REG(insecure) },
@@ -461,6 +475,7 @@ static const struct key root_keys[] = {
         { "registries_conf", K_PATH_OR_OFF, CFG(registries_conf) },
         { "lock", K_SECTION, 0, lock_keys },
         { "metrics", K_SECTION, 0, metrics_keys },
+        { "verifiers", K_SECTION, 0, verifiers_keys },
         {},
 };
 
@@ -1076,6 +1091,18 @@ int pinlet_config_validate(const struct pinlet_config *cfg, struct pinlet_error 
                                         "%s: key 'lock.require': '%s' needs lock files in "
                                         "lock.paths",
                                         where, pinlet_lock_require_to_string(cfg->lock_require));
+        /* verifiers run as root from this directory: a relative path would depend on the
+         * daemon's working directory */
+        if (cfg->verifiers_bin_dir && cfg->verifiers_bin_dir[0] != '/')
+                return pinlet_error_set(err, -EINVAL,
+                                        "%s: key 'verifiers.bin_dir': must be an absolute path",
+                                        where);
+        if (cfg->verifiers_timeout_ms == 0)
+                return pinlet_error_set(
+                        err, -EINVAL, "%s: key 'verifiers.timeout': must be greater than 0", where);
+        if (cfg->verifiers_max == 0 || cfg->verifiers_max > 1000)
+                return pinlet_error_set(
+                        err, -EINVAL, "%s: key 'verifiers.max': must be between 1 and 1000", where);
         for (size_t i = 0; i < cfg->n_registries; i++) {
                 const struct pinlet_registry_config *r = &cfg->registries[i];
 

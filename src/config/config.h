@@ -143,6 +143,15 @@ struct pinlet_config {
                             * default none */
         enum pinlet_lock_require lock_require; /* default off; audit and enforce need
                                                 * lock_paths */
+
+        /* image verifiers (include/pinlet/verifier.h, src/verify) */
+        char *verifiers_bin_dir;                     /* absolute; NULL: nothing is verified */
+        unsigned verifiers_max;                      /* first N entries run, default 10 */
+        uint64_t verifiers_timeout_ms;               /* per verifier run, default 10 s */
+        enum pinlet_on_failure verifiers_on_failure; /* a verifier that cannot run, crashes
+                                                      * or times out; default closed */
+        uint64_t verifiers_cache_ttl_ms; /* allow verdicts, default 10 min (deny verdicts:
+                                          * at most PINLET_VERIFY_DENY_TTL_MAX_MS) */
 };
 
 /* Fills cfg with defaults; cfg must later be released with pinlet_config_free(). */

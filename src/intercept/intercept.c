@@ -25,6 +25,7 @@
 #include "util/log.h"
 #include "util/ratelimit.h"
 #include "util/time.h"
+#include "verify/verify.h"
 
 /* Time kept for forwarding the call itself: a quarter of what is left, at most this. */
 #define FORWARD_MARGIN_MAX_MS 2000
@@ -42,6 +43,7 @@ struct pinlet_interceptor {
         struct pinlet_audit *audit;
         struct pinlet_lock *lock;
         struct pinlet_metrics *metrics;
+        struct pinlet_verify *verify; /* NULL or disabled: no verifiers */
         /* warnings that every call against a failing registry would repeat */
         struct pinlet_ratelimit fallback_log;
 };
@@ -64,6 +66,7 @@ int pinlet_interceptor_new(const struct pinlet_interceptor_options *o,
                 .audit = o->audit,
                 .lock = o->lock,
                 .metrics = o->metrics,
+                .verify = o->verify,
                 .fallback_log = PINLET_RATELIMIT_INIT(10000, 5),
         };
         *ret = ic;
@@ -118,16 +121,20 @@ struct pending {
         const char *lock;   /* borrowed from the call's lock set */
         int64_t registry_ms;
         const char *decision;
+        struct pinlet_verify_verdict verdict; /* the verifiers' results, owned */
 };
 
 struct call {
         struct pinlet_interceptor *ic;
         struct pinlet_intercept_request *req;
-        const char *method;    /* "PullImage" */
-        const char *mode;      /* "enforce", "audit" */
-        const char *namespace; /* pod namespace, NULL when unknown or empty */
-        char *pod;             /* "ns/name/uid" for the pin store, NULL when unknown */
-        int64_t deadline_ms;   /* for resolutions */
+        const char *method;         /* "PullImage" */
+        const char *mode;           /* "enforce", "audit" */
+        const char *namespace;      /* pod namespace, NULL when unknown or empty */
+        char *pod;                  /* "ns/name/uid" for the pin store, NULL when unknown */
+        int64_t deadline_ms;        /* for resolutions */
+        int64_t verify_deadline_ms; /* for verifier runs: the call's, minus the margin; 0:
+                                     * none (the per-verifier timeouts bound them) */
+        char api[48];               /* "runtime.v1", from the call's method path */
         bool enforce;
         bool may_block;                   /* false: on the completion-queue thread */
         struct pinlet_lock_set *lock;     /* the lock set of the whole call, or NULL */
@@ -173,9 +180,51 @@ static int64_t resolve_deadline(const struct pinlet_config *cfg,
         return d;
 }
 
+/* Verifier runs may take longer than a resolution (verifiers.timeout per verifier): they
+ * are bounded by the call's deadline minus the forwarding margin, else by their own
+ * timeouts only (0). */
+static int64_t verify_deadline(const struct pinlet_call_info *info)
+{
+        int64_t now = pinlet_now_ms(), left, margin;
+
+        if (!info || info->deadline_ms <= 0 || info->deadline_ms == INT64_MAX)
+                return 0;
+        left = info->deadline_ms - now;
+        margin = left > 0 ? (left / 4 < FORWARD_MARGIN_MAX_MS ? left / 4 : FORWARD_MARGIN_MAX_MS)
+                          : 0;
+        return info->deadline_ms - margin;
+}
+
+/* "/runtime.v1.RuntimeService/CreateContainer" -> "runtime.v1": the API version the
+ * client speaks, for the runtime calls pinlet makes on its behalf */
+static void method_api(const struct pinlet_call_info *info, char *buf, size_t size)
+{
+        const char *m = info && info->method ? info->method : NULL;
+        const char *svc = m ? strstr(m, ".RuntimeService/") : NULL;
+
+        if (!svc && m)
+                svc = strstr(m, ".ImageService/");
+        if (m && *m == '/' && svc && (size_t)(svc - m - 1) < size) {
+                memcpy(buf, m + 1, (size_t)(svc - m - 1));
+                buf[svc - m - 1] = 0;
+        } else {
+                snprintf(buf, size, "runtime.v1");
+        }
+}
+
 static void write_record(const struct call *c, const struct pending *p)
 {
         const struct pinlet_intercept_request *req = c->req;
+        size_t nv = p->verdict.n_results;
+        struct pinlet_audit_verifier vs[nv ? nv : 1];
+
+        for (size_t i = 0; i < nv; i++)
+                vs[i] = (struct pinlet_audit_verifier){
+                        .name = p->verdict.results[i].name,
+                        .allow = p->verdict.results[i].allow,
+                        .reason = p->verdict.results[i].reason,
+                        .ms = p->verdict.results[i].ms,
+                };
         struct pinlet_audit_record rec = {
                 .method = c->method,
                 .pod_namespace = req ? req->pod_namespace : NULL,
@@ -191,6 +240,8 @@ static void write_record(const struct call *c, const struct pending *p)
                 .decision = p->decision,
                 .mode = c->mode,
                 .error = p->error,
+                .verifiers = nv ? vs : NULL,
+                .n_verifiers = nv,
         };
 
         (void)pinlet_audit_write(c->ic->audit, &rec);
@@ -200,6 +251,7 @@ static void write_record(const struct call *c, const struct pending *p)
 
 static void pending_done(struct pending *p)
 {
+        pinlet_verify_verdict_done(&p->verdict);
         free(p->resolved);
         free(p->previous);
         free(p->error);
@@ -446,6 +498,179 @@ static int check_lock_required_for_id(struct call *c, const char *user_specified
         return check_lock_required(c, user_specified, key);
 }
 
+/* ---- verifiers (verify.h) ---- */
+
+static bool verifying(const struct call *c)
+{
+        return pinlet_verify_enabled(c->ic->verify) &&
+               c->req->kind != PINLET_INTERCEPT_IMAGE_STATUS;
+}
+
+/* audit() that hands the verifiers' results (moved out of *vd) to the record. */
+static void audit_verdict(struct call *c, const char *image, const char *resolved,
+                          const struct pinlet_resolve_answer *a, const char *decision,
+                          const char *error, struct pinlet_verify_verdict *vd)
+{
+        size_t n = c->n_pending;
+
+        audit(c, image, resolved, NULL, a, decision, error);
+        if (vd && c->n_pending == n + 1) {
+                c->pending[n].verdict = *vd;
+                *vd = (struct pinlet_verify_verdict){ 0 };
+        }
+}
+
+/* Nothing could be verified (no digest, no descriptor, the directory unreadable):
+ * verifiers.on_failure decides. Returns 0 or -1 (the call fails). */
+static int verify_failed(struct call *c, const char *image, const char *what, int code,
+                         const char *cause)
+{
+        if (c->ic->cfg->verifiers_on_failure == PINLET_FAIL_OPEN) {
+                log_warn("%s: cannot verify %s: %s; passed (verifiers.on_failure: open)", c->method,
+                         what, cause);
+                return 0;
+        }
+        if (!c->enforce) {
+                log_warn("%s: cannot verify %s: %s (would reject)", c->method, what, cause);
+                audit(c, image, NULL, NULL, NULL, PINLET_AUDIT_WOULD_REJECT, cause);
+                return 0;
+        }
+        log_warn("%s: %s rejected: cannot verify: %s (verifiers.on_failure: closed)", c->method,
+                 what, cause);
+        c->fail_status = code == PINLET_EINVAL || code == -ENOMEM ? GRPC_STATUS_INTERNAL
+                                                                  : GRPC_STATUS_UNAVAILABLE;
+        if (asprintf(&c->fail_message, "pinlet: cannot verify %s: %s", what, cause) < 0)
+                c->fail_message = NULL;
+        audit(c, image, NULL, NULL, NULL, PINLET_AUDIT_REJECTED, cause);
+        return -1;
+}
+
+/*
+ * Verifies digest for name (the -name argument: the image as requested). ref: its
+ * repository, for the descriptor; image: the slot's image, for records. Returns 0 to go
+ * on (*vd holds the verifiers' results when they ran; in mode audit a deny is recorded
+ * would_reject), -1 when the call fails, SLOT_DEFER when the verifiers must run.
+ */
+static int verify_digest(struct call *c, const struct pinlet_ref *ref, const char *name,
+                         const char *image, const char *digest, struct pinlet_verify_verdict *vd)
+{
+        struct pinlet_interceptor *ic = c->ic;
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        _cleanup_(pinlet_verify_descriptor_done) struct pinlet_verify_descriptor desc = { 0 };
+        _cleanup_free_ char *what = NULL, *repo = ref ? pinlet_ref_name(ref) : NULL;
+        int r;
+
+        if (!verifying(c))
+                return 0;
+        if (asprintf(&what, "%s@%s", repo ? repo : name, digest) < 0)
+                what = NULL;
+        if (pinlet_verify_lookup(ic->verify, name, digest, vd) == 0) {
+                if (!c->may_block) {
+                        free(c->queue);
+                        c->queue = strdup(PINLET_VERIFY_QUEUE);
+                        return SLOT_DEFER;
+                }
+                if (!ref)
+                        return verify_failed(c, image, strempty(what), PINLET_ENOTFOUND,
+                                             "no repository to fetch the descriptor from");
+                r = pinlet_verify_describe(ic->verify, ref, digest, c->has_auth ? &c->auth : NULL,
+                                           c->deadline_ms, &desc, &err);
+                if (r >= 0)
+                        r = pinlet_verify_run(ic->verify, name, &desc, c->verify_deadline_ms, vd,
+                                              &err);
+                if (r < 0)
+                        return verify_failed(c, image, strempty(what), r,
+                                             pinlet_error_message(err, r));
+        }
+        if (vd->allow)
+                return 0;
+        if (!c->enforce) {
+                log_info("%s: %s %s (mode audit: forwarded)", c->method, strempty(what),
+                         strempty(vd->message));
+                audit_verdict(c, image, NULL, NULL, PINLET_AUDIT_WOULD_REJECT, vd->message, vd);
+                return 0;
+        }
+        log_warn("%s: %s %s", c->method, strempty(what), strempty(vd->message));
+        c->fail_status = GRPC_STATUS_PERMISSION_DENIED;
+        if (asprintf(&c->fail_message, "pinlet: %s %s", strempty(what), strempty(vd->message)) < 0)
+                c->fail_message = NULL;
+        audit_verdict(c, image, NULL, NULL, PINLET_AUDIT_REJECTED, vd->message, vd);
+        return -1;
+}
+
+/* A slot that names a digest itself (reference by digest): verified when in scope. */
+static int verify_reference(struct call *c, const struct pinlet_ref *ref, const char *image)
+{
+        _cleanup_(pinlet_verify_verdict_done) struct pinlet_verify_verdict vd = { 0 };
+        _cleanup_free_ char *name = NULL;
+        int r;
+
+        if (!verifying(c) || !ref->digest)
+                return 0;
+        name = pinlet_ref_name(ref);
+        if (!name)
+                return verify_failed(c, image, image, -ENOMEM, "out of memory");
+        if (!pinlet_policy_in_scope(c->ic->cfg, ref->domain, name, c->namespace))
+                return 0;
+        r = verify_digest(c, ref, image, image, ref->digest, &vd);
+        if (r == 0 && vd.allow && (vd.n_results > 0 || vd.cached))
+                audit_verdict(c, image, NULL, NULL, PINLET_AUDIT_VERIFIED, NULL, &vd);
+        return r;
+}
+
+/*
+ * A CreateContainer naming an image ID (kubelet): the manifest digest is the
+ * user_specified_image's own, else its tag's pin, else what the runtime's ImageStatus
+ * lists for the ID. -name is the user_specified_image.
+ */
+static int verify_image_id(struct call *c, const char *image, const char *user_specified)
+{
+        struct pinlet_interceptor *ic = c->ic;
+        _cleanup_(pinlet_verify_verdict_done) struct pinlet_verify_verdict vd = { 0 };
+        _cleanup_ref_ struct pinlet_ref *ref = NULL;
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        _cleanup_free_ char *name = NULL, *key = NULL, *digest = NULL;
+        const char *endpoint =
+                ic->cfg->image_endpoint ? ic->cfg->image_endpoint : ic->cfg->runtime_endpoint;
+        int r;
+
+        if (!verifying(c) || c->req->kind != PINLET_INTERCEPT_CREATE_CONTAINER)
+                return 0;
+        if (user_specified && *user_specified &&
+            pinlet_ref_parse(user_specified, &ref, NULL) >= 0) {
+                name = pinlet_ref_name(ref);
+                key = pinlet_ref_key(ref);
+                if (!name || !key)
+                        return verify_failed(c, image, image, -ENOMEM, "out of memory");
+                if (!pinlet_policy_in_scope(ic->cfg, ref->domain, name, c->namespace))
+                        return 0;
+                if (ref->digest)
+                        digest = strdup(ref->digest);
+                else if (ic->pins)
+                        (void)pinlet_pins_lookup(ic->pins, key, &digest);
+        }
+        if (!digest) {
+                if (!c->may_block) {
+                        free(c->queue);
+                        c->queue = strdup(PINLET_VERIFY_QUEUE);
+                        return SLOT_DEFER;
+                }
+                r = pinlet_verify_runtime_digest(endpoint, c->api, image, name,
+                                                 ic->cfg->max_message_size, c->deadline_ms, &digest,
+                                                 &err);
+                if (r <= 0)
+                        return verify_failed(c, image, image, r < 0 ? r : PINLET_ENOTFOUND,
+                                             r < 0 ? pinlet_error_message(err, r)
+                                                   : "the runtime lists no manifest digest for "
+                                                     "the image");
+        }
+        r = verify_digest(c, ref, user_specified && *user_specified ? user_specified : image, image,
+                          digest, &vd);
+        if (r == 0 && vd.allow && (vd.n_results > 0 || vd.cached))
+                audit_verdict(c, image, NULL, NULL, PINLET_AUDIT_VERIFIED, NULL, &vd);
+        return r;
+}
+
 static enum pinlet_resolve_purpose purpose_of(enum pinlet_intercept_kind kind)
 {
         switch (kind) {
@@ -474,12 +699,17 @@ static int handle_slot(struct call *c, size_t index)
         _cleanup_free_ char *key = NULL, *name = NULL, *resolved = NULL, *previous = NULL;
         _cleanup_(pinlet_resolve_answer_done) struct pinlet_resolve_answer a = { .registry_ms =
                                                                                          -1 };
+        _cleanup_(pinlet_verify_verdict_done) struct pinlet_verify_verdict vd = { 0 };
         int r;
 
         if (!image || !*image)
                 return 0;
-        if (pinlet_ref_is_image_id(image))
-                return check_lock_required_for_id(c, slot->user_specified);
+        if (pinlet_ref_is_image_id(image)) {
+                r = check_lock_required_for_id(c, slot->user_specified);
+                if (r != 0)
+                        return r;
+                return verify_image_id(c, image, slot->user_specified);
+        }
         r = pinlet_ref_parse(image, &ref, &perr);
         if (r < 0) {
                 /* the runtime owns the grammar and will answer with its own error */
@@ -491,7 +721,7 @@ static int handle_slot(struct call *c, size_t index)
         }
         if (ref->digest || !ref->tag) {
                 log_debug("%s: %s already carries a digest", c->method, image);
-                return 0;
+                return verify_reference(c, ref, image);
         }
         key = pinlet_ref_key(ref);
         name = pinlet_ref_name(ref);
@@ -531,9 +761,13 @@ static int handle_slot(struct call *c, size_t index)
         resolved = pinlet_ref_with_digest(ref, a.digest);
         if (!resolved)
                 goto oom;
+        /* before the pin is recorded: a denied image is never pinned */
+        r = verify_digest(c, ref, image, image, a.digest, &vd);
+        if (r != 0)
+                return r;
         if (!c->enforce) {
-                audit(c, image, resolved, NULL, &a, PINLET_AUDIT_WOULD_SUBSTITUTE,
-                      a.err ? pinlet_error_message(a.err, 0) : NULL);
+                audit_verdict(c, image, resolved, &a, PINLET_AUDIT_WOULD_SUBSTITUTE,
+                              a.err ? pinlet_error_message(a.err, 0) : NULL, &vd);
                 return 0;
         }
         if (ic->pins && kind == PINLET_INTERCEPT_PULL_IMAGE) {
@@ -556,8 +790,8 @@ static int handle_slot(struct call *c, size_t index)
 
         log_debug("%s: %s -> %s (%s)", c->method, image, resolved,
                   pinlet_resolve_source_to_string(a.source));
-        audit(c, image, resolved, NULL, &a, PINLET_AUDIT_SUBSTITUTED,
-              a.err ? pinlet_error_message(a.err, 0) : NULL);
+        audit_verdict(c, image, resolved, &a, PINLET_AUDIT_SUBSTITUTED,
+                      a.err ? pinlet_error_message(a.err, 0) : NULL, &vd);
         if (previous && !streq_ptr(previous, a.digest)) {
                 log_info("%s: tag %s moved from %s to %s", c->method, key, previous, a.digest);
                 audit(c, image, resolved, previous, &a, PINLET_AUDIT_TAG_MOVED, NULL);
@@ -652,7 +886,9 @@ static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind 
                 .may_block = !info || info->may_block,
                 .deadline_ms = resolve_deadline(ic->cfg, info),
                 .lock = ic->lock ? pinlet_lock_get(ic->lock) : NULL,
+                .verify_deadline_ms = verify_deadline(info),
         };
+        method_api(info, c.api, sizeof(c.api));
         if (nonempty(req->pod_namespace) || nonempty(req->pod_name)) {
                 if (asprintf(&c.pod, "%s/%s/%s", strempty(req->pod_namespace),
                              strempty(req->pod_name), strempty(req->pod_uid)) < 0)

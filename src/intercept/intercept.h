@@ -78,6 +78,26 @@
  * or put in a status message; the cache may log its keys, which is why the credential
  * identity in them is salted per process.
  *
+ * Verifiers (verify.h, verifiers.*; in scope, PullImage and CreateContainer, modes enforce
+ * and audit): every slot's manifest digest needs an allow verdict before the call goes on.
+ *   PullImage        after resolution, before the pin is recorded and the request
+ *                    rewritten; references by digest too. -name is the image as requested.
+ *   CreateContainer  the digest of a tag or digest reference as above; for an image ID
+ *                    (kubelet), the user_specified_image's digest, else its pin, else
+ *                    the runtime's ImageStatus of the ID (repo_digests, the one naming
+ *                    the user_specified_image's repository first); -name is the
+ *                    user_specified_image (or the image ID when there is none).
+ *   The descriptor comes from the registry (pinlet_verify_describe, a GET by digest) only
+ *   when the verifiers must run: a cached verdict needs neither. A deny fails the call
+ *   PERMISSION_DENIED "pinlet: NAME@DIGEST blocked by verifier V: REASON", audited
+ *   rejected with the verifiers' results; in mode audit it is recorded would_reject and
+ *   the call goes on. When no digest or no descriptor can be had, or the verifiers cannot
+ *   be run at all, verifiers.on_failure decides (closed: UNAVAILABLE "pinlet: cannot
+ *   verify ..."; open: warned and passed). A slot that passed verification and has no
+ *   other record (a digest, an image ID) is audited "verified". On the completion-queue
+ *   thread only cached verdicts answer; otherwise the call defers to the worker queue
+ *   PINLET_VERIFY_QUEUE.
+ *
  * Threads: the three functions run concurrently: first on the proxy's completion-queue
  * thread (info->may_block false), where they decide every slot that needs no registry
  * round trip and no fsync'ed write (a digest, an image ID, out of scope, a pin, a fresh
@@ -100,6 +120,7 @@ struct pinlet_pins;
 struct pinlet_audit;
 struct pinlet_lock;
 struct pinlet_metrics;
+struct pinlet_verify;
 
 struct pinlet_interceptor_options {
         const struct pinlet_config *cfg;  /* required; must outlive the interceptor */
@@ -108,6 +129,7 @@ struct pinlet_interceptor_options {
         struct pinlet_audit *audit;       /* NULL: no audit records */
         struct pinlet_lock *lock;         /* NULL: no lock files (lock.paths empty) */
         struct pinlet_metrics *metrics;   /* NULL: none; counts every audit record */
+        struct pinlet_verify *verify;     /* NULL: no image verifiers (see below) */
 };
 
 struct pinlet_interceptor;

@@ -14,7 +14,7 @@
 
 /* gRPC status codes 0 (OK) .. 16 (UNAUTHENTICATED); anything else counts as UNKNOWN. */
 #define N_GRPC_CODES 17
-#define N_DECISIONS  6 /* substituted ... unlocked */
+#define N_DECISIONS  8 /* substituted ... unlocked, would_reject, verified */
 #define N_SOURCES    6 /* none, lock, pin, cache, registry, stale */
 #define N_OUTCOMES   8 /* ok ... other */
 #define MAX_BUCKETS  17

@@ -48,7 +48,8 @@ static const char *const grpc_code_names[N_GRPC_CODES] = {
 
 /* The audit record's decision values (audit.h PINLET_AUDIT_*), in the same order. */
 static const char *const decision_names[N_DECISIONS] = {
-        "substituted", "would_substitute", "passed_through", "rejected", "tag_moved", "unlocked",
+        "substituted", "would_substitute", "passed_through", "rejected",
+        "tag_moved",   "unlocked",         "would_reject",   "verified",
 };
 #define DECISION_TAG_MOVED 4
 

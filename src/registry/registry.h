@@ -176,6 +176,28 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
 
 void pinlet_resolution_done(struct pinlet_resolution *res);
 
+/* Content fetched by digest; release with pinlet_fetched_done(). */
+struct pinlet_fetched {
+        char *data; /* the body, NUL-terminated (len excludes it) */
+        size_t len;
+        char *media_type; /* Content-Type without parameters, NULL when none was sent */
+};
+
+/*
+ * GET /v2/<path>/<kind>/<digest>, kind "manifests" or "blobs", with the same credentials,
+ * TLS settings, redirect rules and token handling as pinlet_registry_resolve() (ref's
+ * tag and digest are ignored: only its domain and path count). The body must hold at most
+ * max bytes (PINLET_EPROTO past it) and hash to digest (PINLET_EPROTO "digest mismatch"):
+ * content by digest is what the digest names or nothing. Manifests are asked for with
+ * the four manifest types in Accept. Errors as pinlet_registry_resolve(), plus
+ * PINLET_EINVAL for a kind or digest that is not valid. *ret is written only on success.
+ */
+int pinlet_registry_fetch(struct pinlet_registry *r, const struct pinlet_ref *ref, const char *kind,
+                          const char *digest, size_t max, const struct pinlet_registry_auth *auth,
+                          int64_t deadline_ms, struct pinlet_fetched *ret,
+                          struct pinlet_error **err);
+void pinlet_fetched_done(struct pinlet_fetched *f);
+
 void pinlet_registry_get_stats(struct pinlet_registry *r, struct pinlet_registry_stats *ret);
 
 /* The host that serves a reference domain's API: "docker.io" -> "registry-1.docker.io",

@@ -170,6 +170,15 @@ static const struct {
           "audit or enforce)" },
         { "lock:\n  paths: {a: b}\n", "test.yaml:2: key 'lock.paths': expected a list" },
         { "lock:\n  path: /x\n", "test.yaml:2: unknown key 'lock.path'" },
+        { "verifiers:\n  max: 0\n",
+          "test.yaml:2: key 'verifiers.max': invalid number '0' (expected 1 to 1000)" },
+        { "verifiers:\n  bin_dir: /v\n  timeout: soon\n",
+          "test.yaml:3: key 'verifiers.timeout': invalid duration 'soon'" },
+        { "verifiers:\n  on_failure: maybe\n",
+          "test.yaml:2: key 'verifiers.on_failure': invalid on_failure 'maybe' (expected "
+          "closed or open)" },
+        { "verifiers:\n  bin_dirs: /v\n", "test.yaml:2: unknown key 'verifiers.bin_dirs'" },
+        { "verifiers: [a]\n", "test.yaml:1: key 'verifiers'" },
         { "cache: {max_entries: -1}\n", "test.yaml:1: key 'cache.max_entries': invalid count" },
         { "audit:\n  stderr: perhaps\n",
           "test.yaml:2: key 'audit.stderr': invalid boolean 'perhaps'" },
@@ -409,6 +418,46 @@ static void test_new_keys(void **state)
         pinlet_config_free(&cfg);
 }
 
+static void test_verifiers(void **state)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_config cfg;
+
+        /* defaults: containerd's bindir verifier defaults, verification off */
+        assert_int_equal(pinlet_config_init(&cfg), 0);
+        assert_null(cfg.verifiers_bin_dir);
+        assert_int_equal(cfg.verifiers_max, 10);
+        assert_int_equal(cfg.verifiers_timeout_ms, 10000);
+        assert_int_equal(cfg.verifiers_on_failure, PINLET_FAIL_CLOSED);
+        assert_int_equal(cfg.verifiers_cache_ttl_ms, 600000);
+        pinlet_config_free(&cfg);
+
+        assert_int_equal(load(&cfg,
+                              "verifiers:\n"
+                              "  bin_dir: /opt/pinlet/verifiers\n"
+                              "  max: 3\n"
+                              "  timeout: 2s\n"
+                              "  on_failure: open\n"
+                              "  cache_ttl: 1m\n",
+                              &err),
+                         0);
+        assert_string_equal(cfg.verifiers_bin_dir, "/opt/pinlet/verifiers");
+        assert_int_equal(cfg.verifiers_max, 3);
+        assert_int_equal(cfg.verifiers_timeout_ms, 2000);
+        assert_int_equal(cfg.verifiers_on_failure, PINLET_FAIL_OPEN);
+        assert_int_equal(cfg.verifiers_cache_ttl_ms, 60000);
+        assert_int_equal(pinlet_config_validate(&cfg, &err), 0);
+        pinlet_config_free(&cfg);
+
+        /* an empty section and cache_ttl 0 (no allow verdict kept) are fine */
+        assert_int_equal(load(&cfg, "verifiers:\n", &err), 0);
+        assert_null(cfg.verifiers_bin_dir);
+        pinlet_config_free(&cfg);
+        assert_int_equal(load(&cfg, "verifiers: {cache_ttl: 0}\n", &err), 0);
+        assert_int_equal(cfg.verifiers_cache_ttl_ms, 0);
+        pinlet_config_free(&cfg);
+}
+
 static void test_lock_require_names(void **state)
 {
         static const struct {
@@ -455,6 +504,10 @@ static void test_validate(void **state)
                   "key 'lock.paths': 'locks/app.lock' is not an absolute path" },
                 { "lock: {paths: [/a.lock, '']}\n",
                   "key 'lock.paths': '' is not an absolute path" },
+                { "verifiers: {bin_dir: verifiers.d}\n",
+                  "key 'verifiers.bin_dir': must be an absolute path" },
+                { "verifiers: {bin_dir: /v, timeout: 0}\n",
+                  "key 'verifiers.timeout': must be greater than 0" },
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -605,6 +658,7 @@ int main(void)
                 cmocka_unit_test(test_registry_host_case),
                 cmocka_unit_test(test_new_keys),
                 cmocka_unit_test(test_lock_require_names),
+                cmocka_unit_test(test_verifiers),
                 cmocka_unit_test(test_credential_providers),
         };
 

@@ -131,6 +131,46 @@ static void test_resolve_offline(void **state)
         pinlet_registry_free(r);
 }
 
+static void test_fetch_offline(void **state)
+{
+        static const char digest[] =
+                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        const struct pinlet_registry_options o = { 0 };
+        struct pinlet_registry *r = NULL;
+        struct pinlet_error *err = NULL;
+        struct pinlet_fetched f = { 0 };
+        struct pinlet_ref ref = { .domain = "127.0.0.1:1", .path = "tiny/app" };
+        struct pinlet_registry_stats st;
+
+        assert_int_equal(pinlet_registry_new(&o, &r, &err), 0);
+        /* neither manifests nor blobs; not a digest; no room for a body */
+        assert_int_equal(pinlet_registry_fetch(r, &ref, "tags", digest, 1024, NULL, 0, &f, &err),
+                         PINLET_EINVAL);
+        pinlet_error_free(err);
+        err = NULL;
+        assert_int_equal(
+                pinlet_registry_fetch(r, &ref, "blobs", "sha256:abc", 1024, NULL, 0, &f, &err),
+                PINLET_EINVAL);
+        pinlet_error_free(err);
+        err = NULL;
+        assert_int_equal(pinlet_registry_fetch(r, &ref, "blobs", digest, 0, NULL, 0, &f, &err),
+                         PINLET_EINVAL);
+        pinlet_error_free(err);
+        err = NULL;
+        /* a deadline already past: no request, and the message names image and registry */
+        assert_int_equal(pinlet_registry_fetch(r, &ref, "manifests", digest, 1024, NULL,
+                                               pinlet_now_ms() - 1, &f, &err),
+                         PINLET_ETIMEOUT);
+        assert_non_null(strstr(err->message, "127.0.0.1:1/tiny/app@sha256:0123"));
+        assert_non_null(strstr(err->message, "registry 127.0.0.1:1"));
+        pinlet_error_free(err);
+        assert_null(f.data);
+        pinlet_registry_get_stats(r, &st);
+        assert_int_equal(st.requests, 0);
+        pinlet_fetched_done(&f);
+        pinlet_registry_free(r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -140,6 +180,7 @@ int main(void)
                 cmocka_unit_test(test_new_rejects_case_duplicates),
                 cmocka_unit_test(test_new_copies_options),
                 cmocka_unit_test(test_resolve_offline),
+                cmocka_unit_test(test_fetch_offline),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

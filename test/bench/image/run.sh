@@ -18,6 +18,9 @@
 #   --lock      the warm tag is in a lock file (written by `pinlet lock`): the warm
 #               ImageStatus and PullImage through pinlet are lock hits instead of cache
 #               hits (compare with a run without it)
+#   --verify M  a verifier in verifiers.bin_dir (a shell script that allows): M cached
+#               (verifiers.cache_ttl 1h: the warm pulls are verdict-cache hits) or run
+#               (cache_ttl 0: every pull runs the verifier)
 #   --scrape    pinlet serves metrics (metrics.listen) and a scraper fetches /metrics
 #               every 100 ms during the whole run: compare with a run without it
 #
@@ -65,6 +68,7 @@ token=1
 smoke=0
 scrape=0
 lock=0
+verify=""
 
 usage() {
 	sed -n "7,18p" "$0" | sed 's/^# \{0,1\}//' >&2
@@ -84,6 +88,7 @@ while [ $# -gt 0 ]; do
 	--no-token) token=0 ;;
 	--scrape) scrape=1 ;;
 	--lock) lock=1 ;;
+	--verify) verify=$2; shift ;;
 	-h | --help) usage ;;
 	*) echo "unknown argument: $1" >&2; usage ;;
 	esac
@@ -188,6 +193,19 @@ EOF
 if [ "$scrape" = 1 ]; then
 	mport=$(free_port)
 	printf 'metrics: {listen: "127.0.0.1:%s"}\n' "$mport" >>"$dir/pinlet/config.yaml"
+fi
+if [ -n "$verify" ]; then
+	mkdir -p "$dir/verifiers"
+	printf '#!/bin/sh\ncat >/dev/null\necho allowed\nexit 0\n' >"$dir/verifiers/10-allow"
+	chmod 755 "$dir/verifiers/10-allow"
+	case $verify in
+	cached) ttl=1h ;;
+	run) ttl=0s ;;
+	*) echo "--verify: cached or run" >&2; exit 2 ;;
+	esac
+	printf 'verifiers: {bin_dir: "%s", cache_ttl: %s}\n' "$dir/verifiers" "$ttl" \
+		>>"$dir/pinlet/config.yaml"
+	it_log "verifier: 10-allow, verdicts cached $ttl"
 fi
 if [ "$lock" = 1 ]; then
 	mkdir -p "$dir/lock"

@@ -21,6 +21,9 @@
 #   --verify M  a verifier in verifiers.bin_dir (a shell script that allows): M cached
 #               (verifiers.cache_ttl 1h: the warm pulls are verdict-cache hits) or run
 #               (cache_ttl 0: every pull runs the verifier)
+#   --compare B also a second pinlet, binary B (another build: an A/B of a change), with
+#               the same configuration: warm ImageStatus/PullImage rounds alternate
+#               between the two (each paired with direct runs), compare-warm.md
 #   --scrape    pinlet serves metrics (metrics.listen) and a scraper fetches /metrics
 #               every 100 ms during the whole run: compare with a run without it
 #
@@ -69,6 +72,7 @@ smoke=0
 scrape=0
 lock=0
 verify=""
+compare=""
 
 usage() {
 	sed -n "7,18p" "$0" | sed 's/^# \{0,1\}//' >&2
@@ -89,6 +93,7 @@ while [ $# -gt 0 ]; do
 	--scrape) scrape=1 ;;
 	--lock) lock=1 ;;
 	--verify) verify=$2; shift ;;
+	--compare) compare=$(realpath "$2"); shift ;;
 	-h | --help) usage ;;
 	*) echo "unknown argument: $1" >&2; usage ;;
 	esac
@@ -274,6 +279,54 @@ jq -s -r '
 } >"$out/warm.md"
 rm -f "$out/warm-rows.md"
 cat "$out/warm.md" >&2
+
+# --- 2b. A/B against another pinlet binary -----------------------------------------------
+if [ -n "$compare" ]; then
+	mkdir -p "$dir/pinlet-b"
+	cp "$dir/pinlet/config.yaml" "$dir/pinlet-b/config.yaml"
+	a_ep=$PINLET_ENDPOINT
+	a_dir=$PINLET_DIR
+	PINLET_NAME=pinlet-b PINLET_BIN=$compare start_pinlet "$dir/pinlet-b" "$CONTAINERD_ENDPOINT" \
+		--mode enforce --log-level info || it_fail "pinlet-b"
+	b_ep=unix://$dir/pinlet-b/pinlet.sock
+	PINLET_ENDPOINT=$a_ep PINLET_DIR=$a_dir PINLET_SOCK=$a_dir/pinlet.sock
+	"$CRI" -e "$b_ep" pull "$image" >/dev/null || it_fail "pull through pinlet-b"
+	: >"$out/compare-a.jsonl"
+	: >"$out/compare-b.jsonl"
+	for i in $(seq 1 "$rounds"); do
+		# the order flips every round
+		for t in $([ $((i % 2)) = 1 ] && echo "a b" || echo "b a"); do
+			ep=$a_ep
+			[ "$t" = b ] && ep=$b_ep
+			"$BENCH" warm "$CONTAINERD_ENDPOINT" "$ep" "$image" "$calls" "$conc" 1 \
+				>>"$out/compare-$t.jsonl" || it_fail "compare warm runs had errors"
+		done
+	done
+	{
+		echo "| call | conc. | this pinlet: added p50 µs | B: added p50 µs | this: rate/direct | B: rate/direct |"
+		echo "|---|---|---|---|---|---|"
+		for wl in status pull; do
+			for c in ${conc//,/ }; do
+				row() { # FILE -> "added_p50 ratio" medians over rounds (paired with direct)
+					jq -s -r --arg w "$wl" --argjson c "$c" '
+					  def median: sort | if length % 2 == 1 then .[length / 2 | floor]
+					                     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+					  [.[] | select(.workload == $w and .concurrency == $c)] as $r |
+					  ($r | map(select(.target == "direct"))) as $d |
+					  ($r | map(select(.target == "pinlet"))) as $p |
+					  "\([range(0; $d | length) as $i | $p[$i].p50_us - $d[$i].p50_us] | median | . * 10 | round / 10) \([range(0; $d | length) as $i | $p[$i].rate / $d[$i].rate] | median | . * 1000 | round / 1000)"' "$1"
+				}
+				read -r aa ar < <(row "$out/compare-a.jsonl")
+				read -r ba br < <(row "$out/compare-b.jsonl")
+				echo "| $wl | $c | $aa | $ba | $ar | $br |"
+			done
+		done
+		echo
+		echo "B: $compare. $rounds rounds of $calls calls, A and B alternating, each paired with direct runs."
+	} >"$out/compare-warm.md"
+	cat "$out/compare-warm.md" >&2
+	stop_bg pinlet-b
+fi
 
 # --- 3. cold ------------------------------------------------------------------------------
 last=$((cold - 1))

@@ -193,6 +193,7 @@ char *pinlet_audit_format(const struct pinlet_audit_record *rec)
         r |= set_str(o, "previous", rec->previous);
         r |= set_str(o, "source", rec->source);
         r |= set_str(o, "lock", rec->lock);
+        r |= set_str(o, "endpoint", rec->endpoint);
         if (rec->registry_ms >= 0)
                 r |= json_object_set_new(o, "registry_ms", json_integer(rec->registry_ms));
         r |= set_str(o, "decision", rec->decision);

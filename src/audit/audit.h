@@ -82,6 +82,8 @@ struct pinlet_audit_record {
         const char *previous;  /* tag_moved: the previous digest */
         const char *source;    /* "lock", "pin", "cache", "registry", "stale" */
         const char *lock;      /* source lock: the lock file that named the tag */
+        const char *endpoint;  /* source registry: the endpoint that answered (a mirror's
+                                * URL, or the registry's own) */
         int64_t registry_ms;   /* registry round trip; < 0: omitted */
         const char *decision;  /* PINLET_AUDIT_* */
         const char *mode;      /* "enforce", "audit", "off" */

@@ -117,6 +117,7 @@ int pinlet_interceptor_status_for_error(int code)
 struct pending {
         const char *image;
         char *resolved, *previous, *error;
+        char *endpoint;     /* source registry: the endpoint that answered */
         const char *source; /* static */
         const char *lock;   /* borrowed from the call's lock set */
         int64_t registry_ms;
@@ -236,6 +237,7 @@ static void write_record(const struct call *c, const struct pending *p)
                 .previous = p->previous,
                 .source = p->source,
                 .lock = p->lock,
+                .endpoint = p->endpoint,
                 .registry_ms = p->registry_ms,
                 .decision = p->decision,
                 .mode = c->mode,
@@ -255,6 +257,7 @@ static void pending_done(struct pending *p)
         free(p->resolved);
         free(p->previous);
         free(p->error);
+        free(p->endpoint);
 }
 
 /* Drops the records of a call that is handed to a worker: the worker decides again. */
@@ -282,6 +285,9 @@ static void audit(struct call *c, const char *image, const char *resolved, const
                 .registry_ms = a ? a->registry_ms : -1,
                 .decision = decision,
         };
+        /* only a registry answer names the endpoint that answered (a cached one does not
+         * say which mirror it came from) */
+        const char *endpoint = a && a->source == PINLET_SOURCE_REGISTRY ? a->endpoint : NULL;
         struct pending *grown;
 
         if (!c->ic->audit)
@@ -289,14 +295,16 @@ static void audit(struct call *c, const char *image, const char *resolved, const
         p.resolved = resolved ? strdup(resolved) : NULL;
         p.previous = previous ? strdup(previous) : NULL;
         p.error = error ? strdup(error) : NULL;
+        p.endpoint = endpoint ? strdup(endpoint) : NULL;
         grown = reallocarray(c->pending, c->n_pending + 1, sizeof(*grown));
         if (!grown || (resolved && !p.resolved) || (previous && !p.previous) ||
-            (error && !p.error)) {
+            (error && !p.error) || (endpoint && !p.endpoint)) {
                 struct pending direct = p;
 
                 direct.resolved = (char *)resolved;
                 direct.previous = (char *)previous;
                 direct.error = (char *)error;
+                direct.endpoint = (char *)endpoint;
                 write_record(c, &direct);
                 pending_done(&p);
                 if (grown)

@@ -34,6 +34,7 @@
 #include "cri.pb-c.h"
 #include "intercept/intercept.h"
 #include "intercept/rewrite.h"
+#include "lock/lock.h"
 #include "pins/pins.h"
 #include "registry/registry.h"
 #include "resolve/resolve.h"
@@ -673,6 +674,95 @@ static void test_off_mode(void **state)
         recs = audit_records(fx);
         assert_int_equal(json_array_size(recs), 0);
         json_decref(recs);
+}
+
+/* Lock files: a locked tag gets the locked digest with no registry round trip (source and
+ * file in the record); lock.require audit records "unlocked" and resolves as usual;
+ * enforce refuses an unlocked tag at PullImage and a kubelet CreateContainer whose
+ * user_specified_image is unlocked, and always allows references by digest. */
+static void test_lock_files(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        struct pinlet_interceptor *ic = NULL, *saved;
+        struct pinlet_lock *lock = NULL;
+        char path[192], *paths[] = { path, NULL };
+        Pinlet__Cri__PullImageRequest *m;
+        json_t *recs;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/images.lock", fx->dir);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "version: 1\nimages:\n  registry.example/team/app:v1: %s\n", D2);
+        fclose(f);
+        assert_int_equal(pinlet_lock_new(paths, NULL, &lock, NULL), 0);
+        assert_int_equal(pinlet_interceptor_new(
+                                 &(const struct pinlet_interceptor_options){
+                                         .cfg = &fx->cfg,
+                                         .resolver = fx->resolver,
+                                         .pins = fx->pins,
+                                         .audit = fx->audit,
+                                         .lock = lock,
+                                 },
+                                 &ic, NULL),
+                         0);
+        saved = fx->ic;
+        fx->ic = ic;
+
+        /* a locked tag: the lock's digest, the registry never asked, decided inline */
+        fx->cfg.lock_require = PINLET_LOCK_REQUIRE_AUDIT;
+        r = run_fast(fx, pinlet_interceptor_pull_image,
+                     pull_request("Registry.Example/team/app:v1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_DEFER); /* recording a new pin is fsync'ed */
+        result_done(&r);
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("Registry.Example/team/app:v1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__pull_image_request__unpack(NULL, r.len, r.data);
+        assert_bin_equal(m->image->image, "Registry.Example/team/app@" D2);
+        pinlet__cri__pull_image_request__free_unpacked(m, NULL);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 0);
+
+        /* audit: an unlocked tag is resolved as usual and also recorded "unlocked" */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+
+        /* enforce: refused, digest references allowed, kubelet's image ID checked through
+         * user_specified_image ("app:user-wrote-this", not in the lock) */
+        fx->cfg.lock_require = PINLET_LOCK_REQUIRE_ENFORCE;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_PERMISSION_DENIED);
+        assert_string_equal(r.message,
+                            "pinlet: nginx:1.25 is not in the lock (lock.require: enforce)");
+        result_done(&r);
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx@" D3, NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        result_done(&r);
+        r = run(fx, pinlet_interceptor_create_container, create_request(IMAGE_ID, NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_PERMISSION_DENIED);
+        result_done(&r);
+        assert_int_equal(fx->fake.calls, 1);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 5);
+        assert_string_equal(rec_str(recs, 0, "source"), "lock");
+        assert_string_equal(rec_str(recs, 0, "lock"), path);
+        assert_string_equal(rec_str(recs, 1, "decision"), "unlocked");
+        assert_string_equal(rec_str(recs, 2, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 2, "source"), "registry");
+        assert_string_equal(rec_str(recs, 3, "decision"), "rejected");
+        assert_string_equal(rec_str(recs, 4, "decision"), "rejected");
+        json_decref(recs);
+
+        fx->ic = saved;
+        pinlet_interceptor_free(ic);
+        pinlet_lock_free(lock);
 }
 
 /* A registry registries.conf blocks: the reference goes to the runtime as written (which
@@ -1817,7 +1907,12 @@ static void test_real_registry(void **state)
         assert_int_equal(json_array_size(recs), 3);
         assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
         assert_string_equal(rec_str(recs, 0, "source"), "registry");
+        /* the endpoint that answered: the registry itself, over plain http (insecure) */
+        snprintf(want, sizeof(want), "http://%s", host);
+        assert_non_null(rec_str(recs, 0, "endpoint"));
+        assert_int_equal(strncmp(rec_str(recs, 0, "endpoint"), want, strlen(want)), 0);
         assert_string_equal(rec_str(recs, 1, "decision"), "rejected");
+        assert_null(rec_str(recs, 1, "endpoint")); /* no answer, no endpoint */
         assert_string_equal(rec_str(recs, 2, "decision"), "rejected");
         json_decref(recs);
 
@@ -1860,6 +1955,7 @@ int main(void)
                 T(test_pull_audit_mode),
                 T(test_off_mode),
                 T(test_blocked_registry),
+                T(test_lock_files),
                 T(test_closed_failures),
                 T(test_open_failures),
                 T(test_open_pull_forgets_pin),

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ref/ref.h"
 
@@ -494,8 +495,14 @@ char *pinlet_ref_key(const struct pinlet_ref *r)
         char *key = pinlet_ref_string(r);
         size_t n = strlen(r->domain);
 
-        /* pinlet_ref_string() starts with the domain; ASCII lower case as below */
-        if (key && strncmp(key, r->domain, n) == 0)
+        /* pinlet_ref_string() starts with the domain; ASCII lower case as below. A first
+         * element is a domain because of its '.', its ':', "localhost", or an upper-case
+         * letter: a single-label host that is one only by its capitals ("MyReg/app:1")
+         * keeps them, or the key would parse as docker.io/myreg/app:1 (a lock file
+         * written with the key must read back as the same reference). */
+        if (key && strncmp(key, r->domain, n) == 0 &&
+            (memchr(r->domain, '.', n) || memchr(r->domain, ':', n) ||
+             strcasecmp(r->domain, LOCALHOST) == 0))
                 for (size_t i = 0; i < n; i++)
                         if (is_upper(key[i]))
                                 key[i] = (char)(key[i] - 'A' + 'a');

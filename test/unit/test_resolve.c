@@ -225,6 +225,9 @@ static void test_ref_key(void **state)
                 { "LocalHost/x:Y", "localhost/x:Y" },
                 { "reg.example/a/b:v1", "reg.example/a/b:v1" },
                 { "[::1]:5000/app:v1", "[::1]:5000/app:v1" },
+                /* a host only by its capitals keeps them: "myreg/app" would be Docker Hub's */
+                { "MyReg/app:v1", "MyReg/app:v1" },
+                { "dHsha024o/library/nginx:1.", "dHsha024o/library/nginx:1." },
         };
 
         (void)state;
@@ -236,6 +239,16 @@ static void test_ref_key(void **state)
                 key = pinlet_ref_key(ref);
                 assert_non_null(key);
                 assert_string_equal(key, cases[i].key);
+                pinlet_ref_free(ref);
+                /* a key parses back to a reference with the same key (lock files) */
+                ref = NULL;
+                assert_int_equal(pinlet_ref_parse(key, &ref, NULL), 0);
+                {
+                        char *again = pinlet_ref_key(ref);
+
+                        assert_string_equal(again, key);
+                        free(again);
+                }
                 free(key);
                 pinlet_ref_free(ref);
         }

@@ -29,6 +29,7 @@
 #include "util/buf.h"
 #include "util/io.h"
 #include "util/log.h"
+#include "util/spawn.h"
 #include "util/lru.h"
 #include "util/time.h"
 
@@ -897,13 +898,6 @@ static char **provider_envp(const struct pinlet_credprov_provider *pv)
         return envp; /* borrowed strings: free the array only */
 }
 
-static void close_fd(int *fd)
-{
-        if (*fd >= 0)
-                close(*fd);
-        *fd = -1;
-}
-
 /* Bounded stderr text for a debug line: control characters replaced. */
 static void log_stderr(const char *name, struct pinlet_buf *b)
 {
@@ -915,35 +909,6 @@ static void log_stderr(const char *name, struct pinlet_buf *b)
         log_debug("credential provider %s: stderr: %.*s", name, (int)b->len, b->data);
 }
 
-/* Reads what fd has; returns 1 at EOF, 0 when it would block, < 0 on errors. A stream
- * past its buffer's max: keep=false discards the rest (stderr), keep=true is -E2BIG. */
-static int drain(int fd, struct pinlet_buf *b, bool keep)
-{
-        char chunk[16384];
-
-        for (;;) {
-                ssize_t n = read(fd, chunk, sizeof(chunk));
-
-                if (n == 0)
-                        return 1;
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN || errno == EWOULDBLOCK)
-                                return 0;
-                        return -errno;
-                }
-                if (b->len + (size_t)n > b->max) {
-                        if (keep)
-                                return -E2BIG;
-                        (void)pinlet_buf_append(b, chunk, b->max - b->len);
-                        continue;
-                }
-                if (pinlet_buf_append(b, chunk, (size_t)n) < 0)
-                        return -ENOMEM;
-        }
-}
-
 /* Runs pv for image; *ret_out gets stdout (erase it after use). */
 static int run_provider(struct pinlet_credprov *p, const struct pinlet_credprov_provider *pv,
                         const char *image, int64_t deadline_ms, char **ret_out, size_t *ret_len,
@@ -952,18 +917,10 @@ static int run_provider(struct pinlet_credprov *p, const struct pinlet_credprov_
         _cleanup_(json_decrefp) json_t *req = NULL;
         _cleanup_free_ char *path = NULL, *body = NULL;
         _cleanup_free_ char **argv = NULL, **envp = NULL;
-        _cleanup_buf_ struct pinlet_buf out = { 0 }, errb = { 0 };
-        int in[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, pidfd = -1;
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t none, all;
+        _cleanup_(pinlet_spawn_result_done) struct pinlet_spawn_result res = {};
         size_t nargs = 0;
-        bool out_eof = false, err_eof = false, exited = false, timed_out = false;
-        int status = 0, r, e;
-        pid_t pid;
+        int r;
 
-        pinlet_buf_init(&out, PINLET_CREDPROV_RESPONSE_MAX);
-        pinlet_buf_init(&errb, PINLET_CREDPROV_STDERR_MAX);
         req = json_pack("{s:s, s:s, s:s}", "kind", "CredentialProviderRequest", "apiVersion",
                         pv->api_version, "image", image);
         body = req ? json_dumps(req, JSON_COMPACT) : NULL;
@@ -979,112 +936,25 @@ static int run_provider(struct pinlet_credprov *p, const struct pinlet_credprov_
         for (size_t i = 0; i < nargs; i++)
                 argv[i + 1] = pv->args[i];
 
-        /* stdin is a socket so that the request can be sent with MSG_NOSIGNAL: a provider
-         * that exits without reading it must not raise SIGPIPE in the daemon */
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
-            pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-                e = -errno;
-                close_fd(&in[0]), close_fd(&in[1]), close_fd(&outp[0]), close_fd(&outp[1]);
-                return pinlet_error_set(err, e, "cannot create pipes: %s", strerror(-e));
-        }
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, in[1], 0);
-        posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-        /* the calling thread may block signals (the daemon's signal handling): the
-         * provider starts with none blocked and every handler at its default */
-        posix_spawnattr_init(&attr);
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        e = posix_spawn(&pid, path, &fa, &attr, argv, envp);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        close_fd(&in[1]), close_fd(&outp[1]), close_fd(&errp[1]);
-        if (e != 0) {
-                close_fd(&in[0]), close_fd(&outp[0]), close_fd(&errp[0]);
+        r = pinlet_spawn_run(
+                &(const struct pinlet_spawn){
+                        .path = path,
+                        .argv = argv,
+                        .envp = envp,
+                        .input = body,
+                        .input_len = strlen(body),
+                        .deadline_ms = deadline_ms,
+                        .out_max = PINLET_CREDPROV_RESPONSE_MAX,
+                        .err_max = PINLET_CREDPROV_STDERR_MAX,
+                        .out_strict = true, /* a truncated answer would be wrong */
+                },
+                &res);
+        if (!res.started)
                 return pinlet_error_set(err, PINLET_EUNAVAIL, "cannot run %s: %s", path,
-                                        strerror(e));
-        }
+                                        strerror(-r));
         atomic_fetch_add_explicit(&p->runs, 1, memory_order_relaxed);
-
-        /* The request is small (the image name): the socket buffer takes it at once. */
-        for (size_t off = 0, len = strlen(body); off < len;) {
-                ssize_t n = send(in[0], body + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break; /* the provider did not read it: its exit status says why */
-                off += (size_t)n;
-        }
-        close_fd(&in[0]);
-        (void)fcntl(outp[0], F_SETFL, O_NONBLOCK);
-        (void)fcntl(errp[0], F_SETFL, O_NONBLOCK);
-        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-
-        r = 0;
-        while (r >= 0 && !exited) {
-                struct pollfd pfd[3];
-                int64_t now = pinlet_now_ms(), left;
-                nfds_t n = 0;
-                int ip = -1;
-
-                left = deadline_ms - now;
-                if (left <= 0) {
-                        timed_out = true;
-                        break;
-                }
-                if (!out_eof)
-                        pfd[n++] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
-                if (!err_eof)
-                        pfd[n++] = (struct pollfd){ .fd = errp[0], .events = POLLIN };
-                if (pidfd >= 0) {
-                        ip = (int)n;
-                        pfd[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
-                }
-                /* without a pidfd (kernel < 5.3) the exit is polled for every 10 ms */
-                if (poll(pfd, n,
-                         (int)(pidfd >= 0 ? (left > 1000 ? 1000 : left)
-                                          : (left > 10 ? 10 : left))) < 0 &&
-                    errno != EINTR) {
-                        r = -errno;
-                        break;
-                }
-                if (!out_eof && (r = drain(outp[0], &out, true)) > 0)
-                        out_eof = true;
-                if (r >= 0 && !err_eof && (r = drain(errp[0], &errb, false)) > 0)
-                        err_eof = true;
-                if (r < 0)
-                        break;
-                r = 0;
-                if ((ip >= 0 && (pfd[ip].revents & POLLIN)) || pidfd < 0 || (out_eof && err_eof)) {
-                        /* never a blocking wait: a child that closed its output and
-                         * keeps running is still bound by the deadline */
-                        pid_t w = waitpid(pid, &status, WNOHANG);
-
-                        if (w == pid) {
-                                exited = true;
-                                /* what the child wrote before it exited is in the pipes
-                                 * now; a grandchild holding them open is not waited for */
-                                if (!out_eof && drain(outp[0], &out, true) == -E2BIG)
-                                        r = -E2BIG;
-                                if (!err_eof)
-                                        (void)drain(errp[0], &errb, false);
-                        }
-                }
-        }
-        if (!exited) {
-                kill(pid, SIGKILL);
-                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                        ;
-        }
-        close_fd(&outp[0]), close_fd(&errp[0]), close_fd(&pidfd);
-        log_stderr(pv->name, &errb);
-
-        if (timed_out)
+        log_stderr(pv->name, &res.err);
+        if (r == -ETIMEDOUT)
                 return pinlet_error_set(err, PINLET_ETIMEOUT, "%s: no answer in time (killed)",
                                         pv->source);
         if (r == -E2BIG)
@@ -1094,13 +964,13 @@ static int run_provider(struct pinlet_credprov *p, const struct pinlet_credprov_
         if (r < 0)
                 return pinlet_error_set(err, r, "%s: reading its output: %s", pv->source,
                                         strerror(-r));
-        if (WIFSIGNALED(status))
+        if (WIFSIGNALED(res.status))
                 return pinlet_error_set(err, PINLET_EUNAVAIL, "%s: killed by signal %d", pv->source,
-                                        WTERMSIG(status));
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                                        WTERMSIG(res.status));
+        if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
                 return pinlet_error_set(err, PINLET_EUNAVAIL, "%s: exited with status %d",
-                                        pv->source, WEXITSTATUS(status));
-        *ret_out = pinlet_buf_steal(&out, ret_len);
+                                        pv->source, WEXITSTATUS(res.status));
+        *ret_out = pinlet_buf_steal(&res.out, ret_len);
         return 0;
 }
 

@@ -7,16 +7,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +24,7 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/lru.h"
+#include "util/spawn.h"
 #include "util/time.h"
 #include "verify/verify.h"
 
@@ -340,39 +337,6 @@ int pinlet_verify_lookup(struct pinlet_verify *v, const char *name, const char *
 
 /* ---- one verifier run ------------------------------------------------------------------ */
 
-static void close_fd(int *fd)
-{
-        if (*fd >= 0)
-                close(*fd);
-        *fd = -1;
-}
-
-/* Reads what fd has into b, dropping what passes its max (the output is truncated, never
- * an error). Returns 1 at EOF, 0 when it would block, a negative errno on errors. */
-static int drain(int fd, struct pinlet_buf *b)
-{
-        char chunk[8192];
-
-        for (;;) {
-                ssize_t n = read(fd, chunk, sizeof(chunk));
-
-                if (n == 0)
-                        return 1;
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN || errno == EWOULDBLOCK)
-                                return 0;
-                        return -errno;
-                }
-                if (b->len < b->max &&
-                    pinlet_buf_append(b, chunk,
-                                      (size_t)n < b->max - b->len ? (size_t)n : b->max - b->len) ==
-                            -ENOMEM)
-                        return -ENOMEM;
-        }
-}
-
 /* Output made fit for one log line or status message: control characters (newlines
  * included) become spaces, trailing space is dropped. Bytes >= 0x80 stay (UTF-8). */
 static char *printable(const struct pinlet_buf *b)
@@ -420,124 +384,38 @@ _printf_(2, 3) static void outcome_fail(struct run_outcome *o, const char *fmt, 
 static void run_child(struct pinlet_verify *v, const char *path, char *const argv[],
                       const char *input, int64_t deadline_ms, struct run_outcome *o)
 {
-        int in[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, pidfd = -1;
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t none, all;
-        bool out_eof = false, err_eof = false, exited = false;
-        int status = 0, r = 0, e;
-        pid_t pid;
+        struct pinlet_spawn_result res;
+        int r;
 
-        /* stdin is a socket so the descriptor can be sent with MSG_NOSIGNAL: a verifier
-         * that exits without reading it must not raise SIGPIPE in the daemon */
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
-            pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-                outcome_fail(o, "cannot create pipes: %s", strerror(errno));
-                close_fd(&in[0]), close_fd(&in[1]), close_fd(&outp[0]), close_fd(&outp[1]);
-                return;
-        }
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, in[1], 0);
-        posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-        /* O_CLOEXEC is pinlet's habit, but gRPC, curl, OpenSSL and libmicrohttpd open
-         * descriptors too: closing everything above stderr in the child is the guarantee
-         * (glibc >= 2.34, close_range(2) in the child) */
-        posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-        /* the calling thread may block signals: the verifier starts with none blocked and
-         * every handler at its default */
-        posix_spawnattr_init(&attr);
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        e = posix_spawn(&pid, path, &fa, &attr, argv, v->envp);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        close_fd(&in[1]), close_fd(&outp[1]), close_fd(&errp[1]);
-        if (e != 0) {
-                close_fd(&in[0]), close_fd(&outp[0]), close_fd(&errp[0]);
-                outcome_fail(o, "cannot run: %s", strerror(e));
-                return;
-        }
-        atomic_fetch_add_explicit(&v->runs, 1, memory_order_relaxed);
-
-        /* the descriptor is a few hundred bytes: the socket buffer takes it at once */
-        for (size_t off = 0, len = strlen(input); off < len;) {
-                ssize_t n = send(in[0], input + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break; /* it did not read it: its exit status says what that means */
-                off += (size_t)n;
-        }
-        close_fd(&in[0]);
-        (void)fcntl(outp[0], F_SETFL, O_NONBLOCK);
-        (void)fcntl(errp[0], F_SETFL, O_NONBLOCK);
-        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-
-        while (!exited) {
-                struct pollfd pfd[3];
-                int64_t left = deadline_ms - pinlet_now_ms();
-                nfds_t n = 0;
-                int ip = -1;
-
-                if (left <= 0)
-                        break;
-                if (!out_eof)
-                        pfd[n++] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
-                if (!err_eof)
-                        pfd[n++] = (struct pollfd){ .fd = errp[0], .events = POLLIN };
-                if (pidfd >= 0) {
-                        ip = (int)n;
-                        pfd[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
-                }
-                /* without a pidfd (kernel < 5.3) the exit is polled for every 10 ms */
-                if (poll(pfd, n,
-                         (int)(pidfd >= 0 ? (left > 1000 ? 1000 : left)
-                                          : (left > 10 ? 10 : left))) < 0 &&
-                    errno != EINTR) {
-                        r = -errno;
-                        break;
-                }
-                if (!out_eof && (r = drain(outp[0], &o->out)) > 0)
-                        out_eof = true;
-                if (r >= 0 && !err_eof && (r = drain(errp[0], &o->err)) > 0)
-                        err_eof = true;
-                if (r < 0)
-                        break;
-                r = 0;
-                if ((ip >= 0 && (pfd[ip].revents & POLLIN)) || pidfd < 0 || (out_eof && err_eof)) {
-                        /* never a blocking wait: a verifier that closed its output and
-                         * keeps running is still bound by the deadline */
-                        if (waitpid(pid, &status, WNOHANG) == pid) {
-                                exited = true;
-                                /* what it wrote before exiting is in the pipes now; a
-                                 * grandchild holding them open is not waited for */
-                                if (!out_eof)
-                                        (void)drain(outp[0], &o->out);
-                                if (!err_eof)
-                                        (void)drain(errp[0], &o->err);
-                        }
-                }
-        }
-        if (!exited) {
-                kill(pid, SIGKILL);
-                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                        ;
-        }
-        close_fd(&outp[0]), close_fd(&errp[0]), close_fd(&pidfd);
-
-        if (!exited && r == 0)
+        r = pinlet_spawn_run(
+                &(const struct pinlet_spawn){
+                        .path = path,
+                        .argv = argv,
+                        .envp = v->envp,
+                        .input = input,
+                        .input_len = strlen(input),
+                        .deadline_ms = deadline_ms,
+                        .out_max = o->out.max,
+                        .err_max = o->err.max,
+                },
+                &res);
+        if (res.started)
+                atomic_fetch_add_explicit(&v->runs, 1, memory_order_relaxed);
+        /* the outcome keeps the output (truncated at its caps) */
+        pinlet_buf_free(&o->out);
+        pinlet_buf_free(&o->err);
+        o->out = res.out;
+        o->err = res.err;
+        if (!res.started)
+                outcome_fail(o, "cannot run: %s", strerror(-r));
+        else if (r == -ETIMEDOUT)
                 outcome_fail(o, "timed out (killed)");
         else if (r < 0)
                 outcome_fail(o, "reading its output: %s", strerror(-r));
-        else if (WIFSIGNALED(status))
-                outcome_fail(o, "killed by signal %d", WTERMSIG(status));
+        else if (WIFSIGNALED(res.status))
+                outcome_fail(o, "killed by signal %d", WTERMSIG(res.status));
         else
-                o->status = status;
+                o->status = res.status;
 }
 
 char *pinlet_verify_descriptor_json(const struct pinlet_verify_descriptor *d)

@@ -499,10 +499,14 @@ char *pinlet_ref_key(const struct pinlet_ref *r)
          * element is a domain because of its '.', its ':', "localhost", or an upper-case
          * letter: a single-label host that is one only by its capitals ("MyReg/app:1")
          * keeps them, or the key would parse as docker.io/myreg/app:1 (a lock file
-         * written with the key must read back as the same reference). */
+         * written with the key must read back as the same reference). So does a host that
+         * lower-cased is Docker Hub's name: "Docker.io/nx" is a registry called Docker.io,
+         * "docker.io/nx" is Docker Hub's library/nx (distribution compares exactly). */
         if (key && strncmp(key, r->domain, n) == 0 &&
             (memchr(r->domain, '.', n) || memchr(r->domain, ':', n) ||
-             strcasecmp(r->domain, LOCALHOST) == 0))
+             strcasecmp(r->domain, LOCALHOST) == 0) &&
+            strcasecmp(r->domain, DEFAULT_DOMAIN) != 0 &&
+            strcasecmp(r->domain, LEGACY_DEFAULT_DOMAIN) != 0)
                 for (size_t i = 0; i < n; i++)
                         if (is_upper(key[i]))
                                 key[i] = (char)(key[i] - 'A' + 'a');

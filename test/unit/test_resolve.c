@@ -228,6 +228,9 @@ static void test_ref_key(void **state)
                 /* a host only by its capitals keeps them: "myreg/app" would be Docker Hub's */
                 { "MyReg/app:v1", "MyReg/app:v1" },
                 { "dHsha024o/library/nginx:1.", "dHsha024o/library/nginx:1." },
+                /* a host that lower-cased would be Docker Hub's name keeps its case too */
+                { "Docker.io/nx:1.25", "Docker.io/nx:1.25" },
+                { "Index.Docker.IO/nx:1", "Index.Docker.IO/nx:1" },
         };
 
         (void)state;

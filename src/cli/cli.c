@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "lock/lock.h"
+#include "metrics/metrics.h"
 #include "proxy/socket.h"
 #include "registry/credprov.h"
 #include "registry/creds.h"
@@ -726,6 +727,19 @@ int pinlet_cli_preflight(const struct pinlet_config *cfg, size_t *ret_lock_image
                         return pinlet_error_set(err, PINLET_EINVAL,
                                                 "credentials.provider_config: %s",
                                                 pinlet_error_message(e, r));
+        }
+        r = pinlet_metrics_check_listen(cfg->metrics_listen, err);
+        if (r < 0)
+                return r;
+        {
+                /* the registry client as serve creates it: mirror URLs, per-host settings */
+                _cleanup_(pinlet_registry_freep) struct pinlet_registry *reg = NULL;
+                _cleanup_error_ struct pinlet_error *e = NULL;
+
+                r = pinlet_cli_registry_new(cfg, &reg, &e);
+                if (r < 0)
+                        return pinlet_error_set(err, r == -ENOMEM ? r : PINLET_EINVAL,
+                                                "registries: %s", pinlet_error_message(e, r));
         }
         /* The modes are the ones the pin store and the audit log create them with. */
         if (cfg->state_dir) {

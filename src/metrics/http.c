@@ -178,7 +178,8 @@ static int split_host_port(char *buf, char **ret_host, char **ret_port)
         return 0;
 }
 
-static int listen_tcp(struct pinlet_metrics *m, const char *listen_addr, struct pinlet_error **err)
+/* The addresses "host:port" / "[v6]:port" stands for (caller frees *ret). */
+static int resolve_tcp(const char *listen_addr, struct addrinfo **ret, struct pinlet_error **err)
 {
         const struct addrinfo hints = {
                 .ai_family = AF_UNSPEC,
@@ -186,11 +187,8 @@ static int listen_tcp(struct pinlet_metrics *m, const char *listen_addr, struct 
                 .ai_flags = AI_NUMERICSERV | AI_PASSIVE | AI_ADDRCONFIG,
         };
         _cleanup_free_ char *buf = strdup(listen_addr);
-        struct addrinfo *res = NULL;
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        char *host, *port, ip[INET6_ADDRSTRLEN];
-        int fd = -1, r, saved = 0;
+        char *host, *port;
+        int r;
 
         if (!buf)
                 return pinlet_error_set(err, -ENOMEM, "metrics: out of memory");
@@ -199,10 +197,24 @@ static int listen_tcp(struct pinlet_metrics *m, const char *listen_addr, struct 
                                         "metrics.listen '%s': want HOST:PORT, [IPV6]:PORT or "
                                         "unix:/PATH",
                                         listen_addr);
-        r = getaddrinfo(host, port, &hints, &res);
+        r = getaddrinfo(host, port, &hints, ret);
         if (r != 0)
                 return pinlet_error_set(err, -EINVAL, "metrics.listen '%s': %s", listen_addr,
                                         gai_strerror(r));
+        return 0;
+}
+
+static int listen_tcp(struct pinlet_metrics *m, const char *listen_addr, struct pinlet_error **err)
+{
+        struct addrinfo *res = NULL;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        char ip[INET6_ADDRSTRLEN];
+        int fd = -1, r, saved = 0;
+
+        r = resolve_tcp(listen_addr, &res, err);
+        if (r < 0)
+                return r;
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
                 const int one = 1;
 
@@ -251,6 +263,30 @@ static int listen_tcp(struct pinlet_metrics *m, const char *listen_addr, struct 
                 return pinlet_error_set(err, -ENOMEM, "metrics: out of memory");
         }
         return fd;
+}
+
+int pinlet_metrics_check_listen(const char *listen_addr, struct pinlet_error **err)
+{
+        struct sockaddr_un sa;
+        struct addrinfo *res = NULL;
+        int r;
+
+        if (!listen_addr || !*listen_addr)
+                return 0;
+        if (strncmp(listen_addr, "unix:", 5) == 0) {
+                const char *path = listen_addr + 5;
+
+                if (path[0] != '/' || strlen(path) >= sizeof(sa.sun_path))
+                        return pinlet_error_set(err, -EINVAL,
+                                                "metrics.listen '%s': want an absolute socket "
+                                                "path of at most %zu bytes",
+                                                listen_addr, sizeof(sa.sun_path) - 1);
+                return 0;
+        }
+        r = resolve_tcp(listen_addr, &res, err);
+        if (res)
+                freeaddrinfo(res);
+        return r;
 }
 
 int metrics_http_start(struct pinlet_metrics *m, const char *listen_addr, struct pinlet_error **err)

@@ -125,6 +125,11 @@ struct pinlet_metrics_options {
 /* Creates the counters and, with opts->listen, binds the socket and starts the HTTP
  * thread. Errors: -EINVAL (a listen address that does not parse: *err says why), the
  * -errno of socket/bind/listen (*err names the address), -ENOMEM. */
+/* Checks a metrics.listen value as pinlet_metrics_new() reads it, without binding (for
+ * check-config): the syntax, the host resolving, an absolute unix path that fits. NULL
+ * or "" is fine (off). -EINVAL with *err naming the key. */
+int pinlet_metrics_check_listen(const char *listen, struct pinlet_error **err);
+
 int pinlet_metrics_new(const struct pinlet_metrics_options *opts, struct pinlet_metrics **ret,
                        struct pinlet_error **err);
 

@@ -129,6 +129,21 @@ expect 2 "registries.r.example.ca_file: $tmp/missing-ca.pem: No such file" -- \
         "$pinlet" serve --config "$tmp/noca.yaml"
 [ ! -e "$tmp/run/p.sock" ] || fail "serve bound its socket before refusing the configuration"
 [ ! -e "$tmp/state" ] || fail "check-config or serve created state_dir for a refused configuration"
+# keys checked when serve starts, not only when it reads the file: the metrics address and
+# the registry client's mirrors
+conf "metrics:
+  listen: nonsense" badmetrics
+expect 2 "metrics.listen 'nonsense': want HOST:PORT" -- "$pinlet" check-config "$tmp/badmetrics.yaml"
+expect 2 "metrics.listen 'nonsense': want HOST:PORT" -- \
+        "$pinlet" serve --config "$tmp/badmetrics.yaml"
+conf "registries:
+  r.example:
+    mirrors: [\"ftp://mirror.example\"]" badmirror
+expect 2 "mirror 'ftp://mirror.example' is not a registry URL" -- \
+        "$pinlet" check-config "$tmp/badmirror.yaml"
+expect 2 "mirror 'ftp://mirror.example' is not a registry URL" -- \
+        "$pinlet" serve --config "$tmp/badmirror.yaml"
+[ ! -e "$tmp/run/p.sock" ] || fail "serve bound its socket before refusing the configuration"
 echo 'not a certificate' >"$tmp/garbage.pem"
 conf "registries:
   r.example:

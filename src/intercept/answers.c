@@ -5,6 +5,8 @@
  * answers.h for the rules; the request side of the other methods is intercept.c's.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +25,10 @@
 /* jansson's objects are the hash tables here: keys are NUL-terminated, which every name
  * used as a key is (a name from the wire with a NUL byte is never looked up). */
 struct pinlet_answers_index {
-        json_t *by_digest; /* "name@digest" -> array of pin keys "name:tag", owned */
-        json_t *by_tag;    /* pin key "name:tag" -> "name@digest", owned */
+        atomic_int refs;
+        uint64_t generation; /* of the pins it was loaded from (pinlet_answers_index_get) */
+        json_t *by_digest;   /* "name@digest" -> array of pin keys "name:tag", owned */
+        json_t *by_tag;      /* pin key "name:tag" -> "name@digest", owned */
 };
 
 int pinlet_answers_index_new(struct pinlet_answers_index **ret)
@@ -33,6 +37,7 @@ int pinlet_answers_index_new(struct pinlet_answers_index **ret)
 
         if (!idx)
                 return -ENOMEM;
+        atomic_init(&idx->refs, 1);
         idx->by_digest = json_object();
         idx->by_tag = json_object();
         if (!idx->by_digest || !idx->by_tag) {
@@ -45,7 +50,7 @@ int pinlet_answers_index_new(struct pinlet_answers_index **ret)
 
 void pinlet_answers_index_free(struct pinlet_answers_index *idx)
 {
-        if (!idx)
+        if (!idx || atomic_fetch_sub(&idx->refs, 1) > 1)
                 return;
         json_decref(idx->by_digest);
         json_decref(idx->by_tag);
@@ -101,6 +106,46 @@ static int index_one(void *userdata, const struct pinlet_pin *pin)
 int pinlet_answers_index_load(struct pinlet_answers_index *idx, struct pinlet_pins *pins)
 {
         return pinlet_pins_list(pins, index_one, idx);
+}
+
+/* The index of the pins' current generation, shared by every answer until the pins
+ * change: kubelet asks ImageStatus far more often than pins move. */
+static struct {
+        pthread_mutex_t lock;
+        struct pinlet_answers_index *idx; /* one reference held here */
+} last = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+int pinlet_answers_index_get(struct pinlet_pins *pins, struct pinlet_answers_index **ret)
+{
+        _cleanup_answers_index_ struct pinlet_answers_index *idx = NULL;
+        uint64_t generation = pinlet_pins_generation(pins);
+        int r;
+
+        pthread_mutex_lock(&last.lock);
+        if (last.idx && last.idx->generation == generation) {
+                atomic_fetch_add(&last.idx->refs, 1);
+                *ret = last.idx;
+                pthread_mutex_unlock(&last.lock);
+                return 0;
+        }
+        pthread_mutex_unlock(&last.lock);
+
+        /* Built outside the lock (one pass over the pins); labelled with the generation
+         * read before the pass, so it is reused only while nothing changed since. */
+        r = pinlet_answers_index_new(&idx);
+        if (r < 0)
+                return r;
+        idx->generation = generation;
+        r = pinlet_answers_index_load(idx, pins);
+        if (r < 0)
+                return r;
+        atomic_fetch_add(&idx->refs, 1);
+        pthread_mutex_lock(&last.lock);
+        pinlet_answers_index_free(last.idx);
+        last.idx = idx;
+        pthread_mutex_unlock(&last.lock);
+        *ret = TAKE_PTR(idx);
+        return 0;
 }
 
 /* ---- names on the wire ---- */
@@ -507,9 +552,7 @@ static void respond(enum pinlet_answers_kind kind, void *userdata, int status,
         *ret = (struct pinlet_intercept_result){ .action = PINLET_FORWARD_ORIGINAL };
         if (!pins || status != GRPC_STATUS_OK || !response || pinlet_pins_size(pins) == 0)
                 return;
-        r = pinlet_answers_index_new(&idx);
-        if (r >= 0)
-                r = pinlet_answers_index_load(idx, pins);
+        r = pinlet_answers_index_get(pins, &idx);
         if (r < 0) {
                 log_warn("%s: cannot index the pins (%s): the runtime's answer passes unchanged",
                          kind_message(kind), strerror(-r));

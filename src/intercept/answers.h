@@ -50,11 +50,13 @@ enum pinlet_answers_kind {
         PINLET_ANSWERS_LIST_IMAGES,  /* ImageService/ListImages: ListImagesResponse */
 };
 
-/* The pins of one answer, indexed both ways: built in one pass over the pin store, then
- * every image of the answer costs a hash lookup per name. Not thread-safe (one answer). */
+/* The pins indexed both ways: built in one pass over the pin store, then every image of
+ * an answer costs a hash lookup per name. Reference counted; read-only once built, so
+ * shared by concurrent answers (pinlet_answers_index_get); _add is for one owner only. */
 struct pinlet_answers_index;
 
 int pinlet_answers_index_new(struct pinlet_answers_index **ret);
+/* Drops one reference. */
 void pinlet_answers_index_free(struct pinlet_answers_index *idx);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_answers_index *, pinlet_answers_index_free)
 #define _cleanup_answers_index_ _cleanup_(pinlet_answers_index_freep)
@@ -67,6 +69,11 @@ int pinlet_answers_index_add(struct pinlet_answers_index *idx, const char *refer
 /* Adds every pin of the store (one pinlet_pins_list pass, under its shared lock). Returns
  * the number of pins indexed or -ENOMEM. Pins that are not tags are skipped. */
 int pinlet_answers_index_load(struct pinlet_answers_index *idx, struct pinlet_pins *pins);
+
+/* A reference to the index of the pins as they are now: the one built for the current
+ * pinlet_pins_generation() when there is one (any pin store of the process), else a new
+ * one that replaces it. 0 or -ENOMEM. Thread-safe. */
+int pinlet_answers_index_get(struct pinlet_pins *pins, struct pinlet_answers_index **ret);
 
 /*
  * Rewrites an ImageStatusResponse or ListImagesResponse (see above). Returns

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/file.h>
@@ -38,6 +39,7 @@ struct pin {
         char *ref; /* owned; node.key points to it */
         char *digest;
         int64_t first_used, last_used;
+        int64_t written_used;             /* last_used as the log holds it (see quiet_touch) */
         char *pods[PINLET_PINS_MAX_PODS]; /* oldest first */
         size_t n_pods;
         struct pinlet_lru_node node; /* in pinlet_pins.lru */
@@ -46,8 +48,9 @@ struct pin {
 #define PIN(n) PINLET_LRU_ENTRY(n, struct pin, node)
 
 struct pinlet_pins {
-        pthread_rwlock_t mem; /* the table and every pin in it */
-        pthread_mutex_t io;   /* writers: serializes changes and their appends */
+        pthread_rwlock_t mem;        /* the table and every pin in it */
+        _Atomic uint64_t generation; /* see pinlet_pins_generation(); changed under mem */
+        pthread_mutex_t io;          /* writers: serializes changes and their appends */
         size_t max;
         struct pinlet_lru lru; /* of struct pin */
 
@@ -146,11 +149,28 @@ static struct pin *find(struct pinlet_pins *p, const char *ref)
         return PIN(pinlet_lru_find(&p->lru, ref));
 }
 
+/* Every store's every content gets a number of its own: a process-wide counter. */
+static _Atomic uint64_t generations;
+
+/* The set of (reference, digest) pairs changed: called with mem held for writing (or
+ * before the store is shared), after the change. */
+static void changed(struct pinlet_pins *p)
+{
+        atomic_store(&p->generation, atomic_fetch_add(&generations, 1) + 1);
+}
+
 /* Inserts a new pin (the caller checked it is absent) as the most recent one. */
 static void insert(struct pinlet_pins *p, struct pin *pin)
 {
         pin->node.key = pin->ref;
         pinlet_lru_insert(&p->lru, &pin->node);
+        changed(p);
+}
+
+static void remove_pin(struct pinlet_pins *p, struct pin *pin)
+{
+        pinlet_lru_remove(&p->lru, &pin->node);
+        changed(p);
 }
 
 /* Evicts least recently used pins beyond the bound; returns how many. */
@@ -161,7 +181,7 @@ static size_t evict(struct pinlet_pins *p)
         while (pinlet_lru_size(&p->lru) > p->max && pinlet_lru_oldest(&p->lru)) {
                 struct pin *victim = PIN(pinlet_lru_oldest(&p->lru));
 
-                pinlet_lru_remove(&p->lru, &victim->node);
+                remove_pin(p, victim);
                 log_debug("pins: evicted %s", victim->ref);
                 pin_free(victim);
                 k++;
@@ -273,6 +293,7 @@ static struct pin *parse_line(const char *line, size_t len, const char **ret_why
                 why = "missing or invalid \"first_used\" or \"last_used\"";
                 goto out;
         }
+        pin->written_used = pin->last_used;
         pods = json_object_get(o, "pods");
         if (pods && !json_is_array(pods)) {
                 why = "\"pods\" is not an array";
@@ -325,7 +346,7 @@ static void apply(struct pinlet_pins *p, struct pin *pin)
         struct pin *old = find(p, pin->ref);
 
         if (old) {
-                pinlet_lru_remove(&p->lru, &old->node);
+                remove_pin(p, old);
                 pin_free(old);
         }
         if (!pin->digest) {
@@ -686,6 +707,7 @@ static int pins_new(const char *dir, size_t max_entries, bool read_only, struct 
                 return -ENOMEM;
         p->max = max_entries ? max_entries : PINLET_PINS_DEFAULT_MAX;
         r = pinlet_lru_init(&p->lru, p->max);
+        changed(p);
         p->read_only = read_only;
         p->lock_fd = p->log_fd = -1;
         pthread_rwlock_init(&p->mem, NULL);
@@ -871,6 +893,7 @@ static struct pin *pin_clone(const struct pin *pin)
                 return NULL;
         c->first_used = pin->first_used;
         c->last_used = pin->last_used;
+        c->written_used = pin->written_used;
         for (size_t i = 0; i < pin->n_pods; i++) {
                 c->pods[i] = strdup(pin->pods[i]);
                 if (!c->pods[i])
@@ -888,11 +911,28 @@ static void pin_swap_state(struct pin *pin, struct pin *next)
         pin->digest = next->digest;
         pin->first_used = next->first_used;
         pin->last_used = next->last_used;
+        pin->written_used = next->written_used;
         memcpy(pin->pods, next->pods, sizeof(pin->pods));
         pin->n_pods = next->n_pods;
         next->digest = old.digest;
         memcpy(next->pods, old.pods, sizeof(next->pods));
         next->n_pods = old.n_pods;
+}
+
+/*
+ * A use that would change nothing on disk but last_used, by less than
+ * PINLET_PINS_TOUCH_WRITE_S since the log last had it: the same digest, no pod or the pod
+ * already the most recent one. kubelet asks ImageStatus for every image of every pod
+ * every few seconds; a line each time would cost a write(2) and a JSON line per call and
+ * make the log compact itself over and over, for a value only eviction order reads.
+ */
+static bool quiet_touch(const struct pin *pin, const char *digest, const char *pod, int64_t now)
+{
+        if (digest && strcmp(pin->digest, digest) != 0)
+                return false;
+        if (pod && (pin->n_pods == 0 || strcmp(pin->pods[pin->n_pods - 1], pod) != 0))
+                return false;
+        return now >= pin->written_used && now - pin->written_used < PINLET_PINS_TOUCH_WRITE_S;
 }
 
 /*
@@ -921,8 +961,18 @@ static int change(struct pinlet_pins *p, const char *ref, const char *digest, co
                 pthread_mutex_lock(&p->io);
         else if (pthread_mutex_trylock(&p->io) != 0)
                 return -EAGAIN;
+        now = (int64_t)time(NULL);
         pthread_rwlock_rdlock(&p->mem);
         pin = find(p, ref);
+        if (pin && quiet_touch(pin, digest, pod, now)) {
+                pthread_rwlock_unlock(&p->mem);
+                /* io is held: no other writer changes or removes pin meanwhile */
+                pthread_rwlock_wrlock(&p->mem);
+                pin->last_used = now;
+                pinlet_lru_touch(&p->lru, &pin->node);
+                pthread_rwlock_unlock(&p->mem);
+                goto out;
+        }
         if (pin)
                 next = pin_clone(pin);
         else if (digest && (next = calloc(1, sizeof(*next))) && !(next->ref = strdup(ref))) {
@@ -937,7 +987,6 @@ static int change(struct pinlet_pins *p, const char *ref, const char *digest, co
         if (r < 0)
                 goto out;
 
-        now = (int64_t)time(NULL);
         if (digest && (!pin || strcmp(pin->digest, digest) != 0)) {
                 char *d = strdup(digest);
 
@@ -965,11 +1014,14 @@ static int change(struct pinlet_pins *p, const char *ref, const char *digest, co
                 if (r < 0)
                         goto out;
         }
+        next->written_used = now;
 
         pthread_rwlock_wrlock(&p->mem);
         if (pin) {
                 pin_swap_state(pin, next);
                 pinlet_lru_touch(&p->lru, &pin->node);
+                if (sync)
+                        changed(p); /* the tag moved */
         } else
                 insert(p, TAKE_PTR(next));
         evict(p);
@@ -1036,7 +1088,7 @@ int pinlet_pins_forget(struct pinlet_pins *p, const char *ref, struct pinlet_err
         pthread_rwlock_wrlock(&p->mem);
         pin = find(p, ref);
         if (pin)
-                pinlet_lru_remove(&p->lru, &pin->node);
+                remove_pin(p, pin);
         pthread_rwlock_unlock(&p->mem);
         if (!pin) {
                 /* memory and log agree already: nothing to write */
@@ -1081,6 +1133,11 @@ int pinlet_pins_list(struct pinlet_pins *p, pinlet_pins_list_fn fn, void *userda
         }
         pthread_rwlock_unlock(&p->mem);
         return r < 0 ? r : n;
+}
+
+uint64_t pinlet_pins_generation(struct pinlet_pins *p)
+{
+        return atomic_load(&p->generation);
 }
 
 size_t pinlet_pins_size(struct pinlet_pins *p)

@@ -20,7 +20,8 @@
  * rewriting up to max_entries entries. Crash safety:
  *   - a new, moved or forgotten pin is appended and fdatasync'ed before record() or
  *     forget() returns; touches and same-digest records are appended without a sync
- *     (losing a last_used update in a crash is harmless);
+ *     (losing a last_used update in a crash is harmless), and only when they change
+ *     more than last_used, or last_used by PINLET_PINS_TOUCH_WRITE_S or more;
  *   - a torn last line (crash mid-append) is not valid JSON: the loader skips it;
  *   - compaction writes the live entries to DIR/.pins.jsonl.tmp.XXXXXX, fsyncs it, renames
  *     it over pins.jsonl and fsyncs DIR, so the file is always either the old or the new
@@ -83,10 +84,13 @@
 #define PINLET_PINS_FILE        "pins.jsonl"
 #define PINLET_PINS_DEFAULT_MAX 10000
 #define PINLET_PINS_MAX_PODS    8 /* pods kept per pin, most recent last */
-#define PINLET_PINS_REF_MAX     512
-#define PINLET_PINS_DIGEST_MAX  160   /* "sha512:" + 128 hex fits */
-#define PINLET_PINS_POD_MAX     512   /* "namespace/name/uid": 63 + 253 + 36 + 2 fits */
-#define PINLET_PINS_LINE_MAX    16384 /* a longer line is skipped at load */
+/* A use that changes only last_used reaches the log at most once per this many seconds
+ * per pin (see pinlet_pins_touch). */
+#define PINLET_PINS_TOUCH_WRITE_S 60
+#define PINLET_PINS_REF_MAX       512
+#define PINLET_PINS_DIGEST_MAX    160   /* "sha512:" + 128 hex fits */
+#define PINLET_PINS_POD_MAX       512   /* "namespace/name/uid": 63 + 253 + 36 + 2 fits */
+#define PINLET_PINS_LINE_MAX      16384 /* a longer line is skipped at load */
 
 struct pinlet_pins;
 
@@ -130,6 +134,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_pins *, pinlet_pins_close)
 
 const struct pinlet_pins_load_report *pinlet_pins_load_report(struct pinlet_pins *p);
 
+/* A number that changes whenever the set of (reference, digest) pairs does (a new,
+ * moved, forgotten or evicted pin; a load), never when only last_used or pods do. Numbers
+ * are unique across every store of the process: a caller may keep something derived from
+ * the pins and reuse it while the number it read before deriving it is still current. */
+uint64_t pinlet_pins_generation(struct pinlet_pins *p);
+
 /* The pinned digest of ref: 0 with *ret_digest (caller owns), -ENOENT, -ENOMEM. */
 int pinlet_pins_lookup(struct pinlet_pins *p, const char *ref, char **ret_digest);
 
@@ -148,7 +158,11 @@ int pinlet_pins_record(struct pinlet_pins *p, const char *ref, const char *diges
                        char **ret_previous_digest, struct pinlet_error **err);
 
 /* Marks an existing pin as used now (by pod, when not NULL). -ENOENT when ref has none.
- * Atomic like record(); not synced (a lost last_used is harmless). */
+ * Atomic like record(); not synced (a lost last_used is harmless). A use that changes
+ * nothing but last_used (no pod, or the pod already the most recent one) within
+ * PINLET_PINS_TOUCH_WRITE_S of the last_used the log holds changes memory only (recency
+ * and last_used) and writes no line: after a restart last_used may be up to that much
+ * older. The same holds for a record() of the digest the pin already has. */
 int pinlet_pins_touch(struct pinlet_pins *p, const char *ref, const char *pod,
                       struct pinlet_error **err);
 

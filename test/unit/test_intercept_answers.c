@@ -315,6 +315,49 @@ static void test_index_load(void **state)
         pinlet_pins_close(pins);
 }
 
+/* The shared index: reused while the pins keep their content, rebuilt when they change,
+ * never shared between two stores. */
+static void test_index_get(void **state)
+{
+        struct pinlet_pins *pins = NULL, *other = NULL;
+        struct pinlet_answers_index *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+        struct pinlet_error *err = NULL;
+#define IN  status_answer("sha256:aaaa", NONE, S(REG "/tiny/app@" D1))
+#define ONE status_answer("sha256:aaaa", S(REG "/tiny/app:a"), S(REG "/tiny/app@" D1))
+#define TWO                                                                   \
+        status_answer("sha256:aaaa", S(REG "/tiny/app:a", REG "/tiny/app:b"), \
+                      S(REG "/tiny/app@" D1))
+        struct pbw in1 = IN, in2 = IN, in3 = IN, one1 = ONE, one2 = ONE, two = TWO;
+
+        assert_int_equal(pinlet_pins_open(NULL, 0, &pins, &err), 0);
+        assert_int_equal(pinlet_pins_open(NULL, 0, &other, &err), 0);
+        assert_int_equal(pinlet_pins_record(pins, REG "/tiny/app:a", D1, NULL, NULL, &err), 0);
+        assert_int_equal(pinlet_answers_index_get(pins, &a), 0);
+        check(PINLET_ANSWERS_IMAGE_STATUS, a, &in1, &one1);
+        /* a use changes no content: the same index */
+        assert_int_equal(pinlet_pins_touch(pins, REG "/tiny/app:a", "ns/p/u", &err), 0);
+        assert_int_equal(pinlet_answers_index_get(pins, &b), 0);
+        assert_ptr_equal(a, b);
+        /* a new pin: a new index, with it; the old one stays valid for its holder */
+        assert_int_equal(pinlet_pins_record(pins, REG "/tiny/app:b", D1, NULL, NULL, &err), 0);
+        assert_int_equal(pinlet_answers_index_get(pins, &c), 0);
+        assert_ptr_not_equal(a, c);
+        check(PINLET_ANSWERS_IMAGE_STATUS, c, &in2, &two);
+        check(PINLET_ANSWERS_IMAGE_STATUS, a, &in3, &one2);
+        /* another store: its own index */
+        assert_int_equal(pinlet_answers_index_get(other, &d), 0);
+        assert_ptr_not_equal(c, d);
+        pinlet_answers_index_free(a);
+        pinlet_answers_index_free(b);
+        pinlet_answers_index_free(c);
+        pinlet_answers_index_free(d);
+        pinlet_pins_close(pins);
+        pinlet_pins_close(other);
+#undef IN
+#undef ONE
+#undef TWO
+}
+
 /* ---- RemoveImage ---- */
 
 /* RemoveImageRequest: image=1 (ImageSpec: image=1, annotations=2, user_specified=18),
@@ -435,6 +478,7 @@ int main(void)
                 cmocka_unit_test(test_list_images),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_index_load),
+                cmocka_unit_test(test_index_get),
                 cmocka_unit_test(test_remove_key),
                 cmocka_unit_test(test_remove_rewrite),
         };

@@ -364,14 +364,84 @@ static void test_compaction(void **state)
 
         assert_int_equal(pinlet_pins_open(dir, 10, &p, &err), 0);
         record(p, NGINX, D1, NULL, NULL);
+        /* two pods taking turns: each use changes the pod order, so each writes a line */
         for (int i = 0; i < 2000; i++)
-                assert_int_equal(pinlet_pins_touch(p, NGINX, NULL, &err), 0);
+                assert_int_equal(pinlet_pins_touch(p, NGINX, i % 2 ? "ns/a/u" : "ns/b/u", &err), 0);
         /* without compaction the log would hold 2001 lines */
         assert_true(count_lines(file) <= 2 * 1 + 1024 + 1);
         pinlet_pins_close(p);
         assert_int_equal(pinlet_pins_open(dir, 10, &p, &err), 0);
         expect_pin(p, NGINX, D1);
         pinlet_pins_close(p);
+}
+
+/* A use that changes nothing but last_used writes no line; everything else does. */
+static void test_quiet_touch(void **state)
+{
+        _cleanup_free_ char *dir = in_tmp("", "quiet");
+        _cleanup_free_ char *file = in_tmp("/" PINLET_PINS_FILE, "quiet");
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        struct pinlet_pins *p = NULL, *m = NULL;
+        uint64_t gen;
+        size_t lines;
+
+        assert_int_equal(pinlet_pins_open(dir, 10, &p, &err), 0);
+        record(p, NGINX, D1, "ns/a/u", NULL);
+        record(p, REDIS, D1, NULL, NULL);
+        lines = count_lines(file);
+        gen = pinlet_pins_generation(p);
+        for (int i = 0; i < 100; i++) {
+                assert_int_equal(pinlet_pins_touch(p, NGINX, NULL, &err), 0);
+                assert_int_equal(pinlet_pins_touch_nowait(p, NGINX, "ns/a/u"), 0);
+                record(p, NGINX, D1, "ns/a/u", NULL);
+        }
+        assert_int_equal(count_lines(file), lines);
+        assert_int_equal(pinlet_pins_generation(p), gen); /* last_used is no content */
+
+        /* a new pod, another pod first, a move: a line each */
+        assert_int_equal(pinlet_pins_touch(p, NGINX, "ns/b/u", &err), 0);
+        assert_int_equal(count_lines(file), lines + 1);
+        assert_int_equal(pinlet_pins_touch(p, NGINX, "ns/a/u", &err), 0);
+        assert_int_equal(count_lines(file), lines + 2);
+        assert_int_equal(pinlet_pins_generation(p), gen);
+        record(p, NGINX, D2, NULL, D1);
+        assert_int_equal(count_lines(file), lines + 3);
+        assert_true(pinlet_pins_generation(p) != gen);
+        gen = pinlet_pins_generation(p);
+        assert_int_equal(pinlet_pins_forget(p, REDIS, &err), 1);
+        assert_true(pinlet_pins_generation(p) != gen);
+        pinlet_pins_close(p);
+
+        assert_int_equal(pinlet_pins_open(dir, 10, &p, &err), 0);
+        expect_pin(p, NGINX, D2);
+        expect_none(p, REDIS);
+        pinlet_pins_close(p);
+
+        /* recency follows quiet uses all the same: the pin not used is the one evicted */
+        assert_int_equal(pinlet_pins_open(NULL, 2, &m, &err), 0);
+        record(m, NGINX, D1, NULL, NULL);
+        record(m, REDIS, D1, NULL, NULL);
+        assert_int_equal(pinlet_pins_touch_nowait(m, NGINX, NULL), 0);
+        record(m, APP, D1, NULL, NULL);
+        expect_pin(m, NGINX, D1);
+        expect_none(m, REDIS);
+        pinlet_pins_close(m);
+}
+
+/* Generations are unique across stores: equal numbers mean the same content. */
+static void test_generation(void **state)
+{
+        _cleanup_pins_ struct pinlet_pins *a = NULL, *b = NULL;
+        uint64_t ga, gb;
+
+        assert_int_equal(pinlet_pins_open(NULL, 0, &a, NULL), 0);
+        assert_int_equal(pinlet_pins_open(NULL, 0, &b, NULL), 0);
+        ga = pinlet_pins_generation(a);
+        gb = pinlet_pins_generation(b);
+        assert_true(ga != gb);
+        record(a, NGINX, D1, NULL, NULL);
+        assert_true(pinlet_pins_generation(a) != ga && pinlet_pins_generation(a) != gb);
+        assert_int_equal(pinlet_pins_generation(b), gb);
 }
 
 static void test_forget(void **state)
@@ -777,7 +847,8 @@ int main(void)
                 cmocka_unit_test(test_record_lookup),   cmocka_unit_test(test_move),
                 cmocka_unit_test(test_pods_bounded),    cmocka_unit_test(test_persistence),
                 cmocka_unit_test(test_crash_safety),    cmocka_unit_test(test_bound),
-                cmocka_unit_test(test_compaction),      cmocka_unit_test(test_lock_and_readonly),
+                cmocka_unit_test(test_compaction),      cmocka_unit_test(test_quiet_touch),
+                cmocka_unit_test(test_generation),      cmocka_unit_test(test_lock_and_readonly),
                 cmocka_unit_test(test_concurrent),      cmocka_unit_test(test_load_data),
                 cmocka_unit_test(test_forget),          cmocka_unit_test(test_forget_compaction),
                 cmocka_unit_test(test_symlink_refused), cmocka_unit_test(test_unsafe_directory),

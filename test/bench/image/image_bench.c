@@ -10,11 +10,13 @@
  *        each round (the order flips every round). One persistent channel per target, the
  *        benchmark load generator (../loadgen.h: one completion queue per client thread,
  *        one batch per call). One JSON object per run on stdout.
- *   pinlet_bench_image seq TARGET status|pull PREFIX FROM TO
+ *   pinlet_bench_image seq TARGET status|pull|version PREFIX FROM TO
  *        one call per image PREFIX<i>, i = FROM..TO, strictly one after another, each
  *        timed alone (the client of test/support/grpc_client.h, the same for every target
  *        so that cold, warm and direct compare like for like). One JSON summary on stdout.
  *        With tags nobody resolved yet, every call through pinlet is a cold resolution.
+ *        version: RuntimeService/Version with an empty request (PREFIX unused), a call
+ *        pinlet passes through untouched: the baseline of the instruction profile.
  *   pinlet_bench_image burst TARGET status|pull N IMAGE
  *        N concurrent calls for IMAGE released together by a barrier on one shared
  *        channel; every one must end OK. One JSON summary on stdout.
@@ -38,11 +40,12 @@
 #include "grpc_client.h"
 #include "loadgen.h"
 
-#define PULL_METHOD   "/runtime.v1.ImageService/PullImage"
-#define STATUS_METHOD "/runtime.v1.ImageService/ImageStatus"
-#define MAX_REQUEST   2048
-#define MAX_BURST     1024
-#define CALL_TIMEOUT  120000 /* ms; a pull through a cold path on busy cores stays well below */
+#define PULL_METHOD    "/runtime.v1.ImageService/PullImage"
+#define STATUS_METHOD  "/runtime.v1.ImageService/ImageStatus"
+#define VERSION_METHOD "/runtime.v1.RuntimeService/Version"
+#define MAX_REQUEST    2048
+#define MAX_BURST      1024
+#define CALL_TIMEOUT   120000 /* ms; a pull through a cold path on busy cores stays well below */
 
 static size_t put_varint(uint8_t *out, size_t n, uint64_t v)
 {
@@ -76,6 +79,8 @@ static const char *method_for(const char *kind)
                 return STATUS_METHOD;
         if (strcmp(kind, "pull") == 0)
                 return PULL_METHOD;
+        if (strcmp(kind, "version") == 0)
+                return VERSION_METHOD; /* a pass-through call: the request is empty */
         return NULL;
 }
 
@@ -232,7 +237,9 @@ static int cmd_seq(char **argv)
                 int64_t t0, t1;
 
                 snprintf(image, sizeof(image), "%s%ld", prefix, i);
-                len = encode_image_request(image, req, sizeof(req));
+                len = strcmp(method, VERSION_METHOD) == 0
+                              ? 0
+                              : encode_image_request(image, req, sizeof(req));
                 t0 = lg_now_ns();
                 if (pinlet_tgrpc_unary(ch, method, req, len, NULL, 0, CALL_TIMEOUT, &r) < 0 ||
                     r.status != 0) {
@@ -336,7 +343,7 @@ static void usage(void)
 {
         fprintf(stderr,
                 "usage: pinlet_bench_image warm DIRECT PINLET IMAGE CALLS CONC[,C...] ROUNDS\n"
-                "       pinlet_bench_image seq TARGET status|pull PREFIX FROM TO\n"
+                "       pinlet_bench_image seq TARGET status|pull|version PREFIX FROM TO\n"
                 "       pinlet_bench_image burst TARGET status|pull N IMAGE\n");
         exit(2);
 }

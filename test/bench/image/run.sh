@@ -26,6 +26,12 @@
 #               between the two (each paired with direct runs), compare-warm.md
 #   --scrape    pinlet serves metrics (metrics.listen) and a scraper fetches /metrics
 #               every 100 ms during the whole run: compare with a run without it
+#   --profile N afterwards, pinlet (and B with --compare) under valgrind --tool=callgrind:
+#               N warm ImageStatus calls of pulled (pinned) tags, then N Version calls
+#               (passed through), one at a
+#               time; instructions per call in pinlet's process, counters zeroed before
+#               and dumped after each phase (callgrind_control). Instruction counts do not
+#               depend on what else the machine runs: profile.md
 #
 # Steps, all in one private /tmp/pinlet-it-XXXX directory, every daemon stopped by PID on
 # exit (also on failure):
@@ -47,7 +53,8 @@
 #      tiny/app), cold ImageStatus through pinlet: token requests and manifest requests
 #      per cold call.
 #
-# Results in OUT: machine.md, warm-raw.jsonl, warm.md, cold.md, results.md (all of it).
+# Results in OUT: machine.md, warm-raw.jsonl, warm.md, cold.md, compare-warm.md (--compare),
+# profile.md (--profile), results.md (all of it).
 # The benchmark asserts nothing about time; it fails only when a call fails or a count it
 # relies on cannot be read.
 # jq filters are single-quoted on purpose.
@@ -73,6 +80,7 @@ scrape=0
 lock=0
 verify=""
 compare=""
+profile=0
 
 usage() {
 	sed -n "7,18p" "$0" | sed 's/^# \{0,1\}//' >&2
@@ -94,6 +102,7 @@ while [ $# -gt 0 ]; do
 	--lock) lock=1 ;;
 	--verify) verify=$2; shift ;;
 	--compare) compare=$(realpath "$2"); shift ;;
+	--profile) profile=$2; shift ;;
 	-h | --help) usage ;;
 	*) echo "unknown argument: $1" >&2; usage ;;
 	esac
@@ -101,7 +110,10 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (containerd)" >&2; exit 1; }
-for c in containerd runc docker-registry skopeo jq curl openssl; do
+[[ $profile =~ ^[0-9]+$ ]] || { echo "run.sh: --profile wants a number of calls" >&2; exit 2; }
+needs=(containerd runc docker-registry skopeo jq curl openssl)
+[ "$profile" = 0 ] || needs+=(valgrind callgrind_control)
+for c in "${needs[@]}"; do
 	command -v "$c" >/dev/null || { echo "run.sh: $c not installed" >&2; exit 1; }
 done
 
@@ -328,6 +340,71 @@ if [ -n "$compare" ]; then
 	stop_bg pinlet-b
 fi
 
+# --- 2c. instructions per call, under callgrind ------------------------------------------
+# One pinlet under valgrind at a time, the same configuration, the tags cold-0.. (already
+# tagged): pulled through it first (each tag pinned, as kubelet pulls before it asks
+# ImageStatus), so the measured passes are cache and pin hits whose answers list the
+# pinned tags.
+profile_phase() { # ENDPOINT status|version CALLS
+	local n=0 k
+	while [ "$n" -lt "$3" ]; do
+		k=$(($3 - n))
+		[ "$k" -gt "$cold" ] && k=$cold
+		"$BENCH" seq "$1" "$2" "$reg/tiny/app:cold-" 0 $((k - 1)) >/dev/null || return 1
+		n=$((n + k))
+	done
+}
+profile_pinlet() { # LABEL BINARY -> "status_instr version_instr" per call
+	local label=$1 bin=$2 pd=$dir/profile-$1 ep pid
+	mkdir -p "$pd"
+	cp "$dir/pinlet/config.yaml" "$pd/config.yaml"
+	printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s "%s" "$@"\n' \
+		"$pd/callgrind.out" "$bin" >"$pd/valgrind.sh"
+	chmod +x "$pd/valgrind.sh"
+	PINLET_NAME=profile-$label PINLET_BIN=$pd/valgrind.sh PINLET_START_TIMEOUT=180 \
+		start_pinlet "$pd" "$CONTAINERD_ENDPOINT" --mode enforce --log-level info >&2 ||
+		it_fail "pinlet under valgrind ($label)"
+	ep=unix://$pd/pinlet.sock
+	pid=$(bg_pid "profile-$label")
+	# pulled through it, as kubelet does before it asks ImageStatus: each tag pinned
+	profile_phase "$ep" pull "$cold" || it_fail "profile warm-up ($label)"
+	profile_phase "$ep" status "$cold" || it_fail "profile warm-up ($label)"
+	profile_phase "$ep" version "$cold" || it_fail "profile warm-up ($label)"
+	for phase in status version; do
+		callgrind_control -z "$pid" >/dev/null || it_fail "callgrind_control -z"
+		profile_phase "$ep" "$phase" "$profile" || it_fail "profile $phase ($label)"
+		callgrind_control -d "$phase" "$pid" >/dev/null || it_fail "callgrind_control -d"
+	done
+	stop_bg "profile-$label" 60
+	for phase in 1 2; do
+		# each dump holds the costs since the zeroing before its phase
+		awk '/^(summary|totals):/ { print $2; exit }' "$pd/callgrind.out.$phase"
+	done | tr '\n' ' '
+}
+if [ "$profile" -gt 0 ]; then
+	a_ep=$PINLET_ENDPOINT a_dir=$PINLET_DIR
+	it_log "profile: $profile ImageStatus and $profile Version calls under callgrind"
+	read -r a_s a_v < <(profile_pinlet a "$PINLET_BIN")
+	if [ -n "$compare" ]; then
+		read -r b_s b_v < <(profile_pinlet b "$compare")
+	fi
+	export PINLET_ENDPOINT=$a_ep PINLET_DIR=$a_dir PINLET_SOCK=$a_dir/pinlet.sock
+	{
+		echo "| pinlet | ImageStatus (warm) instr./call | Version (pass-through) instr./call | ImageStatus / Version |"
+		echo "|---|---|---|---|"
+		row() { echo "| $1 | $(($2 / profile)) | $(($3 / profile)) | $(jq -n "$2 / $3 * 1000 | round / 1000") |"; }
+		row "this ($PINLET_BIN)" "$a_s" "$a_v"
+		if [ -n "$compare" ]; then
+			row "B ($compare)" "$b_s" "$b_v"
+			echo
+			echo "this/B: ImageStatus $(jq -n "$a_s / $b_s * 1000 | round / 1000"), Version $(jq -n "$a_v / $b_v * 1000 | round / 1000")."
+		fi
+		echo
+		echo "valgrind --tool=callgrind, $profile calls per phase, one at a time; every thread of pinlet's process counted."
+	} >"$out/profile.md"
+	cat "$out/profile.md" >&2
+fi
+
 # --- 3. cold ------------------------------------------------------------------------------
 last=$((cold - 1))
 # seq_phase NAME TARGET KIND PREFIX: runs the calls, records latency and registry requests.
@@ -443,6 +520,18 @@ cat "$out/cold.md" >&2
 	echo "## Cold resolutions, registry requests"
 	echo
 	cat "$out/cold.md"
+	if [ -f "$out/compare-warm.md" ]; then
+		echo
+		echo "## A/B"
+		echo
+		cat "$out/compare-warm.md"
+	fi
+	if [ -f "$out/profile.md" ]; then
+		echo
+		echo "## Instructions per call"
+		echo
+		cat "$out/profile.md"
+	fi
 } >"$out/results.md"
 bg_running pinlet || it_fail "pinlet exited during the benchmark"
 it_log "done: $out/results.md"

@@ -12,7 +12,8 @@
 #           DIR/audit.jsonl, --log-level debug, then SERVE_ARGS (later options win, e.g.
 #           --mode enforce). DIR/config.yaml is the caller's if it exists, else an empty
 #           mapping is written ("{}"). Nothing outside DIR is read or written. Waits until
-#           the socket listens (10 s). Sets PINLET_DIR, PINLET_SOCK and PINLET_ENDPOINT
+#           the socket listens (10 s; $PINLET_START_TIMEOUT to change it, e.g. for a
+#           pinlet under valgrind). Sets PINLET_DIR, PINLET_SOCK and PINLET_ENDPOINT
 #           ("unix://" + socket). The start_bg name is "pinlet" ($PINLET_NAME to change
 #           it, e.g. for a second instance).
 #   restart_pinlet [DIR]
@@ -47,7 +48,8 @@ _pinlet_start() {
 	mapfile -t args <"$dir/serve.args"
 	rm -f "$dir/pinlet.sock"
 	start_bg "$name" "${args[@]}"
-	wait_for_socket "$dir/pinlet.sock" 10 || { it_log "$name did not start"; return 1; }
+	wait_for_socket "$dir/pinlet.sock" "${PINLET_START_TIMEOUT:-10}" ||
+		{ it_log "$name did not start"; return 1; }
 	bg_running "$name" || { it_log "$name exited after start"; return 1; }
 }
 

@@ -126,6 +126,8 @@ static json_t *field_string(const char *v, size_t n)
         size_t keep = n, len;
         json_t *s;
 
+        if (n <= PINLET_AUDIT_FIELD_MAX && (s = json_stringn(v, n)))
+                return s; /* the usual case: short and UTF-8, no copy */
         if (n > PINLET_AUDIT_FIELD_MAX) {
                 keep = PINLET_AUDIT_FIELD_MAX;
                 /* v[keep] is the first byte dropped: if it continues a sequence (10xxxxxx),
@@ -150,12 +152,13 @@ static json_t *field_string(const char *v, size_t n)
         return s;
 }
 
-/* Sets key to the n bytes at v (see field_string), or does nothing when v is NULL. */
+/* Sets key (a literal: ASCII, so jansson's UTF-8 check of it is skipped) to the n bytes at
+ * v (see field_string), or does nothing when v is NULL. */
 static int set_strn(json_t *o, const char *key, const char *v, size_t n)
 {
         if (!v)
                 return 0;
-        return json_object_set_new(o, key, field_string(v, n));
+        return json_object_set_new_nocheck(o, key, field_string(v, n));
 }
 
 static int set_str(json_t *o, const char *key, const char *v)
@@ -195,7 +198,7 @@ char *pinlet_audit_format(const struct pinlet_audit_record *rec)
         r |= set_str(o, "lock", rec->lock);
         r |= set_str(o, "endpoint", rec->endpoint);
         if (rec->registry_ms >= 0)
-                r |= json_object_set_new(o, "registry_ms", json_integer(rec->registry_ms));
+                r |= json_object_set_new_nocheck(o, "registry_ms", json_integer(rec->registry_ms));
         r |= set_str(o, "decision", rec->decision);
         r |= set_str(o, "mode", rec->mode);
         r |= set_str(o, "error", rec->error);

@@ -245,13 +245,18 @@ static bool exists(const char *path)
         return stat(path, &st) == 0;
 }
 
+bool pinlet_cli_runtime_is_crio(const char *runtime_name)
+{
+        /* CRI-O answers "cri-o" */
+        return runtime_name &&
+               (strcasecmp(runtime_name, "cri-o") == 0 || strcasecmp(runtime_name, "crio") == 0);
+}
+
 void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime_name,
                             struct pinlet_cli_hosts_files *ret)
 {
         bool containerd = runtime_name && strcasecmp(runtime_name, "containerd") == 0;
-        /* CRI-O answers "cri-o" */
-        bool crio = runtime_name && (strcasecmp(runtime_name, "cri-o") == 0 ||
-                                     strcasecmp(runtime_name, "crio") == 0);
+        bool crio = pinlet_cli_runtime_is_crio(runtime_name);
 
         *ret = (struct pinlet_cli_hosts_files){ 0 };
         if (cfg->hosts_dir)

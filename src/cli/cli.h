@@ -194,6 +194,10 @@ struct pinlet_cli_hosts_files {
 void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime_name,
                             struct pinlet_cli_hosts_files *ret);
 
+/* Whether runtime_name (VersionResponse.runtime_name, NULL when unknown) is CRI-O: then
+ * short names are qualified from registries.conf (intercept.h, "Short names"). */
+bool pinlet_cli_runtime_is_crio(const char *runtime_name);
+
 /*
  * Asks the runtime at endpoint (cfg->runtime_endpoint syntax) for its name with one
  * RuntimeService/Version call, waiting for it up to timeout_ms. *ret_name: malloc'ed

@@ -839,8 +839,12 @@ static size_t regconf_sigs(struct pinlet_hosts *h, struct sig *s, char **files, 
         return 2 + n;
 }
 
-static int lookup_regconf(struct pinlet_hosts *h, const char *registry, const char *path,
-                          struct pinlet_hosts_list **ret, struct pinlet_error **err)
+/* Calls fn with h's registries.conf as it is now (re-read when one of its files changed),
+ * under h's lock. */
+static int with_regconf(struct pinlet_hosts *h,
+                        int (*fn)(const struct pinlet_regconf *c, void *userdata,
+                                  struct pinlet_error **err),
+                        void *userdata, struct pinlet_error **err)
 {
         struct sig *now = calloc(2 + PINLET_HOSTS_DIR_FILES_MAX, sizeof(*now));
         char *files[PINLET_HOSTS_DIR_FILES_MAX];
@@ -875,12 +879,57 @@ static int lookup_regconf(struct pinlet_hosts *h, const char *registry, const ch
                 }
         }
         if (r >= 0)
-                r = pinlet_regconf_endpoints(h->regconf, registry, path, ret, err);
+                r = fn(h->regconf, userdata, err);
         pthread_mutex_unlock(&h->lock);
         for (size_t i = 0; i < n_files; i++)
                 free(files[i]);
         free(now);
         return r;
+}
+
+struct endpoints_args {
+        const char *registry, *path;
+        struct pinlet_hosts_list **ret;
+};
+
+static int regconf_endpoints(const struct pinlet_regconf *c, void *userdata,
+                             struct pinlet_error **err)
+{
+        struct endpoints_args *a = userdata;
+
+        return pinlet_regconf_endpoints(c, a->registry, a->path, a->ret, err);
+}
+
+static int lookup_regconf(struct pinlet_hosts *h, const char *registry, const char *path,
+                          struct pinlet_hosts_list **ret, struct pinlet_error **err)
+{
+        struct endpoints_args a = { .registry = registry, .path = path, .ret = ret };
+
+        return with_regconf(h, regconf_endpoints, &a, err);
+}
+
+struct short_name_args {
+        const char *name;
+        char **ret_name, **ret_reason;
+};
+
+static int regconf_short_name(const struct pinlet_regconf *c, void *userdata,
+                              struct pinlet_error **err)
+{
+        struct short_name_args *a = userdata;
+        int r = pinlet_regconf_short_name(c, a->name, a->ret_name, a->ret_reason);
+
+        return r < 0 ? pinlet_error_set(err, r, "out of memory") : r;
+}
+
+int pinlet_hosts_short_name(struct pinlet_hosts *h, const char *name, char **ret_name,
+                            char **ret_reason, struct pinlet_error **err)
+{
+        struct short_name_args a = { .name = name, .ret_name = ret_name, .ret_reason = ret_reason };
+
+        if (!h || !h->registries_conf)
+                return regconf_short_name(NULL, &a, err);
+        return with_regconf(h, regconf_short_name, &a, err);
 }
 
 int pinlet_hosts_lookup(struct pinlet_hosts *h, const char *registry, const char *path,

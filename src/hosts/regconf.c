@@ -534,37 +534,77 @@ int pinlet_regconf_endpoints(const struct pinlet_regconf *c, const char *registr
         return 0;
 }
 
+/* "a, b, c": the search registries for a message. */
+static char *search_list(char *const *search)
+{
+        size_t len = 1;
+        char *s;
+
+        for (char *const *p = search; p && *p; p++)
+                len += strlen(*p) + 2;
+        s = calloc(1, len);
+        for (char *const *p = search; s && p && *p; p++) {
+                if (p != search)
+                        strcat(s, ", ");
+                strcat(s, *p);
+        }
+        return s;
+}
+
 int pinlet_regconf_short_name(const struct pinlet_regconf *c, const char *name, char **ret_name,
                               char **ret_reason)
 {
+        _cleanup_free_ char *list = NULL;
         size_t n = 0;
+        bool hub;
 
+        *ret_name = NULL;
+        *ret_reason = NULL;
+        /* the last file that names the alias decides; "" erases it (the search registries
+         * apply again) */
         for (size_t i = 0; c && i < c->n_aliases; i++)
                 if (strcmp(c->alias_names[i], name) == 0) {
+                        if (!*c->alias_values[i])
+                                break;
                         *ret_name = strdup(c->alias_values[i]);
                         return *ret_name ? 1 : -ENOMEM;
                 }
         for (char **p = c ? c->search : NULL; p && *p; p++)
                 n++;
         if (n == 0) {
-                *ret_reason = strdup("short name: no unqualified-search-registries and no "
-                                     "alias; the runtime refuses it");
-                return *ret_reason ? 0 : -ENOMEM;
-        }
-        /* docker.io first: what pinlet's own normalization gives, and where the runtime
-         * looks first; a single other registry: the only place it looks */
-        if (strcmp(c->search[0], "docker.io") == 0 || n == 1) {
-                bool hub = strcmp(c->search[0], "docker.io") == 0;
-
-                if (asprintf(ret_name, "%s/%s%s", c->search[0],
-                             hub && !strchr(name, '/') ? "library/" : "", name) < 0)
+                if (asprintf(ret_reason,
+                             "short name '%s': no alias and no unqualified-search-registries; "
+                             "the runtime refuses it",
+                             name) < 0)
                         return -ENOMEM;
-                return 1;
+                return 0;
         }
-        if (asprintf(ret_reason,
-                     "short name: the runtime searches %zu registries (%s first), the result "
-                     "is ambiguous",
-                     n, c->search[0]) < 0)
+        list = search_list(c->search);
+        if (!list)
                 return -ENOMEM;
-        return 0;
+        hub = strcmp(c->search[0], "docker.io") == 0;
+        if (!hub && n > 1) {
+                if (asprintf(ret_reason,
+                             "short name '%s' is ambiguous: unqualified-search-registries has %s",
+                             name, list) < 0)
+                        return -ENOMEM;
+                return 0;
+        }
+        /* docker.io first: what containerd and kubelet make of the name too, and where the
+         * runtime looks first; a single other registry: the only place it looks */
+        if (asprintf(ret_name, "%s/%s%s", c->search[0], hub && !strchr(name, '/') ? "library/" : "",
+                     name) < 0) {
+                *ret_name = NULL;
+                return -ENOMEM;
+        }
+        if (n > 1 &&
+            asprintf(ret_reason,
+                     "short name '%s': docker.io did not answer for it, and the runtime would "
+                     "try the next unqualified-search-registries (%s)",
+                     name, list) < 0) {
+                free(TAKE_PTR(*ret_name));
+                *ret_reason = NULL;
+                return -ENOMEM;
+        }
+        return 1;
 }

@@ -347,6 +347,11 @@ static struct auth_hint *hint_of(struct pinlet_lru_node *n)
         return PINLET_LRU_ENTRY(n, struct auth_hint, node);
 }
 
+struct pinlet_hosts *pinlet_registry_hosts(struct pinlet_registry *r)
+{
+        return r ? r->hostsrc : NULL;
+}
+
 void pinlet_registry_free(struct pinlet_registry *r)
 {
         if (!r)

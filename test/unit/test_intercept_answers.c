@@ -358,7 +358,7 @@ static void test_remove_key(void **state)
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 in = REMOVE(cases[i].image);
                 key = NULL;
-                assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, &key, &err),
+                assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, NULL, &key, &err),
                                  cases[i].key ? 1 : 0);
                 if (cases[i].key)
                         assert_string_equal(key, cases[i].key);
@@ -369,10 +369,10 @@ static void test_remove_key(void **state)
         }
         in = remove_request(nul_image, sizeof(nul_image) - 1);
         key = NULL;
-        assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, &key, &err), 0);
+        assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, NULL, &key, &err), 0);
         free(in.d);
         /* no ImageSpec at all */
-        assert_int_equal(pinlet_answers_remove_key(NULL, 0, MAX_LEN, &key, &err), 0);
+        assert_int_equal(pinlet_answers_remove_key(NULL, 0, MAX_LEN, NULL, &key, &err), 0);
         assert_null(err);
 }
 
@@ -392,7 +392,7 @@ static void test_remove_rewrite(void **state)
         in = REMOVE(REG "/tiny/app:v1");
         want = REMOVE(REG "/tiny/app@" D1);
         assert_int_equal(
-                pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, pins, &out, &len, &err),
+                pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, NULL, pins, &out, &len, &err),
                 PINLET_INTERCEPT_REWRITTEN);
         c_out = pbw_canon(out, len, schema);
         c_want = pbw_canon(want.d, want.len, schema);
@@ -408,17 +408,17 @@ static void test_remove_rewrite(void **state)
         const char *const unchanged[] = { REG "/tiny/app:v2", REG "/tiny/app@" D1, D1 };
         for (size_t i = 0; i < ELEMENTSOF(unchanged); i++) {
                 in = REMOVE(unchanged[i]);
-                assert_int_equal(pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, pins, &out,
-                                                               &len, &err),
+                assert_int_equal(pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, NULL, pins,
+                                                               &out, &len, &err),
                                  PINLET_INTERCEPT_UNCHANGED);
                 assert_null(out);
                 free(in.d);
         }
         /* malformed */
         static const uint8_t bad[] = { 0x0a, 0x09, 0x0a };
-        assert_int_equal(
-                pinlet_answers_remove_rewrite(bad, sizeof(bad), MAX_LEN, pins, &out, &len, &err),
-                PINLET_EINVAL);
+        assert_int_equal(pinlet_answers_remove_rewrite(bad, sizeof(bad), MAX_LEN, NULL, pins, &out,
+                                                       &len, &err),
+                         PINLET_EINVAL);
         pinlet_error_free(err);
         pinlet_pins_close(pins);
 }

@@ -575,19 +575,21 @@ int pinlet_regconf_short_name(const struct pinlet_regconf *c, const char *name, 
                 if (asprintf(ret_reason,
                              "short name '%s': no alias and no unqualified-search-registries; "
                              "the runtime refuses it",
-                             name) < 0)
+                             name) < 0) {
+                        *ret_reason = NULL;
                         return -ENOMEM;
+                }
                 return 0;
         }
-        list = search_list(c->search);
-        if (!list)
-                return -ENOMEM;
         hub = strcmp(c->search[0], "docker.io") == 0;
         if (!hub && n > 1) {
-                if (asprintf(ret_reason,
+                if (!(list = search_list(c->search)) ||
+                    asprintf(ret_reason,
                              "short name '%s' is ambiguous: unqualified-search-registries has %s",
-                             name, list) < 0)
+                             name, list) < 0) {
+                        *ret_reason = NULL;
                         return -ENOMEM;
+                }
                 return 0;
         }
         /* docker.io first: what containerd and kubelet make of the name too, and where the
@@ -597,11 +599,11 @@ int pinlet_regconf_short_name(const struct pinlet_regconf *c, const char *name, 
                 *ret_name = NULL;
                 return -ENOMEM;
         }
-        if (n > 1 &&
-            asprintf(ret_reason,
-                     "short name '%s': docker.io did not answer for it, and the runtime would "
-                     "try the next unqualified-search-registries (%s)",
-                     name, list) < 0) {
+        if (n > 1 && (!(list = search_list(c->search + 1)) ||
+                      asprintf(ret_reason,
+                               "short name '%s': docker.io did not answer for it, and the runtime "
+                               "would try the next unqualified-search-registries (%s)",
+                               name, list) < 0)) {
                 free(TAKE_PTR(*ret_name));
                 *ret_reason = NULL;
                 return -ENOMEM;

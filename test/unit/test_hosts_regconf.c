@@ -150,11 +150,48 @@ static void test_short_names(void **state)
         assert_int_equal(pinlet_regconf_short_name(one, "x", &name, &reason), 1);
         assert_string_equal(name, "registry.corp/x");
         free(TAKE_PTR(name));
+        assert_null(reason);
         assert_int_equal(pinlet_regconf_short_name(q, "nginx", &name, &reason), 0);
-        assert_non_null(strstr(reason, "ambiguous"));
+        assert_null(name);
+        assert_string_equal(reason, "short name 'nginx' is ambiguous: "
+                                    "unqualified-search-registries has quay.io, docker.io");
         free(TAKE_PTR(reason));
         assert_int_equal(pinlet_regconf_short_name(none, "nginx", &name, &reason), 0);
         assert_non_null(strstr(reason, "no unqualified-search-registries"));
+        free(TAKE_PTR(reason));
+        assert_int_equal(pinlet_regconf_short_name(NULL, "nginx", &name, &reason), 0);
+        assert_non_null(strstr(reason, "no unqualified-search-registries"));
+        free(TAKE_PTR(reason));
+}
+
+/* docker.io ahead of other search registries: qualified there, with the reason to pass
+ * the name through when docker.io has no answer; aliases merge over drop-ins and "" erases
+ * one. */
+static void test_short_names_more(void **state)
+{
+        _cleanup_(pinlet_regconf_freep) struct pinlet_regconf *c =
+                load("unqualified-search-registries = [\"docker.io\", \"quay.io\", \"r.corp\"]\n"
+                     "[aliases]\n\"app\" = \"r.corp/team/app\"\n\"db\" = \"r.corp/db\"\n");
+        static const char dropin[] = "[aliases]\n\"app\" = \"\"\n\"db\" = \"q.io/db\"\n";
+        char *name = NULL, *reason = NULL;
+
+        assert_int_equal(pinlet_regconf_short_name(c, "nginx", &name, &reason), 1);
+        assert_string_equal(name, "docker.io/library/nginx");
+        assert_string_equal(reason, "short name 'nginx': docker.io did not answer for it, and "
+                                    "the runtime would try the next "
+                                    "unqualified-search-registries (quay.io, r.corp)");
+        free(TAKE_PTR(name));
+        free(TAKE_PTR(reason));
+        assert_int_equal(pinlet_regconf_add(c, "drop-in.conf", dropin, strlen(dropin), NULL), 0);
+        assert_int_equal(pinlet_regconf_short_name(c, "db", &name, &reason), 1);
+        assert_string_equal(name, "q.io/db");
+        assert_null(reason);
+        free(TAKE_PTR(name));
+        /* erased: the search registries apply again */
+        assert_int_equal(pinlet_regconf_short_name(c, "app", &name, &reason), 1);
+        assert_string_equal(name, "docker.io/library/app");
+        assert_non_null(reason);
+        free(TAKE_PTR(name));
         free(TAKE_PTR(reason));
 }
 
@@ -278,9 +315,8 @@ static void test_dropins_and_cache(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_selection),
-                cmocka_unit_test(test_short_names),
-                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_selection),         cmocka_unit_test(test_short_names),
+                cmocka_unit_test(test_short_names_more),  cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_dropins_and_cache),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

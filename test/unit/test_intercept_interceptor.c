@@ -2200,6 +2200,33 @@ static void test_short_containerd(void **state)
         pinlet_hosts_free(h);
 }
 
+/* lock.require: enforce: a short name that names no one registry cannot be in the lock. */
+static void test_short_lock_require(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_hosts *h = fx_short_names(fx, crio_conf, true);
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        fx->cfg.lock_require = PINLET_LOCK_REQUIRE_ENFORCE;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_PERMISSION_DENIED);
+        result_done(&r);
+        /* ImageStatus is not subject to lock.require */
+        r = run(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 0);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        assert_string_equal(rec_str(recs, 0, "decision"), "rejected");
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        json_decref(recs);
+        pinlet_interceptor_free(TAKE_PTR(fx->ic));
+        pinlet_hosts_free(h);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -2239,6 +2266,7 @@ int main(void)
                 T(test_short_search),
                 T(test_short_audit_mode),
                 T(test_short_containerd),
+                T(test_short_lock_require),
                 cmocka_unit_test(test_new_errors),
         };
 

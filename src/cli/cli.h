@@ -190,6 +190,9 @@ int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_regis
 struct pinlet_cli_hosts_files {
         const char *hosts_dir;
         const char *registries_conf;
+        /* PINLET_DEFAULT_SHORT_NAME_ALIASES with the default registries_conf in front of
+         * CRI-O (containers reads it as root), else NULL */
+        const char *short_name_aliases;
 };
 void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime_name,
                             struct pinlet_cli_hosts_files *ret);

@@ -291,11 +291,13 @@ static void log_gen(const struct daemon *d, const struct gen *g)
         for (char **p = cfg->lock_paths; p && *p; p++)
                 log_info("lock files: %s", *p);
         pinlet_cli_hosts_files(cfg, d->runtime_name, &f);
-        log_info("registry hosts: hosts_dir %s, registries_conf %s; short names: %s",
+        log_info("registry hosts: hosts_dir %s, registries_conf %s; short names: %s%s%s",
                  f.hosts_dir ? f.hosts_dir : "(none)",
                  f.registries_conf ? f.registries_conf : "(none)",
                  pinlet_cli_runtime_is_crio(d->runtime_name) ? "registries.conf (CRI-O)"
-                                                             : "docker.io");
+                                                             : "docker.io",
+                 f.short_name_aliases ? ", aliases also from " : "",
+                 strempty(f.short_name_aliases));
         warn_skip_verify(cfg);
 }
 

@@ -120,6 +120,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_regconf *, pinlet_regconf_free)
 int pinlet_regconf_add(struct pinlet_regconf *c, const char *name, const char *data, size_t len,
                        struct pinlet_error **err);
 
+/* Merges only the [aliases] of one file over c, as containers reads its machine-written
+ * short-name-aliases.conf (other keys are ignored). */
+int pinlet_regconf_add_aliases(struct pinlet_regconf *c, const char *name, const char *data,
+                               size_t len, struct pinlet_error **err);
+
 /* Reads path (may be missing when dropin_dir holds files) then dropin_dir/ *.conf. */
 int pinlet_regconf_read(const char *path, const char *dropin_dir, struct pinlet_regconf **ret,
                         struct pinlet_error **err);
@@ -132,10 +137,10 @@ int pinlet_regconf_endpoints(const struct pinlet_regconf *c, const char *registr
  * A short name ("nginx", "library/nginx", "team/app": the repository as written, without
  * registry, tag or digest) as CRI-O qualifies it for a CRI call. CRI-O resolves short names
  * with containers' short-name-mode forced to "disabled" whatever registries.conf says: an
- * alias (the [aliases] table, drop-ins merged, the last file naming it wins, "" erases it)
- * is used alone; otherwise every unqualified-search-registries entry is tried in order
- * and the first that has the image wins. pinlet follows that where the outcome is one
- * registry:
+ * alias (the [aliases] table, drop-ins merged, the last file naming it wins, "" erases it;
+ * short-name-aliases.conf, when read, wins over them all) is used alone; otherwise every
+ * unqualified-search-registries entry is tried in order and the first that has the image wins.
+ * pinlet follows that where the outcome is one registry:
  *   - an alias: returns 1, *ret_name the alias ("registry/path", as written);
  *   - docker.io first, or a single search registry: returns 1, *ret_name
  *     "docker.io/library/nginx", "docker.io/team/app", "registry.corp/nginx". When other
@@ -156,6 +161,10 @@ struct pinlet_hosts_options {
         const char *hosts_dir;         /* containerd's config_path; NULL: not used */
         const char *registries_conf;   /* NULL: not used */
         const char *registries_conf_d; /* NULL: registries_conf + ".d" */
+        /* containers' machine-written aliases (root: /var/cache/containers/
+         * short-name-aliases.conf), whose [aliases] win over registries.conf's; may be
+         * missing. NULL: not used. Only with registries_conf. */
+        const char *short_name_aliases;
 };
 
 struct pinlet_hosts;

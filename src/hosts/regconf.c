@@ -256,8 +256,59 @@ static int parse_strv(struct pctx *c, const struct pinlet_toml_value *v, const c
         return 0;
 }
 
-int pinlet_regconf_add(struct pinlet_regconf *conf, const char *name, const char *data, size_t len,
-                       struct pinlet_error **err)
+/* Merges the [aliases] table v over conf's: the later file wins for a name. */
+static int merge_aliases(struct pinlet_regconf *conf, struct pctx *pc,
+                         const struct pinlet_toml_value *v, struct pinlet_error **err)
+{
+        if (v->type != PINLET_TOML_TABLE)
+                return type_error(pc, v, "aliases", "a table");
+        for (size_t i = 0; i < v->n; i++) {
+                size_t j;
+                char *val;
+
+                if (v->items[i]->type != PINLET_TOML_STRING)
+                        return type_error(pc, v->items[i], v->keys[i], "a string");
+                if (!(val = strdup(v->items[i]->string)))
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                for (j = 0; j < conf->n_aliases; j++)
+                        if (strcmp(conf->alias_names[j], v->keys[i]) == 0)
+                                break;
+                if (j < conf->n_aliases) {
+                        free(conf->alias_values[j]);
+                        conf->alias_values[j] = val;
+                        continue;
+                }
+                if (conf->n_aliases >= REGCONF_ALIASES_MAX) {
+                        free(val);
+                        return pinlet_error_set(err, PINLET_E2BIG, "%s: too many aliases",
+                                                pc->name);
+                }
+                {
+                        char **nn = realloc(conf->alias_names, (conf->n_aliases + 1) * sizeof(*nn));
+                        char **nv = nn ? realloc(conf->alias_values,
+                                                 (conf->n_aliases + 1) * sizeof(*nv))
+                                       : NULL;
+                        char *k = strdup(v->keys[i]);
+
+                        if (nn)
+                                conf->alias_names = nn;
+                        if (nv)
+                                conf->alias_values = nv;
+                        if (!nn || !nv || !k) {
+                                free(k);
+                                free(val);
+                                return pinlet_error_set(err, -ENOMEM, "out of memory");
+                        }
+                        conf->alias_names[conf->n_aliases] = k;
+                        conf->alias_values[conf->n_aliases++] = val;
+                }
+        }
+        return 0;
+}
+
+/* One file over conf; aliases_only: its [aliases] alone (short-name-aliases.conf). */
+static int add(struct pinlet_regconf *conf, const char *name, const char *data, size_t len,
+               bool aliases_only, struct pinlet_error **err)
 {
         _cleanup_(pinlet_toml_freep) struct pinlet_toml_value *root = NULL;
         struct pctx c = { .name = name, .err = err };
@@ -267,6 +318,10 @@ int pinlet_regconf_add(struct pinlet_regconf *conf, const char *name, const char
         r = pinlet_toml_parse(name, data, len, &root, err);
         if (r < 0)
                 return r;
+        if (aliases_only) {
+                v = pinlet_toml_get(root, "aliases");
+                return v ? merge_aliases(conf, &c, v, err) : 0;
+        }
         if ((v = pinlet_toml_get(root, "registries")) && v->type == PINLET_TOML_TABLE)
                 return pinlet_error_set(err, PINLET_EINVAL,
                                         "%s:%u: the v1 format ([registries.search] ...) is not "
@@ -313,53 +368,21 @@ int pinlet_regconf_add(struct pinlet_regconf *conf, const char *name, const char
                         conf->regs[j] = reg;
                 }
         }
-        if ((v = pinlet_toml_get(root, "aliases"))) {
-                if (v->type != PINLET_TOML_TABLE)
-                        return type_error(&c, v, "aliases", "a table");
-                for (size_t i = 0; i < v->n; i++) {
-                        size_t j;
-                        char *val;
-
-                        if (v->items[i]->type != PINLET_TOML_STRING)
-                                return type_error(&c, v->items[i], v->keys[i], "a string");
-                        if (!(val = strdup(v->items[i]->string)))
-                                return pinlet_error_set(err, -ENOMEM, "out of memory");
-                        for (j = 0; j < conf->n_aliases; j++)
-                                if (strcmp(conf->alias_names[j], v->keys[i]) == 0)
-                                        break;
-                        if (j < conf->n_aliases) {
-                                free(conf->alias_values[j]);
-                                conf->alias_values[j] = val;
-                                continue;
-                        }
-                        if (conf->n_aliases >= REGCONF_ALIASES_MAX) {
-                                free(val);
-                                return pinlet_error_set(err, PINLET_E2BIG, "%s: too many aliases",
-                                                        name);
-                        }
-                        {
-                                char **nn = realloc(conf->alias_names,
-                                                    (conf->n_aliases + 1) * sizeof(*nn));
-                                char **nv = nn ? realloc(conf->alias_values,
-                                                         (conf->n_aliases + 1) * sizeof(*nv))
-                                               : NULL;
-                                char *k = strdup(v->keys[i]);
-
-                                if (nn)
-                                        conf->alias_names = nn;
-                                if (nv)
-                                        conf->alias_values = nv;
-                                if (!nn || !nv || !k) {
-                                        free(k);
-                                        free(val);
-                                        return pinlet_error_set(err, -ENOMEM, "out of memory");
-                                }
-                                conf->alias_names[conf->n_aliases] = k;
-                                conf->alias_values[conf->n_aliases++] = val;
-                        }
-                }
-        }
+        if ((v = pinlet_toml_get(root, "aliases")) && (r = merge_aliases(conf, &c, v, err)) < 0)
+                return r;
         return 0;
+}
+
+int pinlet_regconf_add(struct pinlet_regconf *conf, const char *name, const char *data, size_t len,
+                       struct pinlet_error **err)
+{
+        return add(conf, name, data, len, false, err);
+}
+
+int pinlet_regconf_add_aliases(struct pinlet_regconf *conf, const char *name, const char *data,
+                               size_t len, struct pinlet_error **err)
+{
+        return add(conf, name, data, len, true, err);
 }
 
 static int name_cmp(const void *a, const void *b)

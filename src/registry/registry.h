@@ -122,6 +122,7 @@ struct pinlet_registry_options {
          * NULL: not used. A host's `mirrors` above win over both. */
         const char *hosts_dir;
         const char *registries_conf;
+        const char *short_name_aliases; /* hosts.h; only with registries_conf */
 };
 
 /* The entry of o for host ("host[:port]"), compared case-insensitively: "Reg.Example"

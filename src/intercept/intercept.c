@@ -449,7 +449,7 @@ static int resolution_failed(struct call *c, const struct pinlet_ref *ref, const
             !c->enforce || pinlet_policy_on_failure(c->ic->cfg, ref->domain) == PINLET_FAIL_OPEN) {
                 if (forget && !c->may_block)
                         return SLOT_DEFER; /* an fsync'ed write */
-                if (kind != PINLET_INTERCEPT_IMAGE_STATUS && c->enforce)
+                if (kind != PINLET_INTERCEPT_IMAGE_STATUS && c->enforce && !fallback)
                         log_warn("%s: %s forwarded unpinned (on_failure: open): %s", c->method,
                                  image, msg);
                 else

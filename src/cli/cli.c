@@ -245,13 +245,18 @@ static bool exists(const char *path)
         return stat(path, &st) == 0;
 }
 
+bool pinlet_cli_runtime_is_crio(const char *runtime_name)
+{
+        /* CRI-O answers "cri-o" */
+        return runtime_name &&
+               (strcasecmp(runtime_name, "cri-o") == 0 || strcasecmp(runtime_name, "crio") == 0);
+}
+
 void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime_name,
                             struct pinlet_cli_hosts_files *ret)
 {
         bool containerd = runtime_name && strcasecmp(runtime_name, "containerd") == 0;
-        /* CRI-O answers "cri-o" */
-        bool crio = runtime_name && (strcasecmp(runtime_name, "cri-o") == 0 ||
-                                     strcasecmp(runtime_name, "crio") == 0);
+        bool crio = pinlet_cli_runtime_is_crio(runtime_name);
 
         *ret = (struct pinlet_cli_hosts_files){ 0 };
         if (cfg->hosts_dir)
@@ -262,6 +267,8 @@ void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime
                 ret->registries_conf = *cfg->registries_conf ? cfg->registries_conf : NULL;
         else if (crio && exists(PINLET_DEFAULT_REGISTRIES_CONF))
                 ret->registries_conf = PINLET_DEFAULT_REGISTRIES_CONF;
+        if (streq_ptr(ret->registries_conf, PINLET_DEFAULT_REGISTRIES_CONF) && crio)
+                ret->short_name_aliases = PINLET_DEFAULT_SHORT_NAME_ALIASES;
 }
 
 #define RUNTIME_VERSION_METHOD "/runtime.v1.RuntimeService/Version"
@@ -416,6 +423,7 @@ int pinlet_cli_registry_new_for(const struct pinlet_config *cfg, const char *run
         pinlet_cli_hosts_files(cfg, runtime_name, &f);
         o.hosts_dir = f.hosts_dir;
         o.registries_conf = f.registries_conf;
+        o.short_name_aliases = f.short_name_aliases;
         return pinlet_registry_new(&o, ret, err);
 }
 

@@ -190,9 +190,16 @@ int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_regis
 struct pinlet_cli_hosts_files {
         const char *hosts_dir;
         const char *registries_conf;
+        /* PINLET_DEFAULT_SHORT_NAME_ALIASES with the default registries_conf in front of
+         * CRI-O (containers reads it as root), else NULL */
+        const char *short_name_aliases;
 };
 void pinlet_cli_hosts_files(const struct pinlet_config *cfg, const char *runtime_name,
                             struct pinlet_cli_hosts_files *ret);
+
+/* Whether runtime_name (VersionResponse.runtime_name, NULL when unknown) is CRI-O: then
+ * short names are qualified from registries.conf (intercept.h, "Short names"). */
+bool pinlet_cli_runtime_is_crio(const char *runtime_name);
 
 /*
  * Asks the runtime at endpoint (cfg->runtime_endpoint syntax) for its name with one

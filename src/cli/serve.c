@@ -261,6 +261,11 @@ static int gen_new(struct daemon *d, struct pinlet_config *cfg, struct gen **ret
                         .lock = g->lock,
                         .metrics = d->metrics,
                         .verify = g->verify,
+                        /* CRI-O qualifies short names from registries.conf; containerd
+                         * (and a runtime pinlet could not name) with docker.io */
+                        .short_names = pinlet_cli_runtime_is_crio(d->runtime_name)
+                                               ? pinlet_registry_hosts(g->registry)
+                                               : NULL,
                 },
                 &g->interceptor, err);
         if (r < 0)
@@ -286,9 +291,13 @@ static void log_gen(const struct daemon *d, const struct gen *g)
         for (char **p = cfg->lock_paths; p && *p; p++)
                 log_info("lock files: %s", *p);
         pinlet_cli_hosts_files(cfg, d->runtime_name, &f);
-        log_info("registry hosts: hosts_dir %s, registries_conf %s",
+        log_info("registry hosts: hosts_dir %s, registries_conf %s; short names: %s%s%s",
                  f.hosts_dir ? f.hosts_dir : "(none)",
-                 f.registries_conf ? f.registries_conf : "(none)");
+                 f.registries_conf ? f.registries_conf : "(none)",
+                 pinlet_cli_runtime_is_crio(d->runtime_name) ? "registries.conf (CRI-O)"
+                                                             : "docker.io",
+                 f.short_name_aliases ? ", aliases also from " : "",
+                 strempty(f.short_name_aliases));
         warn_skip_verify(cfg);
 }
 

@@ -29,6 +29,9 @@
 #define PINLET_DEFAULT_KUBELET_CREDS   "/var/lib/kubelet/config.json"
 #define PINLET_DEFAULT_HOSTS_DIR       "/etc/containerd/certs.d"
 #define PINLET_DEFAULT_REGISTRIES_CONF "/etc/containers/registries.conf"
+/* containers' machine-written short-name aliases (root's), read beside the default
+ * registries.conf in front of CRI-O */
+#define PINLET_DEFAULT_SHORT_NAME_ALIASES "/var/cache/containers/short-name-aliases.conf"
 
 enum pinlet_mode {
         PINLET_MODE_ENFORCE, /* rewrite tags to digests */

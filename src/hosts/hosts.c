@@ -675,10 +675,14 @@ struct entry {
         unsigned long used; /* for eviction: the least recently used goes */
 };
 
+/* registries.conf, its drop-in directory, short-name-aliases.conf, each drop-in */
+#define REGCONF_SIGS_MAX (3 + PINLET_HOSTS_DIR_FILES_MAX)
+
 struct pinlet_hosts {
         char *hosts_dir;
         char *registries_conf;
         char *registries_conf_d;
+        char *short_name_aliases;
 
         pthread_mutex_t lock;
         struct entry entries[PINLET_HOSTS_CACHE_MAX];
@@ -687,7 +691,7 @@ struct pinlet_hosts {
 
         /* registries.conf: one parsed configuration, checked against every file's sig */
         struct pinlet_regconf *regconf;
-        struct sig regconf_sigs[2 + PINLET_HOSTS_DIR_FILES_MAX];
+        struct sig regconf_sigs[REGCONF_SIGS_MAX];
         char *regconf_files[PINLET_HOSTS_DIR_FILES_MAX];
         size_t n_regconf_files;
 };
@@ -701,7 +705,8 @@ int pinlet_hosts_new(const struct pinlet_hosts_options *o, struct pinlet_hosts *
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         pthread_mutex_init(&h->lock, NULL);
         if ((o->hosts_dir && !(h->hosts_dir = strdup(o->hosts_dir))) ||
-            (o->registries_conf && !(h->registries_conf = strdup(o->registries_conf))))
+            (o->registries_conf && !(h->registries_conf = strdup(o->registries_conf))) ||
+            (o->short_name_aliases && !(h->short_name_aliases = strdup(o->short_name_aliases))))
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         if (o->registries_conf_d) {
                 h->registries_conf_d = strdup(o->registries_conf_d);
@@ -730,6 +735,7 @@ void pinlet_hosts_free(struct pinlet_hosts *h)
         free(h->hosts_dir);
         free(h->registries_conf);
         free(h->registries_conf_d);
+        free(h->short_name_aliases);
         pthread_mutex_destroy(&h->lock);
         free(h);
 }
@@ -817,8 +823,8 @@ static int lookup_containerd(struct pinlet_hosts *h, const char *registry,
         return 0;
 }
 
-/* The signatures of registries.conf, its drop-in directory and each drop-in (sorted by
- * name, as read). Returns how many were taken. */
+/* The signatures of registries.conf, its drop-in directory, short-name-aliases.conf and
+ * each drop-in (sorted by name, as read). Returns how many were taken. */
 static size_t regconf_sigs(struct pinlet_hosts *h, struct sig *s, char **files, size_t *n_files)
 {
         _cleanup_(closedirp) DIR *d = NULL;
@@ -827,6 +833,10 @@ static size_t regconf_sigs(struct pinlet_hosts *h, struct sig *s, char **files, 
 
         sig_of(h->registries_conf, &s[0]);
         sig_of(h->registries_conf_d, &s[1]);
+        if (h->short_name_aliases)
+                sig_of(h->short_name_aliases, &s[2]);
+        else
+                s[2] = (struct sig){ 0 };
         d = opendir(h->registries_conf_d);
         while (d && (de = readdir(d)) && n < PINLET_HOSTS_DIR_FILES_MAX)
                 if (has_suffix(de->d_name, ".conf") && de->d_name[0] != '.' &&
@@ -834,15 +844,37 @@ static size_t regconf_sigs(struct pinlet_hosts *h, struct sig *s, char **files, 
                         n++;
         qsort(files, n, sizeof(*files), name_cmp);
         for (size_t i = 0; i < n; i++)
-                sig_of(files[i], &s[2 + i]);
+                sig_of(files[i], &s[3 + i]);
         *n_files = n;
-        return 2 + n;
+        return 3 + n;
 }
 
-static int lookup_regconf(struct pinlet_hosts *h, const char *registry, const char *path,
-                          struct pinlet_hosts_list **ret, struct pinlet_error **err)
+/* containers' short-name-aliases.conf over c (a missing file is no alias). */
+static int add_short_name_aliases(struct pinlet_regconf *c, const char *path,
+                                  struct pinlet_error **err)
 {
-        struct sig *now = calloc(2 + PINLET_HOSTS_DIR_FILES_MAX, sizeof(*now));
+        _cleanup_free_ char *data = NULL;
+        size_t n = 0;
+        int r;
+
+        r = pinlet_io_read_file(path, PINLET_TOML_SIZE_MAX, 0, &data, &n, err);
+        if (r == -ENOENT) {
+                pinlet_error_free(err ? TAKE_PTR(*err) : NULL);
+                return 0;
+        }
+        if (r < 0)
+                return pinlet_error_wrap(err, r, "%s", path);
+        return pinlet_regconf_add_aliases(c, path, data, n, err);
+}
+
+/* Calls fn with h's registries.conf as it is now (re-read when one of its files changed),
+ * under h's lock. */
+static int with_regconf(struct pinlet_hosts *h,
+                        int (*fn)(const struct pinlet_regconf *c, void *userdata,
+                                  struct pinlet_error **err),
+                        void *userdata, struct pinlet_error **err)
+{
+        struct sig *now = calloc(REGCONF_SIGS_MAX, sizeof(*now));
         char *files[PINLET_HOSTS_DIR_FILES_MAX];
         size_t n_files = 0, n;
         bool same;
@@ -863,7 +895,11 @@ static int lookup_regconf(struct pinlet_hosts *h, const char *registry, const ch
                 struct pinlet_regconf *c = NULL;
 
                 r = pinlet_regconf_read(h->registries_conf, h->registries_conf_d, &c, err);
-                if (r >= 0) {
+                if (r >= 0 && h->short_name_aliases)
+                        r = add_short_name_aliases(c, h->short_name_aliases, err);
+                if (r < 0) {
+                        pinlet_regconf_free(c);
+                } else {
                         pinlet_regconf_free(h->regconf);
                         h->regconf = c;
                         for (size_t i = 0; i < h->n_regconf_files; i++)
@@ -875,12 +911,57 @@ static int lookup_regconf(struct pinlet_hosts *h, const char *registry, const ch
                 }
         }
         if (r >= 0)
-                r = pinlet_regconf_endpoints(h->regconf, registry, path, ret, err);
+                r = fn(h->regconf, userdata, err);
         pthread_mutex_unlock(&h->lock);
         for (size_t i = 0; i < n_files; i++)
                 free(files[i]);
         free(now);
         return r;
+}
+
+struct endpoints_args {
+        const char *registry, *path;
+        struct pinlet_hosts_list **ret;
+};
+
+static int regconf_endpoints(const struct pinlet_regconf *c, void *userdata,
+                             struct pinlet_error **err)
+{
+        struct endpoints_args *a = userdata;
+
+        return pinlet_regconf_endpoints(c, a->registry, a->path, a->ret, err);
+}
+
+static int lookup_regconf(struct pinlet_hosts *h, const char *registry, const char *path,
+                          struct pinlet_hosts_list **ret, struct pinlet_error **err)
+{
+        struct endpoints_args a = { .registry = registry, .path = path, .ret = ret };
+
+        return with_regconf(h, regconf_endpoints, &a, err);
+}
+
+struct short_name_args {
+        const char *name;
+        char **ret_name, **ret_reason;
+};
+
+static int regconf_short_name(const struct pinlet_regconf *c, void *userdata,
+                              struct pinlet_error **err)
+{
+        struct short_name_args *a = userdata;
+        int r = pinlet_regconf_short_name(c, a->name, a->ret_name, a->ret_reason);
+
+        return r < 0 ? pinlet_error_set(err, r, "out of memory") : r;
+}
+
+int pinlet_hosts_short_name(struct pinlet_hosts *h, const char *name, char **ret_name,
+                            char **ret_reason, struct pinlet_error **err)
+{
+        struct short_name_args a = { .name = name, .ret_name = ret_name, .ret_reason = ret_reason };
+
+        if (!h || !h->registries_conf)
+                return regconf_short_name(NULL, &a, err);
+        return with_regconf(h, regconf_short_name, &a, err);
 }
 
 int pinlet_hosts_lookup(struct pinlet_hosts *h, const char *registry, const char *path,

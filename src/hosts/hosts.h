@@ -120,6 +120,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_regconf *, pinlet_regconf_free)
 int pinlet_regconf_add(struct pinlet_regconf *c, const char *name, const char *data, size_t len,
                        struct pinlet_error **err);
 
+/* Merges only the [aliases] of one file over c, as containers reads its machine-written
+ * short-name-aliases.conf (other keys are ignored). */
+int pinlet_regconf_add_aliases(struct pinlet_regconf *c, const char *name, const char *data,
+                               size_t len, struct pinlet_error **err);
+
 /* Reads path (may be missing when dropin_dir holds files) then dropin_dir/ *.conf. */
 int pinlet_regconf_read(const char *path, const char *dropin_dir, struct pinlet_regconf **ret,
                         struct pinlet_error **err);
@@ -129,10 +134,23 @@ int pinlet_regconf_endpoints(const struct pinlet_regconf *c, const char *registr
                              struct pinlet_hosts_list **ret, struct pinlet_error **err);
 
 /*
- * A short name ("nginx", "library/nginx", "team/app") as the runtime would qualify it:
- * an alias for it ("docker.io/library/nginx"), else the first search registry when that
- * is docker.io or the only one. Returns 1 with *ret_name ("registry/path"), or 0 with
- * *ret_reason when the runtime would not resolve it to one registry unambiguously.
+ * A short name ("nginx", "library/nginx", "team/app": the repository as written, without
+ * registry, tag or digest) as CRI-O qualifies it for a CRI call. CRI-O resolves short names
+ * with containers' short-name-mode forced to "disabled" whatever registries.conf says: an
+ * alias (the [aliases] table, drop-ins merged, the last file naming it wins, "" erases it;
+ * short-name-aliases.conf, when read, wins over them all) is used alone; otherwise every
+ * unqualified-search-registries entry is tried in order and the first that has the image wins.
+ * pinlet follows that where the outcome is one registry:
+ *   - an alias: returns 1, *ret_name the alias ("registry/path", as written);
+ *   - docker.io first, or a single search registry: returns 1, *ret_name
+ *     "docker.io/library/nginx", "docker.io/team/app", "registry.corp/nginx". When other
+ *     search registries follow docker.io, *ret_reason is set too: docker.io's answer is
+ *     the runtime's, but a failure there is not (the runtime would go on to the next), so
+ *     the caller passes the name through with that reason when docker.io does not answer;
+ *   - otherwise (several search registries, docker.io not first; none at all): returns 0
+ *     with *ret_reason ("short name 'nginx' is ambiguous: unqualified-search-registries
+ *     has quay.io, docker.io").
+ * -ENOMEM. *ret_name and *ret_reason are set to NULL first; the caller frees both.
  */
 int pinlet_regconf_short_name(const struct pinlet_regconf *c, const char *name, char **ret_name,
                               char **ret_reason);
@@ -143,6 +161,10 @@ struct pinlet_hosts_options {
         const char *hosts_dir;         /* containerd's config_path; NULL: not used */
         const char *registries_conf;   /* NULL: not used */
         const char *registries_conf_d; /* NULL: registries_conf + ".d" */
+        /* containers' machine-written aliases (root: /var/cache/containers/
+         * short-name-aliases.conf), whose [aliases] win over registries.conf's; may be
+         * missing. NULL: not used. Only with registries_conf. */
+        const char *short_name_aliases;
 };
 
 struct pinlet_hosts;
@@ -160,3 +182,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_hosts *, pinlet_hosts_free)
  */
 int pinlet_hosts_lookup(struct pinlet_hosts *h, const char *registry, const char *path,
                         struct pinlet_hosts_list **ret, struct pinlet_error **err);
+
+/*
+ * pinlet_regconf_short_name() against h's registries.conf as it is now (re-read when one
+ * of its files changed, as for pinlet_hosts_lookup()). Without registries_conf: no alias
+ * and no search registries (returns 0: CRI-O refuses short names then). A file that does
+ * not parse is an error naming it (the runtime would fail the pull too).
+ */
+int pinlet_hosts_short_name(struct pinlet_hosts *h, const char *name, char **ret_name,
+                            char **ret_reason, struct pinlet_error **err);

@@ -256,8 +256,59 @@ static int parse_strv(struct pctx *c, const struct pinlet_toml_value *v, const c
         return 0;
 }
 
-int pinlet_regconf_add(struct pinlet_regconf *conf, const char *name, const char *data, size_t len,
-                       struct pinlet_error **err)
+/* Merges the [aliases] table v over conf's: the later file wins for a name. */
+static int merge_aliases(struct pinlet_regconf *conf, struct pctx *pc,
+                         const struct pinlet_toml_value *v, struct pinlet_error **err)
+{
+        if (v->type != PINLET_TOML_TABLE)
+                return type_error(pc, v, "aliases", "a table");
+        for (size_t i = 0; i < v->n; i++) {
+                size_t j;
+                char *val;
+
+                if (v->items[i]->type != PINLET_TOML_STRING)
+                        return type_error(pc, v->items[i], v->keys[i], "a string");
+                if (!(val = strdup(v->items[i]->string)))
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                for (j = 0; j < conf->n_aliases; j++)
+                        if (strcmp(conf->alias_names[j], v->keys[i]) == 0)
+                                break;
+                if (j < conf->n_aliases) {
+                        free(conf->alias_values[j]);
+                        conf->alias_values[j] = val;
+                        continue;
+                }
+                if (conf->n_aliases >= REGCONF_ALIASES_MAX) {
+                        free(val);
+                        return pinlet_error_set(err, PINLET_E2BIG, "%s: too many aliases",
+                                                pc->name);
+                }
+                {
+                        char **nn = realloc(conf->alias_names, (conf->n_aliases + 1) * sizeof(*nn));
+                        char **nv = nn ? realloc(conf->alias_values,
+                                                 (conf->n_aliases + 1) * sizeof(*nv))
+                                       : NULL;
+                        char *k = strdup(v->keys[i]);
+
+                        if (nn)
+                                conf->alias_names = nn;
+                        if (nv)
+                                conf->alias_values = nv;
+                        if (!nn || !nv || !k) {
+                                free(k);
+                                free(val);
+                                return pinlet_error_set(err, -ENOMEM, "out of memory");
+                        }
+                        conf->alias_names[conf->n_aliases] = k;
+                        conf->alias_values[conf->n_aliases++] = val;
+                }
+        }
+        return 0;
+}
+
+/* One file over conf; aliases_only: its [aliases] alone (short-name-aliases.conf). */
+static int add(struct pinlet_regconf *conf, const char *name, const char *data, size_t len,
+               bool aliases_only, struct pinlet_error **err)
 {
         _cleanup_(pinlet_toml_freep) struct pinlet_toml_value *root = NULL;
         struct pctx c = { .name = name, .err = err };
@@ -267,6 +318,10 @@ int pinlet_regconf_add(struct pinlet_regconf *conf, const char *name, const char
         r = pinlet_toml_parse(name, data, len, &root, err);
         if (r < 0)
                 return r;
+        if (aliases_only) {
+                v = pinlet_toml_get(root, "aliases");
+                return v ? merge_aliases(conf, &c, v, err) : 0;
+        }
         if ((v = pinlet_toml_get(root, "registries")) && v->type == PINLET_TOML_TABLE)
                 return pinlet_error_set(err, PINLET_EINVAL,
                                         "%s:%u: the v1 format ([registries.search] ...) is not "
@@ -313,53 +368,21 @@ int pinlet_regconf_add(struct pinlet_regconf *conf, const char *name, const char
                         conf->regs[j] = reg;
                 }
         }
-        if ((v = pinlet_toml_get(root, "aliases"))) {
-                if (v->type != PINLET_TOML_TABLE)
-                        return type_error(&c, v, "aliases", "a table");
-                for (size_t i = 0; i < v->n; i++) {
-                        size_t j;
-                        char *val;
-
-                        if (v->items[i]->type != PINLET_TOML_STRING)
-                                return type_error(&c, v->items[i], v->keys[i], "a string");
-                        if (!(val = strdup(v->items[i]->string)))
-                                return pinlet_error_set(err, -ENOMEM, "out of memory");
-                        for (j = 0; j < conf->n_aliases; j++)
-                                if (strcmp(conf->alias_names[j], v->keys[i]) == 0)
-                                        break;
-                        if (j < conf->n_aliases) {
-                                free(conf->alias_values[j]);
-                                conf->alias_values[j] = val;
-                                continue;
-                        }
-                        if (conf->n_aliases >= REGCONF_ALIASES_MAX) {
-                                free(val);
-                                return pinlet_error_set(err, PINLET_E2BIG, "%s: too many aliases",
-                                                        name);
-                        }
-                        {
-                                char **nn = realloc(conf->alias_names,
-                                                    (conf->n_aliases + 1) * sizeof(*nn));
-                                char **nv = nn ? realloc(conf->alias_values,
-                                                         (conf->n_aliases + 1) * sizeof(*nv))
-                                               : NULL;
-                                char *k = strdup(v->keys[i]);
-
-                                if (nn)
-                                        conf->alias_names = nn;
-                                if (nv)
-                                        conf->alias_values = nv;
-                                if (!nn || !nv || !k) {
-                                        free(k);
-                                        free(val);
-                                        return pinlet_error_set(err, -ENOMEM, "out of memory");
-                                }
-                                conf->alias_names[conf->n_aliases] = k;
-                                conf->alias_values[conf->n_aliases++] = val;
-                        }
-                }
-        }
+        if ((v = pinlet_toml_get(root, "aliases")) && (r = merge_aliases(conf, &c, v, err)) < 0)
+                return r;
         return 0;
+}
+
+int pinlet_regconf_add(struct pinlet_regconf *conf, const char *name, const char *data, size_t len,
+                       struct pinlet_error **err)
+{
+        return add(conf, name, data, len, false, err);
+}
+
+int pinlet_regconf_add_aliases(struct pinlet_regconf *conf, const char *name, const char *data,
+                               size_t len, struct pinlet_error **err)
+{
+        return add(conf, name, data, len, true, err);
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -534,37 +557,79 @@ int pinlet_regconf_endpoints(const struct pinlet_regconf *c, const char *registr
         return 0;
 }
 
+/* "a, b, c": the search registries for a message. */
+static char *search_list(char *const *search)
+{
+        size_t len = 1;
+        char *s;
+
+        for (char *const *p = search; p && *p; p++)
+                len += strlen(*p) + 2;
+        s = calloc(1, len);
+        for (char *const *p = search; s && p && *p; p++) {
+                if (p != search)
+                        strcat(s, ", ");
+                strcat(s, *p);
+        }
+        return s;
+}
+
 int pinlet_regconf_short_name(const struct pinlet_regconf *c, const char *name, char **ret_name,
                               char **ret_reason)
 {
+        _cleanup_free_ char *list = NULL;
         size_t n = 0;
+        bool hub;
 
+        *ret_name = NULL;
+        *ret_reason = NULL;
+        /* the last file that names the alias decides; "" erases it (the search registries
+         * apply again) */
         for (size_t i = 0; c && i < c->n_aliases; i++)
                 if (strcmp(c->alias_names[i], name) == 0) {
+                        if (!*c->alias_values[i])
+                                break;
                         *ret_name = strdup(c->alias_values[i]);
                         return *ret_name ? 1 : -ENOMEM;
                 }
         for (char **p = c ? c->search : NULL; p && *p; p++)
                 n++;
         if (n == 0) {
-                *ret_reason = strdup("short name: no unqualified-search-registries and no "
-                                     "alias; the runtime refuses it");
-                return *ret_reason ? 0 : -ENOMEM;
-        }
-        /* docker.io first: what pinlet's own normalization gives, and where the runtime
-         * looks first; a single other registry: the only place it looks */
-        if (strcmp(c->search[0], "docker.io") == 0 || n == 1) {
-                bool hub = strcmp(c->search[0], "docker.io") == 0;
-
-                if (asprintf(ret_name, "%s/%s%s", c->search[0],
-                             hub && !strchr(name, '/') ? "library/" : "", name) < 0)
+                if (asprintf(ret_reason,
+                             "short name '%s': no alias and no unqualified-search-registries; "
+                             "the runtime refuses it",
+                             name) < 0) {
+                        *ret_reason = NULL;
                         return -ENOMEM;
-                return 1;
+                }
+                return 0;
         }
-        if (asprintf(ret_reason,
-                     "short name: the runtime searches %zu registries (%s first), the result "
-                     "is ambiguous",
-                     n, c->search[0]) < 0)
+        hub = strcmp(c->search[0], "docker.io") == 0;
+        if (!hub && n > 1) {
+                if (!(list = search_list(c->search)) ||
+                    asprintf(ret_reason,
+                             "short name '%s' is ambiguous: unqualified-search-registries has %s",
+                             name, list) < 0) {
+                        *ret_reason = NULL;
+                        return -ENOMEM;
+                }
+                return 0;
+        }
+        /* docker.io first: what containerd and kubelet make of the name too, and where the
+         * runtime looks first; a single other registry: the only place it looks */
+        if (asprintf(ret_name, "%s/%s%s", c->search[0], hub && !strchr(name, '/') ? "library/" : "",
+                     name) < 0) {
+                *ret_name = NULL;
                 return -ENOMEM;
-        return 0;
+        }
+        if (n > 1 && (!(list = search_list(c->search + 1)) ||
+                      asprintf(ret_reason,
+                               "short name '%s': docker.io did not answer for it, and the runtime "
+                               "would try the next unqualified-search-registries (%s)",
+                               name, list) < 0)) {
+                free(TAKE_PTR(*ret_name));
+                *ret_reason = NULL;
+                return -ENOMEM;
+        }
+        return 1;
 }

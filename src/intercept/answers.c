@@ -432,18 +432,24 @@ static int remove_image_name(Pinlet__Cri__RemoveImageRequest *m, char **ret)
 }
 
 /* The tag the request names as parsed reference and pin key; 0 when it names none. */
-static int remove_tag(Pinlet__Cri__RemoveImageRequest *m, struct pinlet_ref **ret_ref,
-                      char **ret_key)
+static int remove_tag(Pinlet__Cri__RemoveImageRequest *m, struct pinlet_hosts *short_names,
+                      struct pinlet_ref **ret_ref, char **ret_key)
 {
-        _cleanup_free_ char *image = NULL;
+        _cleanup_free_ char *image = NULL, *why = NULL;
         _cleanup_(pinlet_ref_freep) struct pinlet_ref *ref = NULL;
         int r;
 
         r = remove_image_name(m, &image);
         if (r < 0 || !image)
                 return r;
-        /* An image ID ("sha256:…", or the bare hex kubelet's GC sends) is no tag. */
-        if (pinlet_ref_is_image_id(image) || pinlet_ref_parse(image, &ref, NULL) < 0)
+        /* An image ID ("sha256:…", or the bare hex kubelet's GC sends) is no tag, nor is a
+         * short name the runtime would not qualify to one registry. */
+        if (pinlet_ref_is_image_id(image))
+                return 0;
+        r = pinlet_interceptor_parse_image(short_names, image, &ref, &why, NULL);
+        if (r == -ENOMEM)
+                return r;
+        if (r != 0)
                 return 0;
         if (ref->digest || !ref->tag)
                 return 0;
@@ -470,7 +476,8 @@ static Pinlet__Cri__RemoveImageRequest *decode_remove(const uint8_t *data, size_
         return (Pinlet__Cri__RemoveImageRequest *)m;
 }
 
-int pinlet_answers_remove_key(const uint8_t *data, size_t len, size_t max_len, char **ret_key,
+int pinlet_answers_remove_key(const uint8_t *data, size_t len, size_t max_len,
+                              struct pinlet_hosts *short_names, char **ret_key,
                               struct pinlet_error **err)
 {
         _cleanup_(free_message) ProtobufCMessage *msg = NULL;
@@ -481,7 +488,7 @@ int pinlet_answers_remove_key(const uint8_t *data, size_t len, size_t max_len, c
         msg = (ProtobufCMessage *)decode_remove(data, len, max_len, err);
         if (!msg)
                 return len > max_len ? PINLET_E2BIG : PINLET_EINVAL;
-        r = remove_tag((Pinlet__Cri__RemoveImageRequest *)msg, &ref, &key);
+        r = remove_tag((Pinlet__Cri__RemoveImageRequest *)msg, short_names, &ref, &key);
         if (r < 0)
                 return pinlet_error_set(err, r, "out of memory");
         if (r > 0)
@@ -490,8 +497,8 @@ int pinlet_answers_remove_key(const uint8_t *data, size_t len, size_t max_len, c
 }
 
 int pinlet_answers_remove_rewrite(const uint8_t *data, size_t len, size_t max_len,
-                                  struct pinlet_pins *pins, uint8_t **ret_data, size_t *ret_len,
-                                  struct pinlet_error **err)
+                                  struct pinlet_hosts *short_names, struct pinlet_pins *pins,
+                                  uint8_t **ret_data, size_t *ret_len, struct pinlet_error **err)
 {
         _cleanup_(free_message) ProtobufCMessage *msg = NULL;
         _cleanup_(pinlet_ref_freep) struct pinlet_ref *ref = NULL;
@@ -504,7 +511,7 @@ int pinlet_answers_remove_rewrite(const uint8_t *data, size_t len, size_t max_le
         if (!m)
                 return len > max_len ? PINLET_E2BIG : PINLET_EINVAL;
         msg = &m->base;
-        r = remove_tag(m, &ref, &key);
+        r = remove_tag(m, short_names, &ref, &key);
         if (r < 0)
                 return pinlet_error_set(err, r, "out of memory");
         if (r == 0)
@@ -604,9 +611,9 @@ void pinlet_answers_remove_image_request(void *userdata, const struct pinlet_cal
                 return;
         /* The lookup takes the store's shared lock only: fine on the CQ thread. A request
          * pinlet cannot read goes to the runtime as it came, which answers it. */
-        r = pinlet_answers_remove_rewrite(request, len,
-                                          pinlet_interceptor_config(userdata)->max_message_size,
-                                          pins, &out, &out_len, &err);
+        r = pinlet_answers_remove_rewrite(
+                request, len, pinlet_interceptor_config(userdata)->max_message_size,
+                pinlet_interceptor_short_names(userdata), pins, &out, &out_len, &err);
         if (r < 0) {
                 log_debug("RemoveImage passes unchanged: %s", pinlet_error_message(err, r));
                 return;
@@ -632,8 +639,8 @@ void pinlet_answers_remove_image(void *userdata, const struct pinlet_call_info *
         if (!pins || status != GRPC_STATUS_OK)
                 return;
         r = pinlet_answers_remove_key(request, request_len,
-                                      pinlet_interceptor_config(userdata)->max_message_size, &key,
-                                      &err);
+                                      pinlet_interceptor_config(userdata)->max_message_size,
+                                      pinlet_interceptor_short_names(userdata), &key, &err);
         if (r <= 0 || pinlet_pins_lookup(pins, key, &digest) < 0)
                 return; /* no tag, or a tag without a pin: nothing to forget */
         if (!info->may_block) {

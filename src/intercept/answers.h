@@ -44,6 +44,7 @@
 #include "util/macro.h"
 
 struct pinlet_pins;
+struct pinlet_hosts;
 
 enum pinlet_answers_kind {
         PINLET_ANSWERS_IMAGE_STATUS, /* ImageService/ImageStatus: ImageStatusResponse */
@@ -87,22 +88,26 @@ int pinlet_answers_rewrite(enum pinlet_answers_kind kind, const struct pinlet_an
                            size_t *ret_len, struct pinlet_error **err);
 
 /*
- * The tag a RemoveImageRequest names, as a pin store key (pinlet_ref_key()): 1 with
- * *ret_key (caller frees); 0 when the image is empty, an image ID, a digest reference, not
- * a valid reference or holds a NUL byte (nothing to do with pins); PINLET_EINVAL
- * "malformed RemoveImageRequest", PINLET_E2BIG, -ENOMEM.
+ * The tag a RemoveImageRequest names, as a pin store key (pinlet_ref_key()), a short name
+ * qualified as the runtime does (short_names: intercept.h, pinlet_interceptor_parse_image();
+ * NULL: docker.io): 1 with *ret_key (caller frees); 0 when the image is empty, an image ID,
+ * a digest reference, not a valid reference, a short name the runtime would not qualify to
+ * one registry, or holds a NUL byte (nothing to do with pins); PINLET_EINVAL "malformed
+ * RemoveImageRequest", PINLET_E2BIG, -ENOMEM.
  */
-int pinlet_answers_remove_key(const uint8_t *data, size_t len, size_t max_len, char **ret_key,
+int pinlet_answers_remove_key(const uint8_t *data, size_t len, size_t max_len,
+                              struct pinlet_hosts *short_names, char **ret_key,
                               struct pinlet_error **err);
 
 /*
- * A RemoveImageRequest by a pinned tag, rewritten to the pinned "name@digest" (the name as
- * the request wrote it). PINLET_INTERCEPT_UNCHANGED when it names no tag or the tag has no
- * pin; PINLET_INTERCEPT_REWRITTEN with *ret_data and *ret_len; errors as remove_key().
+ * A RemoveImageRequest by a pinned tag, rewritten to the pinned "name@digest" (the name
+ * normalized, a short name qualified as remove_key() does). PINLET_INTERCEPT_UNCHANGED when it
+ * names no tag or the tag has no pin; PINLET_INTERCEPT_REWRITTEN with *ret_data and *ret_len;
+ * errors as remove_key().
  */
 int pinlet_answers_remove_rewrite(const uint8_t *data, size_t len, size_t max_len,
-                                  struct pinlet_pins *pins, uint8_t **ret_data, size_t *ret_len,
-                                  struct pinlet_error **err);
+                                  struct pinlet_hosts *short_names, struct pinlet_pins *pins,
+                                  uint8_t **ret_data, size_t *ret_len, struct pinlet_error **err);
 
 /* Hooks for the method table (intercept/methods.h); userdata is the struct
  * pinlet_interceptor (its configuration and pin store are used):

@@ -14,6 +14,7 @@
 
 #include "audit/audit.h"
 #include "cache/cache.h"
+#include "hosts/hosts.h"
 #include "intercept/intercept.h"
 #include "intercept/rewrite.h"
 #include "lock/lock.h"
@@ -43,7 +44,8 @@ struct pinlet_interceptor {
         struct pinlet_audit *audit;
         struct pinlet_lock *lock;
         struct pinlet_metrics *metrics;
-        struct pinlet_verify *verify; /* NULL or disabled: no verifiers */
+        struct pinlet_verify *verify;     /* NULL or disabled: no verifiers */
+        struct pinlet_hosts *short_names; /* NULL: short names get docker.io */
         /* warnings that every call against a failing registry would repeat */
         struct pinlet_ratelimit fallback_log;
 };
@@ -67,6 +69,7 @@ int pinlet_interceptor_new(const struct pinlet_interceptor_options *o,
                 .lock = o->lock,
                 .metrics = o->metrics,
                 .verify = o->verify,
+                .short_names = o->short_names,
                 .fallback_log = PINLET_RATELIMIT_INIT(10000, 5),
         };
         *ret = ic;
@@ -89,6 +92,58 @@ const struct pinlet_config *pinlet_interceptor_config(const struct pinlet_interc
 struct pinlet_pins *pinlet_interceptor_pins(const struct pinlet_interceptor *ic)
 {
         return ic ? ic->pins : NULL;
+}
+
+struct pinlet_hosts *pinlet_interceptor_short_names(const struct pinlet_interceptor *ic)
+{
+        return ic ? ic->short_names : NULL;
+}
+
+int pinlet_interceptor_parse_image(struct pinlet_hosts *short_names, const char *image,
+                                   struct pinlet_ref **ret, char **ret_reason,
+                                   struct pinlet_error **err)
+{
+        _cleanup_ref_ struct pinlet_ref *ref = NULL;
+        _cleanup_free_ char *short_name = NULL, *qualified = NULL, *reason = NULL;
+        _cleanup_error_ struct pinlet_error *qerr = NULL;
+        int r;
+
+        *ret = NULL;
+        *ret_reason = NULL;
+        r = pinlet_ref_parse(image, &ref, err);
+        if (r < 0)
+                return r;
+        if (!short_names || !(short_name = pinlet_ref_short_name(image))) {
+                *ret = TAKE_PTR(ref);
+                return 0;
+        }
+        r = pinlet_hosts_short_name(short_names, short_name, &qualified, &reason, &qerr);
+        if (r == -ENOMEM)
+                return pinlet_error_set(err, r, "out of memory");
+        if (r < 0) {
+                /* the runtime reads the same file and fails the same way */
+                if (asprintf(ret_reason, "short name '%s': %s", short_name,
+                             pinlet_error_message(qerr, r)) < 0)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                return PINLET_INTERCEPT_UNQUALIFIED;
+        }
+        if (r == 0) {
+                *ret_reason = TAKE_PTR(reason);
+                return PINLET_INTERCEPT_UNQUALIFIED;
+        }
+        r = pinlet_ref_requalify(ref, qualified, &qerr);
+        if (r == -ENOMEM)
+                return pinlet_error_set(err, r, "out of memory");
+        if (r < 0) {
+                /* containers/image refuses such an alias: so does the runtime */
+                if (asprintf(ret_reason, "short name '%s': alias %s", short_name,
+                             pinlet_error_message(qerr, r)) < 0)
+                        return pinlet_error_set(err, -ENOMEM, "out of memory");
+                return PINLET_INTERCEPT_UNQUALIFIED;
+        }
+        *ret = TAKE_PTR(ref);
+        *ret_reason = TAKE_PTR(reason);
+        return 0;
 }
 
 int pinlet_interceptor_status_for_error(int code)
@@ -376,19 +431,25 @@ static void log_fallback(struct call *c, const char *image, const struct pinlet_
 /* The resolution failed: pass the slot through or fail the call, per mode and policy.
  * Returns 0, -1 (call fails) or SLOT_DEFER (forgetting the pin needs a worker). */
 static int resolution_failed(struct call *c, const struct pinlet_ref *ref, const char *image,
-                             const char *key, int code, struct pinlet_resolve_answer *a)
+                             const char *key, int code, struct pinlet_resolve_answer *a,
+                             const char *fallback)
 {
+        _cleanup_free_ char *why = NULL;
         const char *msg = pinlet_error_message(a->err, code);
         enum pinlet_intercept_kind kind = c->req->kind;
         bool forget = kind == PINLET_INTERCEPT_PULL_IMAGE && c->enforce && c->ic->pins;
 
+        /* A short name the runtime would look up elsewhere too (fallback: why) when this
+         * registry has no answer: what it pulls is not pinlet's to say. */
+        if (fallback && asprintf(&why, "%s: %s", fallback, msg) >= 0)
+                msg = why;
         /* A registry registries.conf blocks is the runtime's to refuse: the reference goes
          * on as written, whatever on_failure says. */
-        if (code == PINLET_REGISTRY_EBLOCKED || kind == PINLET_INTERCEPT_IMAGE_STATUS ||
+        if (fallback || code == PINLET_REGISTRY_EBLOCKED || kind == PINLET_INTERCEPT_IMAGE_STATUS ||
             !c->enforce || pinlet_policy_on_failure(c->ic->cfg, ref->domain) == PINLET_FAIL_OPEN) {
                 if (forget && !c->may_block)
                         return SLOT_DEFER; /* an fsync'ed write */
-                if (kind != PINLET_INTERCEPT_IMAGE_STATUS && c->enforce)
+                if (kind != PINLET_INTERCEPT_IMAGE_STATUS && c->enforce && !fallback)
                         log_warn("%s: %s forwarded unpinned (on_failure: open): %s", c->method,
                                  image, msg);
                 else
@@ -459,8 +520,9 @@ static int record_pin(struct call *c, const struct pinlet_ref *ref, const char *
         return -1;
 }
 
-/* lock.require for an in-scope tag (key) of a PullImage or CreateContainer: 0 to go on
- * (locked; require off; audit, which records "unlocked"), -1 when the call fails. */
+/* lock.require for an in-scope tag (key; NULL: a short name that names no one registry,
+ * never in the lock) of a PullImage or CreateContainer: 0 to go on (locked; require off;
+ * audit, which records "unlocked"), -1 when the call fails. */
 static int check_lock_required(struct call *c, const char *image, const char *key)
 {
         enum pinlet_lock_require req = c->ic->cfg->lock_require;
@@ -468,7 +530,7 @@ static int check_lock_required(struct call *c, const char *image, const char *ke
 
         if (req == PINLET_LOCK_REQUIRE_OFF || c->req->kind == PINLET_INTERCEPT_IMAGE_STATUS)
                 return 0;
-        if (c->lock && pinlet_lock_set_lookup(c->lock, key, &digest, &file) == 0)
+        if (c->lock && key && pinlet_lock_set_lookup(c->lock, key, &digest, &file) == 0)
                 return 0;
         if (req == PINLET_LOCK_REQUIRE_ENFORCE && c->enforce) {
                 log_warn("%s: %s rejected: not in the lock (lock.require: enforce)", c->method,
@@ -494,10 +556,18 @@ static int check_lock_required_for_id(struct call *c, const char *user_specified
         _cleanup_ref_ struct pinlet_ref *ref = NULL;
         _cleanup_free_ char *key = NULL, *name = NULL;
 
+        _cleanup_free_ char *why = NULL;
+        int r;
+
         if (c->ic->cfg->lock_require == PINLET_LOCK_REQUIRE_OFF ||
             c->req->kind != PINLET_INTERCEPT_CREATE_CONTAINER || !user_specified ||
-            !*user_specified || pinlet_ref_parse(user_specified, &ref, NULL) < 0 || ref->digest ||
-            !ref->tag)
+            !*user_specified)
+                return 0;
+        r = pinlet_interceptor_parse_image(c->ic->short_names, user_specified, &ref, &why, NULL);
+        if (r == PINLET_INTERCEPT_UNQUALIFIED && !strchr(user_specified, '@') &&
+            pinlet_policy_in_scope(c->ic->cfg, NULL, NULL, c->namespace))
+                return check_lock_required(c, user_specified, NULL);
+        if (r != 0 || ref->digest || !ref->tag)
                 return 0;
         key = pinlet_ref_key(ref);
         name = pinlet_ref_name(ref);
@@ -637,7 +707,7 @@ static int verify_image_id(struct call *c, const char *image, const char *user_s
         _cleanup_(pinlet_verify_verdict_done) struct pinlet_verify_verdict vd = { 0 };
         _cleanup_ref_ struct pinlet_ref *ref = NULL;
         _cleanup_error_ struct pinlet_error *err = NULL;
-        _cleanup_free_ char *name = NULL, *key = NULL, *digest = NULL;
+        _cleanup_free_ char *name = NULL, *key = NULL, *digest = NULL, *why = NULL;
         const char *endpoint =
                 ic->cfg->image_endpoint ? ic->cfg->image_endpoint : ic->cfg->runtime_endpoint;
         int r;
@@ -645,7 +715,8 @@ static int verify_image_id(struct call *c, const char *image, const char *user_s
         if (!verifying(c) || c->req->kind != PINLET_INTERCEPT_CREATE_CONTAINER)
                 return 0;
         if (user_specified && *user_specified &&
-            pinlet_ref_parse(user_specified, &ref, NULL) >= 0) {
+            pinlet_interceptor_parse_image(ic->short_names, user_specified, &ref, &why, NULL) ==
+                    0) {
                 name = pinlet_ref_name(ref);
                 key = pinlet_ref_key(ref);
                 if (!name || !key)
@@ -679,6 +750,27 @@ static int verify_image_id(struct call *c, const char *image, const char *user_s
         return r;
 }
 
+/*
+ * A short name the runtime would not resolve to one registry (why): never resolved, the
+ * slot goes on as written. Only namespace scope can apply; lock.require still holds (it
+ * cannot be in the lock), and a digest it carries still needs the verifiers' verdict,
+ * which cannot be had without a repository. Returns 0 or -1 (the call fails).
+ */
+static int unqualified(struct call *c, const char *image, const char *why)
+{
+        if (!pinlet_policy_in_scope(c->ic->cfg, NULL, NULL, c->namespace)) {
+                log_debug("%s: %s is out of scope", c->method, image);
+                return 0;
+        }
+        if (strchr(image, '@'))
+                return verifying(c) ? verify_failed(c, image, image, PINLET_EINVAL, why) : 0;
+        if (check_lock_required(c, image, NULL) < 0)
+                return -1;
+        log_debug("%s: %s forwarded unresolved: %s", c->method, image, why);
+        audit(c, image, NULL, NULL, NULL, PINLET_AUDIT_PASSED_THROUGH, why);
+        return 0;
+}
+
 static enum pinlet_resolve_purpose purpose_of(enum pinlet_intercept_kind kind)
 {
         switch (kind) {
@@ -704,7 +796,8 @@ static int handle_slot(struct call *c, size_t index)
         enum pinlet_intercept_kind kind = c->req->kind;
         _cleanup_ref_ struct pinlet_ref *ref = NULL;
         _cleanup_error_ struct pinlet_error *perr = NULL;
-        _cleanup_free_ char *key = NULL, *name = NULL, *resolved = NULL, *previous = NULL;
+        _cleanup_free_ char *key = NULL, *name = NULL, *resolved = NULL, *previous = NULL,
+                            *fallback = NULL;
         _cleanup_(pinlet_resolve_answer_done) struct pinlet_resolve_answer a = { .registry_ms =
                                                                                          -1 };
         _cleanup_(pinlet_verify_verdict_done) struct pinlet_verify_verdict vd = { 0 };
@@ -718,7 +811,7 @@ static int handle_slot(struct call *c, size_t index)
                         return r;
                 return verify_image_id(c, image, slot->user_specified);
         }
-        r = pinlet_ref_parse(image, &ref, &perr);
+        r = pinlet_interceptor_parse_image(ic->short_names, image, &ref, &fallback, &perr);
         if (r < 0) {
                 /* the runtime owns the grammar and will answer with its own error */
                 log_debug("%s: %s: not a reference, forwarded: %s", c->method, slot->where,
@@ -727,6 +820,8 @@ static int handle_slot(struct call *c, size_t index)
                       pinlet_error_message(perr, r));
                 return 0;
         }
+        if (r == PINLET_INTERCEPT_UNQUALIFIED)
+                return unqualified(c, image, fallback);
         if (ref->digest || !ref->tag) {
                 log_debug("%s: %s already carries a digest", c->method, image);
                 return verify_reference(c, ref, image);
@@ -758,7 +853,7 @@ static int handle_slot(struct call *c, size_t index)
                 return SLOT_DEFER;
         }
         if (r < 0) {
-                r = resolution_failed(c, ref, image, key, r, &a);
+                r = resolution_failed(c, ref, image, key, r, &a, fallback);
                 if (r == SLOT_DEFER) /* any worker: the registry is not asked */
                         return SLOT_DEFER;
                 return r;

@@ -41,6 +41,23 @@
  *              naming an image ID (kubelet) is checked through its user_specified_image.
  *     audit    resolved as usual, plus a record with decision "unlocked".
  *   In mode audit an enforce refusal is only recorded ("unlocked"), never applied.
+ * Short names (options.short_names set: in front of CRI-O). CRI-O does not qualify a
+ * name without registry ("nginx:1.25", "team/app:v1") with docker.io as containerd does,
+ * but from registries.conf (hosts.h, pinlet_regconf_short_name()). Every slot, the
+ * user_specified_image checked for lock.require and verifiers, and RemoveImage's tag are
+ * qualified the same way, so the rewritten reference, the pin store, the cache, lock
+ * lookups and the answers' repo_tags all use the qualified name ("docker.io/library/nginx",
+ * "registry.corp/team/app"), which is also the name CRI-O records. A short name the
+ * runtime would not resolve to one registry (several search registries, docker.io not
+ * first; none; registries.conf unreadable) is not resolved: the slot goes to the runtime
+ * as written, audited passed_through with the reason, whatever on_failure says (with
+ * lock.require: enforce a PullImage or CreateContainer of it is refused: it cannot be in
+ * the lock). Only namespace scope applies to it (no registry or repository glob matches
+ * it; a non-empty include list of registries or repositories leaves it out of scope). A
+ * name qualified to docker.io ahead of other search registries is resolved there; when
+ * docker.io gives no digest the runtime would try the next registry, so the slot passes
+ * through (passed_through, that reason) instead of failing.
+ *
  * Modes: enforce rewrites; audit resolves and records would_substitute but forwards the
  * original request (and writes no pins); off forwards without decoding anything and
  * records nothing.
@@ -121,6 +138,8 @@ struct pinlet_audit;
 struct pinlet_lock;
 struct pinlet_metrics;
 struct pinlet_verify;
+struct pinlet_hosts;
+struct pinlet_ref;
 
 struct pinlet_interceptor_options {
         const struct pinlet_config *cfg;  /* required; must outlive the interceptor */
@@ -130,6 +149,10 @@ struct pinlet_interceptor_options {
         struct pinlet_lock *lock;         /* NULL: no lock files (lock.paths empty) */
         struct pinlet_metrics *metrics;   /* NULL: none; counts every audit record */
         struct pinlet_verify *verify;     /* NULL: no image verifiers (see below) */
+        /* In front of CRI-O: the registries.conf that qualifies short names (see "Short
+         * names" above). NULL: short names are qualified as containerd and kubelet do
+         * (docker.io, library/). */
+        struct pinlet_hosts *short_names;
 };
 
 struct pinlet_interceptor;
@@ -152,10 +175,28 @@ void pinlet_interceptor_create_container(void *userdata, const struct pinlet_cal
                                          const uint8_t *request, size_t len,
                                          struct pinlet_intercept_result *ret);
 
+/*
+ * Parses an image reference as the runtime reads it (see "Short names" above): a short
+ * name is qualified through short_names when it is set (pinlet_hosts_short_name()), else
+ * pinlet_ref_parse()'s docker.io normalization applies. Returns:
+ *   0  *ret is the reference; *ret_reason is NULL, or, for a name qualified to docker.io
+ *      ahead of other search registries, the reason to pass it through when docker.io
+ *      gives no answer;
+ *   PINLET_INTERCEPT_UNQUALIFIED  *ret NULL, *ret_reason why the runtime would not
+ *      resolve the short name to one registry (or why its registries.conf cannot say);
+ *   < 0  not a valid reference (err says why), -ENOMEM.
+ * The caller frees *ret and *ret_reason.
+ */
+#define PINLET_INTERCEPT_UNQUALIFIED 1
+int pinlet_interceptor_parse_image(struct pinlet_hosts *short_names, const char *image,
+                                   struct pinlet_ref **ret, char **ret_reason,
+                                   struct pinlet_error **err);
+
 /* For the responders (answers.h), which get the interceptor as the proxy's userdata: the
  * configuration and the pin store (NULL: none) it was created with. */
 const struct pinlet_config *pinlet_interceptor_config(const struct pinlet_interceptor *ic);
 struct pinlet_pins *pinlet_interceptor_pins(const struct pinlet_interceptor *ic);
+struct pinlet_hosts *pinlet_interceptor_short_names(const struct pinlet_interceptor *ic);
 
 /* The gRPC status code (grpc_status_code) pinlet answers a failed resolution with. */
 int pinlet_interceptor_status_for_error(int code);

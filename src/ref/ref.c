@@ -367,6 +367,13 @@ void pinlet_ref_free(struct pinlet_ref *r)
         free(r);
 }
 
+/* splitDockerDomain's test of the first '/'-separated element (n bytes at s). */
+static bool names_domain(const char *s, size_t n)
+{
+        return span_eq(s, n, LOCALHOST) || has_char(s, n, '.') || has_char(s, n, ':') ||
+               has_upper(s, n);
+}
+
 int pinlet_ref_parse(const char *s, struct pinlet_ref **ret, struct pinlet_error **err)
 {
         _cleanup_ref_ struct pinlet_ref *r = NULL;
@@ -392,9 +399,7 @@ int pinlet_ref_parse(const char *s, struct pinlet_ref **ret, struct pinlet_error
          * element can only be a registry host); otherwise the domain is docker.io.
          */
         slash = memchr(s, '/', n);
-        if (slash &&
-            (span_eq(s, (size_t)(slash - s), LOCALHOST) || has_char(s, (size_t)(slash - s), '.') ||
-             has_char(s, (size_t)(slash - s), ':') || has_upper(s, (size_t)(slash - s)))) {
+        if (slash && names_domain(s, (size_t)(slash - s))) {
                 domain = s;
                 domain_len = (size_t)(slash - s);
                 rest = slash + 1;
@@ -597,4 +602,36 @@ char *pinlet_ref_with_digest(const struct pinlet_ref *r, const char *digest)
         }
         name = pinlet_ref_name(r);
         return name ? with_suffix(name, NULL, digest) : NULL;
+}
+
+char *pinlet_ref_short_name(const char *s)
+{
+        const char *slash = strchr(s, '/');
+
+        if (slash && names_domain(s, (size_t)(slash - s)))
+                return NULL;
+        /* no domain: the first ':' starts the tag, the first '@' the digest */
+        return strndup(s, strcspn(s, ":@"));
+}
+
+int pinlet_ref_requalify(struct pinlet_ref *r, const char *name, struct pinlet_error **err)
+{
+        _cleanup_ref_ struct pinlet_ref *q = NULL;
+        _cleanup_free_ char *short_name = NULL;
+        int k;
+
+        k = pinlet_ref_parse(name, &q, err);
+        if (k < 0)
+                return k;
+        if (!q->tag_defaulted || q->digest)
+                return pinlet_error_set(err, -EINVAL, "'%s' is not a repository: it carries a %s",
+                                        name, q->digest ? "digest" : "tag");
+        short_name = pinlet_ref_short_name(name);
+        if (short_name)
+                return pinlet_error_set(err, -EINVAL, "'%s' names no registry", name);
+        free(r->domain);
+        free(r->path);
+        r->domain = TAKE_PTR(q->domain);
+        r->path = TAKE_PTR(q->path);
+        return 0;
 }

@@ -100,3 +100,21 @@ char *pinlet_ref_host_key(const struct pinlet_ref *r);
  * tag is dropped. NULL with errno EINVAL when there is no digest or it is not valid
  * (pinlet_ref_digest_valid), NULL with ENOMEM on allocation failure. */
 char *pinlet_ref_with_digest(const struct pinlet_ref *r, const char *digest);
+
+/*
+ * Short names, for runtimes that qualify them from their own configuration (CRI-O's
+ * registries.conf) rather than with docker.io. s must be a valid reference
+ * (pinlet_ref_parse()).
+ *
+ * pinlet_ref_short_name(): the repository s names as written, tag and digest cut off,
+ * when s names no registry ("nginx" of "nginx:1.25", "team/app" of "team/app@sha256:…",
+ * "library/nginx"); NULL when its first element is a registry host ("docker.io/nginx",
+ * "localhost/app", "reg:5000/app") or no memory.
+ *
+ * pinlet_ref_requalify(): r's domain and path become those of name, a fully qualified
+ * repository without tag or digest ("quay.io/team/app", "docker.io/nginx" normalized to
+ * docker.io/library/nginx); r's tag and digest stay. -EINVAL (r unchanged) when name is
+ * no valid reference, names no registry, or carries a tag or digest.
+ */
+char *pinlet_ref_short_name(const char *s);
+int pinlet_ref_requalify(struct pinlet_ref *r, const char *name, struct pinlet_error **err);

@@ -173,6 +173,7 @@ static void options_free_copy(struct pinlet_registry_options *o)
         free(hosts);
         free((char *)o->hosts_dir);
         free((char *)o->registries_conf);
+        free((char *)o->short_name_aliases);
         for (char *const *p = o->docker_config_paths; p && *p; p++)
                 free(*p);
         free((char **)o->docker_config_paths);
@@ -216,7 +217,8 @@ static int options_copy(const struct pinlet_registry_options *src,
                 }
         }
         if (dup_or_null(src->hosts_dir, &dst->hosts_dir) < 0 ||
-            dup_or_null(src->registries_conf, &dst->registries_conf) < 0)
+            dup_or_null(src->registries_conf, &dst->registries_conf) < 0 ||
+            dup_or_null(src->short_name_aliases, &dst->short_name_aliases) < 0)
                 return -ENOMEM;
         for (char *const *p = src->docker_config_paths; p && *p; p++)
                 n++;
@@ -289,8 +291,11 @@ int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_r
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         }
         {
-                struct pinlet_hosts_options ho = { .hosts_dir = r->o.hosts_dir,
-                                                   .registries_conf = r->o.registries_conf };
+                struct pinlet_hosts_options ho = {
+                        .hosts_dir = r->o.hosts_dir,
+                        .registries_conf = r->o.registries_conf,
+                        .short_name_aliases = r->o.short_name_aliases,
+                };
 
                 e = pinlet_hosts_new(&ho, &r->hostsrc, err);
                 if (e < 0) {
@@ -345,6 +350,11 @@ static void hint_free(struct auth_hint *h)
 static struct auth_hint *hint_of(struct pinlet_lru_node *n)
 {
         return PINLET_LRU_ENTRY(n, struct auth_hint, node);
+}
+
+struct pinlet_hosts *pinlet_registry_hosts(struct pinlet_registry *r)
+{
+        return r ? r->hostsrc : NULL;
 }
 
 void pinlet_registry_free(struct pinlet_registry *r)

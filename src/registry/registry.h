@@ -122,6 +122,7 @@ struct pinlet_registry_options {
          * NULL: not used. A host's `mirrors` above win over both. */
         const char *hosts_dir;
         const char *registries_conf;
+        const char *short_name_aliases; /* hosts.h; only with registries_conf */
 };
 
 /* The entry of o for host ("host[:port]"), compared case-insensitively: "Reg.Example"
@@ -139,6 +140,11 @@ int pinlet_registry_new(const struct pinlet_registry_options *o, struct pinlet_r
                         struct pinlet_error **err);
 void pinlet_registry_free(struct pinlet_registry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_registry *, pinlet_registry_free)
+
+/* The client's registry host configuration (hosts_dir, registries_conf), for callers that
+ * qualify short names as the runtime does (pinlet_hosts_short_name()). Lives as long as
+ * the client. */
+struct pinlet_hosts *pinlet_registry_hosts(struct pinlet_registry *r);
 
 /* A registry that registries.conf marks `blocked`: not resolved, the runtime refuses it. */
 #define PINLET_REGISTRY_EBLOCKED (-EPERM)

@@ -33,12 +33,18 @@
  * Every answer carries the request metadata back, each key prefixed with "echo-", both
  * as initial metadata and as trailing metadata (binary "-bin" keys stay binary).
  *
+ * --runtime-name NAME: a RuntimeService/Version call in echo mode (any API version) is
+ * answered with a VersionResponse naming NAME as runtime_name (version "0.1.0",
+ * runtime_version "fake", runtime_api_version "v1"), so a proxy in front takes the fake
+ * for that runtime ("cri-o", "containerd").
+ *
  * Log (--log FILE): one JSON object per line, flushed at once:
  *   {"event":"start", "seq", "id", "method", "host", "deadline_ms"} when a call arrives
  *     (deadline_ms: time left until the call's deadline at arrival; null: no deadline);
  *   {"event":"call", ... the above, "mode", "metadata":[[key,value],...] (values of
  *     "-bin" keys base64), "messages", "sizes":[...], "sha256" (of all request bytes),
- *     "status", "cancelled"} when the call ended: written just before the status is sent
+ *     "first" (the first request message, base64, when at most 4 KiB), "status",
+ *     "cancelled"} when the call ended: written just before the status is sent
  *     (so it is in the file before the client sees the status), or when the call was
  *     cancelled (deadline, client cancel, server shutdown) before any status.
  *
@@ -76,7 +82,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#define MAX_MESSAGE (20 * 1024 * 1024)
+#define MAX_MESSAGE      (20 * 1024 * 1024)
+#define FIRST_LOGGED_MAX 4096 /* the first request message is logged up to this size */
 
 enum mode { M_ECHO, M_STREAM, M_CLIENT_STREAM, M_BIDI_ECHO, M_FAIL, M_STALL };
 static const char *const mode_names[] = { "echo",      "stream", "client-stream",
@@ -148,6 +155,7 @@ static grpc_server *server;
 static grpc_completion_queue *cq;
 static FILE *log_file;
 static const char *server_name = "fake";
+static const char *runtime_name; /* --runtime-name: answer Version as this runtime */
 static struct timer *timers;
 static struct tag t_new_call = { T_NEW_CALL, NULL };
 static struct tag t_shutdown = { T_SHUTDOWN, NULL };
@@ -337,6 +345,13 @@ static void log_call(struct call *c, int status)
                 snprintf(hex + 2 * i, 3, "%02x", digest[i]);
         hex[2 * dn] = 0;
         json_object_set_new(o, "sha256", json_string(hex));
+        if (c->have_first && GRPC_SLICE_LENGTH(c->first) <= FIRST_LOGGED_MAX) {
+                char b64[4 * ((FIRST_LOGGED_MAX + 2) / 3) + 1];
+
+                EVP_EncodeBlock((unsigned char *)b64, GRPC_SLICE_START_PTR(c->first),
+                                (int)GRPC_SLICE_LENGTH(c->first));
+                json_object_set_new(o, "first", json_string(b64));
+        }
         json_object_set_new(o, "status", status < 0 ? json_null() : json_integer(status));
         json_object_set_new(o, "cancelled", json_boolean(c->closed && c->cancelled));
         write_record(o);
@@ -448,13 +463,48 @@ static void send_final(struct call *c, grpc_byte_buffer *msg, int status, const 
         start_batch(c, ops, n, &c->t_final);
 }
 
+/* Appends protobuf field `field` (length-delimited) holding s to buf at *n. */
+static void put_string_field(uint8_t *buf, size_t *n, unsigned field, const char *s)
+{
+        size_t len = strlen(s);
+
+        buf[(*n)++] = (uint8_t)(field << 3 | 2);
+        buf[(*n)++] = (uint8_t)len; /* short strings only: one length byte */
+        memcpy(buf + *n, s, len);
+        *n += len;
+}
+
+/* A VersionResponse naming runtime_name (fields 1-4: version, runtime_name,
+ * runtime_version, runtime_api_version). */
+static grpc_byte_buffer *version_response(void)
+{
+        uint8_t buf[4 * 130];
+        size_t n = 0;
+
+        put_string_field(buf, &n, 1, "0.1.0");
+        put_string_field(buf, &n, 2, runtime_name);
+        put_string_field(buf, &n, 3, "fake");
+        put_string_field(buf, &n, 4, "v1");
+        return buffer_from(buf, n);
+}
+
+static bool is_version_call(const struct call *c)
+{
+        static const char suffix[] = ".RuntimeService/Version";
+        size_t n = GRPC_SLICE_LENGTH(c->details.method), k = strlen(suffix);
+
+        return n >= k && memcmp(GRPC_SLICE_START_PTR(c->details.method) + n - k, suffix, k) == 0;
+}
+
 static void answer(struct call *c)
 {
         char buf[200];
 
         switch (c->mode) {
         case M_ECHO:
-                if (c->size > 0)
+                if (runtime_name && is_version_call(c))
+                        send_final(c, version_response(), GRPC_STATUS_OK, NULL);
+                else if (c->size > 0)
                         send_final(c, pattern_buffer(0, c->size), GRPC_STATUS_OK, NULL);
                 else if (c->have_first)
                         send_final(c, grpc_raw_byte_buffer_create(&c->first, 1), GRPC_STATUS_OK,
@@ -789,7 +839,7 @@ static void *signal_thread(void *arg)
 static void usage(void)
 {
         fprintf(stderr, "usage: fake_backend --socket PATH [--log FILE] [--ready FILE] "
-                        "[--name NAME]\n");
+                        "[--name NAME] [--runtime-name NAME]\n");
         exit(2);
 }
 
@@ -800,6 +850,7 @@ int main(int argc, char **argv)
                 { "log", required_argument, NULL, 'l' },
                 { "ready", required_argument, NULL, 'r' },
                 { "name", required_argument, NULL, 'n' },
+                { "runtime-name", required_argument, NULL, 'R' },
                 {},
         };
         const char *sock = NULL, *log_path = NULL, *ready = NULL;
@@ -822,6 +873,11 @@ int main(int argc, char **argv)
                         break;
                 case 'n':
                         server_name = optarg;
+                        break;
+                case 'R':
+                        if (strlen(optarg) > 127)
+                                usage();
+                        runtime_name = optarg;
                         break;
                 default:
                         usage();

@@ -134,7 +134,7 @@ static void fuzz_remove(struct pinlet_pins *pins, const uint8_t *data, size_t si
         ProtobufCMessage *a, *b;
         int r;
 
-        r = pinlet_answers_remove_rewrite(data, size, FUZZ_MAX_LEN, pins, &out, &len, &err);
+        r = pinlet_answers_remove_rewrite(data, size, FUZZ_MAX_LEN, NULL, pins, &out, &len, &err);
         if (r < 0) {
                 FUZZ_CHECK(pinlet_error_message(err, r) != NULL);
                 pinlet_error_free(err);
@@ -155,7 +155,7 @@ static void fuzz_remove(struct pinlet_pins *pins, const uint8_t *data, size_t si
                 FUZZ_CHECK(img->len > strlen(D1) && (memmem(img->data, img->len, D1, strlen(D1)) ||
                                                      memmem(img->data, img->len, D2, strlen(D2))));
         }
-        FUZZ_CHECK(pinlet_answers_remove_key(out, len, FUZZ_MAX_LEN, &key, &err) == 0);
+        FUZZ_CHECK(pinlet_answers_remove_key(out, len, FUZZ_MAX_LEN, NULL, &key, &err) == 0);
         FUZZ_CHECK(!key && !err);
         protobuf_c_message_free_unpacked(a, NULL);
         protobuf_c_message_free_unpacked(b, NULL);

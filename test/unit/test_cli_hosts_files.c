@@ -33,6 +33,7 @@ static void test_explicit_wins(void **state)
         pinlet_cli_hosts_files(&cfg, "cri-o", &f);
         assert_string_equal(f.hosts_dir, "/srv/certs.d");
         assert_string_equal(f.registries_conf, "/srv/registries.conf");
+        assert_null(f.short_name_aliases); /* only beside the default registries.conf */
         pinlet_cli_hosts_files(&cfg, NULL, &f);
         assert_string_equal(f.hosts_dir, "/srv/certs.d");
         assert_string_equal(f.registries_conf, "/srv/registries.conf");
@@ -75,10 +76,21 @@ static void test_runtime_defaults(void **state)
         /* CRI-O: registries.conf (when present), never containerd's dir */
         pinlet_cli_hosts_files(&cfg, "cri-o", &f);
         assert_null(f.hosts_dir);
-        if (exists(PINLET_DEFAULT_REGISTRIES_CONF))
+        if (exists(PINLET_DEFAULT_REGISTRIES_CONF)) {
                 assert_string_equal(f.registries_conf, PINLET_DEFAULT_REGISTRIES_CONF);
-        else
+                assert_string_equal(f.short_name_aliases, PINLET_DEFAULT_SHORT_NAME_ALIASES);
+        } else {
                 assert_null(f.registries_conf);
+                assert_null(f.short_name_aliases);
+        }
+        /* the default path named explicitly, in front of containerd: no CRI-O aliases */
+        cfg.registries_conf = (char *)PINLET_DEFAULT_REGISTRIES_CONF;
+        pinlet_cli_hosts_files(&cfg, "containerd", &f);
+        assert_null(f.short_name_aliases);
+        assert_true(pinlet_cli_runtime_is_crio("cri-o"));
+        assert_true(pinlet_cli_runtime_is_crio("CRI-O"));
+        assert_false(pinlet_cli_runtime_is_crio("containerd"));
+        assert_false(pinlet_cli_runtime_is_crio(NULL));
 }
 
 int main(void)

@@ -150,11 +150,48 @@ static void test_short_names(void **state)
         assert_int_equal(pinlet_regconf_short_name(one, "x", &name, &reason), 1);
         assert_string_equal(name, "registry.corp/x");
         free(TAKE_PTR(name));
+        assert_null(reason);
         assert_int_equal(pinlet_regconf_short_name(q, "nginx", &name, &reason), 0);
-        assert_non_null(strstr(reason, "ambiguous"));
+        assert_null(name);
+        assert_string_equal(reason, "short name 'nginx' is ambiguous: "
+                                    "unqualified-search-registries has quay.io, docker.io");
         free(TAKE_PTR(reason));
         assert_int_equal(pinlet_regconf_short_name(none, "nginx", &name, &reason), 0);
         assert_non_null(strstr(reason, "no unqualified-search-registries"));
+        free(TAKE_PTR(reason));
+        assert_int_equal(pinlet_regconf_short_name(NULL, "nginx", &name, &reason), 0);
+        assert_non_null(strstr(reason, "no unqualified-search-registries"));
+        free(TAKE_PTR(reason));
+}
+
+/* docker.io ahead of other search registries: qualified there, with the reason to pass
+ * the name through when docker.io has no answer; aliases merge over drop-ins and "" erases
+ * one. */
+static void test_short_names_more(void **state)
+{
+        _cleanup_(pinlet_regconf_freep) struct pinlet_regconf *c =
+                load("unqualified-search-registries = [\"docker.io\", \"quay.io\", \"r.corp\"]\n"
+                     "[aliases]\n\"app\" = \"r.corp/team/app\"\n\"db\" = \"r.corp/db\"\n");
+        static const char dropin[] = "[aliases]\n\"app\" = \"\"\n\"db\" = \"q.io/db\"\n";
+        char *name = NULL, *reason = NULL;
+
+        assert_int_equal(pinlet_regconf_short_name(c, "nginx", &name, &reason), 1);
+        assert_string_equal(name, "docker.io/library/nginx");
+        assert_string_equal(reason, "short name 'nginx': docker.io did not answer for it, and "
+                                    "the runtime would try the next "
+                                    "unqualified-search-registries (quay.io, r.corp)");
+        free(TAKE_PTR(name));
+        free(TAKE_PTR(reason));
+        assert_int_equal(pinlet_regconf_add(c, "drop-in.conf", dropin, strlen(dropin), NULL), 0);
+        assert_int_equal(pinlet_regconf_short_name(c, "db", &name, &reason), 1);
+        assert_string_equal(name, "q.io/db");
+        assert_null(reason);
+        free(TAKE_PTR(name));
+        /* erased: the search registries apply again */
+        assert_int_equal(pinlet_regconf_short_name(c, "app", &name, &reason), 1);
+        assert_string_equal(name, "docker.io/library/app");
+        assert_non_null(reason);
+        free(TAKE_PTR(name));
         free(TAKE_PTR(reason));
 }
 
@@ -275,13 +312,61 @@ static void test_dropins_and_cache(void **state)
         assert_int_equal(system(got), 0);
 }
 
+/* short-name-aliases.conf: its [aliases] win over registries.conf's, it may be missing,
+ * and a change to it applies at once. */
+static void test_short_name_aliases_file(void **state)
+{
+        _cleanup_(pinlet_hosts_freep) struct pinlet_hosts *h = NULL;
+        char main_conf[600], cache[600];
+        struct pinlet_hosts_options o = { .registries_conf = main_conf,
+                                          .short_name_aliases = cache };
+        struct pinlet_error *err = NULL;
+        char *name = NULL, *reason = NULL, cmd[700];
+
+        strcpy(dir, "/tmp/pinlet-regconf-XXXXXX");
+        assert_non_null(mkdtemp(dir));
+        snprintf(main_conf, sizeof(main_conf), "%s/registries.conf", dir);
+        snprintf(cache, sizeof(cache), "%s/short-name-aliases.conf", dir);
+        put("registries.conf", "unqualified-search-registries = [\"quay.io\", \"docker.io\"]\n"
+                               "[aliases]\n\"app\" = \"r.corp/app\"\n\"db\" = \"r.corp/db\"\n");
+        assert_int_equal(pinlet_hosts_new(&o, &h, &err), 0);
+        /* missing: registries.conf alone */
+        assert_int_equal(pinlet_hosts_short_name(h, "app", &name, &reason, &err), 1);
+        assert_string_equal(name, "r.corp/app");
+        free(TAKE_PTR(name));
+        /* written (other keys ignored): it wins; "" there erases the alias */
+        put("short-name-aliases.conf", "unqualified-search-registries = [\"docker.io\"]\n"
+                                       "[aliases]\n\"app\" = \"cache.corp/app\"\n\"db\" = \"\"\n");
+        assert_int_equal(pinlet_hosts_short_name(h, "app", &name, &reason, &err), 1);
+        assert_string_equal(name, "cache.corp/app");
+        free(TAKE_PTR(name));
+        assert_int_equal(pinlet_hosts_short_name(h, "db", &name, &reason, &err), 0);
+        assert_non_null(strstr(reason, "is ambiguous"));
+        free(TAKE_PTR(reason));
+        /* a broken one is an error naming it */
+        put("short-name-aliases.conf", "[aliases]\n\"app\" = 1\n");
+        assert_true(pinlet_hosts_short_name(h, "app", &name, &reason, &err) < 0);
+        assert_non_null(
+                strstr(pinlet_error_message(err, PINLET_EINVAL), "short-name-aliases.conf:2:"));
+        pinlet_error_free(TAKE_PTR(err));
+        /* no registries.conf at all: nothing qualifies a short name */
+        assert_int_equal(pinlet_hosts_short_name(NULL, "app", &name, &reason, &err), 0);
+        assert_non_null(strstr(reason, "no unqualified-search-registries"));
+        free(TAKE_PTR(reason));
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_selection),
                 cmocka_unit_test(test_short_names),
+                cmocka_unit_test(test_short_names_more),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_dropins_and_cache),
+                cmocka_unit_test(test_short_name_aliases_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,11 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "hosts/hosts.h"
 #include "cri.pb-c.h"
 #include "intercept/answers.h"
 #include "intercept/rewrite.h"
@@ -401,7 +404,7 @@ static void test_remove_key(void **state)
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 in = REMOVE(cases[i].image);
                 key = NULL;
-                assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, &key, &err),
+                assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, NULL, &key, &err),
                                  cases[i].key ? 1 : 0);
                 if (cases[i].key)
                         assert_string_equal(key, cases[i].key);
@@ -412,10 +415,10 @@ static void test_remove_key(void **state)
         }
         in = remove_request(nul_image, sizeof(nul_image) - 1);
         key = NULL;
-        assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, &key, &err), 0);
+        assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, NULL, &key, &err), 0);
         free(in.d);
         /* no ImageSpec at all */
-        assert_int_equal(pinlet_answers_remove_key(NULL, 0, MAX_LEN, &key, &err), 0);
+        assert_int_equal(pinlet_answers_remove_key(NULL, 0, MAX_LEN, NULL, &key, &err), 0);
         assert_null(err);
 }
 
@@ -435,7 +438,7 @@ static void test_remove_rewrite(void **state)
         in = REMOVE(REG "/tiny/app:v1");
         want = REMOVE(REG "/tiny/app@" D1);
         assert_int_equal(
-                pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, pins, &out, &len, &err),
+                pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, NULL, pins, &out, &len, &err),
                 PINLET_INTERCEPT_REWRITTEN);
         c_out = pbw_canon(out, len, schema);
         c_want = pbw_canon(want.d, want.len, schema);
@@ -451,24 +454,92 @@ static void test_remove_rewrite(void **state)
         const char *const unchanged[] = { REG "/tiny/app:v2", REG "/tiny/app@" D1, D1 };
         for (size_t i = 0; i < ELEMENTSOF(unchanged); i++) {
                 in = REMOVE(unchanged[i]);
-                assert_int_equal(pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, pins, &out,
-                                                               &len, &err),
+                assert_int_equal(pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, NULL, pins,
+                                                               &out, &len, &err),
                                  PINLET_INTERCEPT_UNCHANGED);
                 assert_null(out);
                 free(in.d);
         }
         /* malformed */
         static const uint8_t bad[] = { 0x0a, 0x09, 0x0a };
-        assert_int_equal(
-                pinlet_answers_remove_rewrite(bad, sizeof(bad), MAX_LEN, pins, &out, &len, &err),
-                PINLET_EINVAL);
+        assert_int_equal(pinlet_answers_remove_rewrite(bad, sizeof(bad), MAX_LEN, NULL, pins, &out,
+                                                       &len, &err),
+                         PINLET_EINVAL);
         pinlet_error_free(err);
         pinlet_pins_close(pins);
+}
+
+/* In front of CRI-O: RemoveImage by a short name is keyed and rewritten by its qualified
+ * name; a short name the runtime would not qualify names no pin. */
+static void test_remove_short_names(void **state)
+{
+        static const struct pbw_schema schema[] = { { 1, pbw_image_spec }, { 0, NULL } };
+        static const char conf[] = "unqualified-search-registries = [\"quay.io\", \"docker.io\"]\n"
+                                   "[aliases]\n\"app\" = \"" REG "/tiny/app\"\n";
+        char dir[] = "/tmp/pinlet-answers-test-XXXXXX", path[64];
+        struct pinlet_hosts *h = NULL;
+        struct pinlet_pins *pins = NULL;
+        struct pinlet_error *err = NULL;
+        struct pbw in, want;
+        uint8_t *out = NULL;
+        size_t len = 0;
+        char *key = NULL, *c_out, *c_want;
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/registries.conf", dir);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(conf, f);
+        fclose(f);
+        assert_int_equal(
+                pinlet_hosts_new(&(const struct pinlet_hosts_options){ .registries_conf = path },
+                                 &h, NULL),
+                0);
+        assert_int_equal(pinlet_pins_open(NULL, 0, &pins, &err), 0);
+        assert_int_equal(pinlet_pins_record(pins, REG "/tiny/app:v1", D1, NULL, NULL, &err), 0);
+
+        in = REMOVE("app:v1");
+        assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, h, &key, &err), 1);
+        assert_string_equal(key, REG "/tiny/app:v1");
+        free(key);
+        want = REMOVE(REG "/tiny/app@" D1);
+        assert_int_equal(
+                pinlet_answers_remove_rewrite(in.d, in.len, MAX_LEN, h, pins, &out, &len, &err),
+                PINLET_INTERCEPT_REWRITTEN);
+        c_out = pbw_canon(out, len, schema);
+        c_want = pbw_canon(want.d, want.len, schema);
+        assert_string_equal(c_out, c_want);
+        free(c_out);
+        free(c_want);
+        free(out);
+        free(in.d);
+        free(want.d);
+        /* containerd (no short_names): docker.io, no pin */
+        in = REMOVE("app:v1");
+        key = NULL;
+        assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, NULL, &key, &err), 1);
+        assert_string_equal(key, "docker.io/library/app:v1");
+        free(key);
+        free(in.d);
+        /* ambiguous */
+        in = REMOVE("nginx:1.25");
+        key = NULL;
+        assert_int_equal(pinlet_answers_remove_key(in.d, in.len, MAX_LEN, h, &key, &err), 0);
+        assert_null(key);
+        free(in.d);
+        assert_null(err);
+
+        pinlet_pins_close(pins);
+        pinlet_hosts_free(h);
+        unlink(path);
+        rmdir(dir);
 }
 
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_remove_short_names),
                 cmocka_unit_test(test_status_pinned_tag_added),
                 cmocka_unit_test(test_status_three_tags_sorted_no_duplicates),
                 cmocka_unit_test(test_status_unchanged),

@@ -31,11 +31,13 @@
 #include "cache/cache.h"
 #include "util/time.h"
 #include "config/config.h"
+#include "hosts/hosts.h"
 #include "cri.pb-c.h"
 #include "intercept/intercept.h"
 #include "intercept/rewrite.h"
 #include "lock/lock.h"
 #include "pins/pins.h"
+#include "policy/policy.h"
 #include "registry/registry.h"
 #include "resolve/resolve.h"
 #include "util/log.h"
@@ -1944,6 +1946,287 @@ static void test_new_errors(void **state)
                          GRPC_STATUS_INVALID_ARGUMENT);
 }
 
+/* ---- short names in front of CRI-O (options.short_names) ---- */
+
+/* Writes DIR/registries.conf with text and (re)creates the interceptor with short names
+ * qualified from it (crio true, as serve does in front of CRI-O) or not (containerd). */
+static struct pinlet_hosts *fx_short_names(struct fx *fx, const char *text, bool crio)
+{
+        struct pinlet_hosts *h = NULL;
+        char path[160];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/registries.conf", fx->dir);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        assert_int_equal(pinlet_hosts_new(
+                                 &(const struct pinlet_hosts_options){
+                                         .registries_conf = path,
+                                 },
+                                 &h, NULL),
+                         0);
+        pinlet_interceptor_free(fx->ic);
+        assert_int_equal(pinlet_interceptor_new(
+                                 &(const struct pinlet_interceptor_options){
+                                         .cfg = &fx->cfg,
+                                         .resolver = fx->resolver,
+                                         .pins = fx->pins,
+                                         .audit = fx->audit,
+                                         .short_names = crio ? h : NULL,
+                                 },
+                                 &fx->ic, NULL),
+                         0);
+        return h;
+}
+
+static const char crio_conf[] = "unqualified-search-registries = [\"quay.io\", \"docker.io\"]\n"
+                                "[aliases]\n"
+                                "\"app\" = \"127.0.0.1:5000/tiny/app\"\n"
+                                "\"team/tool\" = \"docker.io/team/tool\"\n";
+
+/* The image a rewritten request carries (PullImage). */
+static void assert_pulled(struct pinlet_intercept_result *r, const char *want)
+{
+        Pinlet__Cri__PullImageRequest *m;
+
+        assert_int_equal(r->action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__pull_image_request__unpack(NULL, r->len, r->data);
+        assert_non_null(m);
+        assert_bin_equal(m->image->image, want);
+        pinlet__cri__pull_image_request__free_unpacked(m, NULL);
+        result_done(r);
+}
+
+static void assert_pin(struct fx *fx, const char *key, const char *want)
+{
+        char *digest = NULL;
+
+        if (!want) {
+                assert_int_equal(pinlet_pins_lookup(fx->pins, key, &digest), -ENOENT);
+                return;
+        }
+        assert_int_equal(pinlet_pins_lookup(fx->pins, key, &digest), 0);
+        assert_string_equal(digest, want);
+        free(digest);
+}
+
+/* An alias: resolved, pinned, rewritten and audited under the qualified name. */
+static void test_short_alias(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_hosts *h = fx_short_names(fx, crio_conf, true);
+        struct pinlet_intercept_result r;
+        Pinlet__Cri__ImageStatusRequest *m;
+        json_t *recs;
+
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("app:v1", NULL, NULL, &WEB));
+        assert_pulled(&r, "127.0.0.1:5000/tiny/app@" D1);
+        assert_string_equal(fx->fake.last_ref, "127.0.0.1:5000/tiny/app:v1");
+        assert_pin(fx, "127.0.0.1:5000/tiny/app:v1", D1);
+        assert_pin(fx, "docker.io/library/app:v1", NULL);
+        /* an alias of a Docker Hub name with a namespace keeps it */
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("team/tool", NULL, NULL, &WEB));
+        assert_pulled(&r, "docker.io/team/tool@" D1);
+        assert_pin(fx, "docker.io/team/tool:latest", D1);
+        /* ImageStatus of the short name: the same pin, no registry round trip */
+        fx->fake.fail = PINLET_EUNAVAIL;
+        r = run(fx, pinlet_interceptor_image_status, status_request("app:v1"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        m = pinlet__cri__image_status_request__unpack(NULL, r.len, r.data);
+        assert_bin_equal(m->image->image, "127.0.0.1:5000/tiny/app@" D1);
+        pinlet__cri__image_status_request__free_unpacked(m, NULL);
+        result_done(&r);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 3);
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 0, "image"), "app:v1");
+        assert_string_equal(rec_str(recs, 0, "resolved"), "127.0.0.1:5000/tiny/app@" D1);
+        assert_string_equal(rec_str(recs, 2, "resolved"), "127.0.0.1:5000/tiny/app@" D1);
+        json_decref(recs);
+        pinlet_interceptor_free(TAKE_PTR(fx->ic));
+        pinlet_hosts_free(h);
+}
+
+/* Several search registries, docker.io not first: not resolved, whatever on_failure says. */
+static void test_short_ambiguous(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_hosts *h = fx_short_names(fx, crio_conf, true);
+        struct pinlet_intercept_result r;
+        const char *why = "short name 'nginx' is ambiguous: unqualified-search-registries has "
+                          "quay.io, docker.io";
+        json_t *recs;
+
+        assert_int_equal(pinlet_policy_on_failure(&fx->cfg, "docker.io"), PINLET_FAIL_CLOSED);
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run_fast(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_create_container,
+                create_request("nginx:1.25", NULL, 0, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        /* a qualified name is the runtime's own: resolved as ever */
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("docker.io/library/nginx:1.25", NULL, NULL, &WEB));
+        assert_pulled(&r, "docker.io/library/nginx@" D1);
+        assert_int_equal(fx->fake.calls, 1);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 4);
+        for (size_t i = 0; i < 3; i++) {
+                assert_string_equal(rec_str(recs, i, "decision"), "passed_through");
+                assert_string_equal(rec_str(recs, i, "image"), "nginx:1.25");
+                assert_string_equal(rec_str(recs, i, "error"), why);
+                assert_null(json_object_get(json_array_get(recs, i), "resolved"));
+        }
+        assert_string_equal(rec_str(recs, 0, "method"), "PullImage");
+        assert_string_equal(rec_str(recs, 1, "method"), "ImageStatus");
+        assert_string_equal(rec_str(recs, 2, "method"), "CreateContainer");
+        assert_string_equal(rec_str(recs, 3, "decision"), "substituted");
+        json_decref(recs);
+
+        /* no search registries at all: CRI-O refuses short names; so no registries.conf */
+        pinlet_hosts_free(h);
+        h = fx_short_names(fx, "", true);
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("redis:7", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        recs = audit_records(fx);
+        assert_string_equal(rec_str(recs, 4, "decision"), "passed_through");
+        assert_non_null(strstr(rec_str(recs, 4, "error"), "no unqualified-search-registries"));
+        json_decref(recs);
+        assert_int_equal(fx->fake.calls, 1);
+        pinlet_interceptor_free(TAKE_PTR(fx->ic));
+        pinlet_hosts_free(h);
+}
+
+/* docker.io first, or the only search registry: qualified there. */
+static void test_short_search(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_hosts *h = fx_short_names(
+                fx, "unqualified-search-registries = [\"docker.io\", \"quay.io\"]\n", true);
+        struct pinlet_intercept_result r;
+        char path[160];
+        FILE *f;
+        json_t *recs;
+
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_pulled(&r, "docker.io/library/nginx@" D1);
+        assert_pin(fx, "docker.io/library/nginx:1.25", D1);
+        /* docker.io has no such tag: the runtime would try quay.io next, so the pull goes
+         * through unresolved even with on_failure closed */
+        fx->fake.fail = PINLET_ENOTFOUND;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("only-quay:1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        /* a qualified name fails closed as ever */
+        r = run(fx, pinlet_interceptor_pull_image,
+                pull_request("docker.io/library/only-quay:1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_NOT_FOUND);
+        result_done(&r);
+        fx->fake.fail = 0;
+
+        /* one search registry; registries.conf edited while running applies at once */
+        snprintf(path, sizeof(path), "%s/registries.conf", fx->dir);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("unqualified-search-registries = [\"registry.corp\"]\n", f);
+        fclose(f);
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("team/app:v1", NULL, NULL, &WEB));
+        assert_pulled(&r, "registry.corp/team/app@" D1);
+        assert_string_equal(fx->fake.last_ref, "registry.corp/team/app:v1");
+        assert_pin(fx, "registry.corp/team/app:v1", D1);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 4);
+        assert_string_equal(rec_str(recs, 0, "decision"), "substituted");
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        assert_non_null(strstr(rec_str(recs, 1, "error"),
+                               "short name 'only-quay': docker.io did not answer for it, and "
+                               "the runtime would try the next unqualified-search-registries "
+                               "(quay.io): "));
+        assert_string_equal(rec_str(recs, 2, "decision"), "rejected");
+        assert_string_equal(rec_str(recs, 3, "resolved"), "registry.corp/team/app@" D1);
+        json_decref(recs);
+        pinlet_interceptor_free(TAKE_PTR(fx->ic));
+        pinlet_hosts_free(h);
+}
+
+/* Mode audit: the same qualification, recorded, nothing rewritten or pinned. */
+static void test_short_audit_mode(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_hosts *h = fx_short_names(fx, crio_conf, true);
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        fx->cfg.mode = PINLET_MODE_AUDIT;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("app:v1", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_pin(fx, "127.0.0.1:5000/tiny/app:v1", NULL);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        assert_string_equal(rec_str(recs, 0, "decision"), "would_substitute");
+        assert_string_equal(rec_str(recs, 0, "resolved"), "127.0.0.1:5000/tiny/app@" D1);
+        assert_string_equal(rec_str(recs, 0, "mode"), "audit");
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        assert_non_null(strstr(rec_str(recs, 1, "error"), "is ambiguous"));
+        assert_string_equal(rec_str(recs, 1, "mode"), "audit");
+        json_decref(recs);
+        pinlet_interceptor_free(TAKE_PTR(fx->ic));
+        pinlet_hosts_free(h);
+}
+
+/* In front of containerd the same registries.conf changes nothing: docker.io. */
+static void test_short_containerd(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_hosts *h = fx_short_names(fx, crio_conf, false);
+        struct pinlet_intercept_result r;
+
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("app:v1", NULL, NULL, &WEB));
+        assert_pulled(&r, "docker.io/library/app@" D1);
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_pulled(&r, "docker.io/library/nginx@" D1);
+        assert_pin(fx, "docker.io/library/app:v1", D1);
+        assert_pin(fx, "127.0.0.1:5000/tiny/app:v1", NULL);
+        pinlet_interceptor_free(TAKE_PTR(fx->ic));
+        pinlet_hosts_free(h);
+}
+
+/* lock.require: enforce: a short name that names no one registry cannot be in the lock. */
+static void test_short_lock_require(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_hosts *h = fx_short_names(fx, crio_conf, true);
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        fx->cfg.lock_require = PINLET_LOCK_REQUIRE_ENFORCE;
+        r = run(fx, pinlet_interceptor_pull_image, pull_request("nginx:1.25", NULL, NULL, &WEB));
+        assert_int_equal(r.action, PINLET_FAIL);
+        assert_int_equal(r.status, GRPC_STATUS_PERMISSION_DENIED);
+        result_done(&r);
+        /* ImageStatus is not subject to lock.require */
+        r = run(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_int_equal(fx->fake.calls, 0);
+
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        assert_string_equal(rec_str(recs, 0, "decision"), "rejected");
+        assert_string_equal(rec_str(recs, 1, "decision"), "passed_through");
+        json_decref(recs);
+        pinlet_interceptor_free(TAKE_PTR(fx->ic));
+        pinlet_hosts_free(h);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1978,6 +2261,12 @@ int main(void)
                 T(test_failing_registry),
                 T(test_host_case),
                 T(test_real_registry),
+                T(test_short_alias),
+                T(test_short_ambiguous),
+                T(test_short_search),
+                T(test_short_audit_mode),
+                T(test_short_containerd),
+                T(test_short_lock_require),
                 cmocka_unit_test(test_new_errors),
         };
 

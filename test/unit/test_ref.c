@@ -6,6 +6,7 @@
  * Expected values follow distribution/reference ParseNormalizedNamed + TagNameOnly +
  * FamiliarString, except where ref.c documents pinlet as stricter.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -712,6 +713,78 @@ static void test_host_key(void **state)
         }
 }
 
+static void test_short_name(void **state)
+{
+        static const struct {
+                const char *in, *want; /* want NULL: names a registry */
+        } cases[] = {
+                { "nginx", "nginx" },
+                { "nginx:1.25", "nginx" },
+                { "library/nginx:1.25", "library/nginx" },
+                { "team/"
+                  "app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                  "team/app" },
+                { "team/"
+                  "app:v1@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                  "team/app" },
+                { "localhost:5000", "localhost" }, /* docker.io/library/localhost, tag 5000 */
+                { "docker.io/nginx", NULL },
+                { "localhost/app", NULL },
+                { "reg:5000/app:v1", NULL },
+                { "reg.example/team/app", NULL },
+                { "MyReg/app", NULL },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char *got = pinlet_ref_short_name(cases[i].in);
+
+                if (!cases[i].want && got)
+                        fail_msg("'%s': short name '%s', want none", cases[i].in, got);
+                if (cases[i].want && (!got || strcmp(got, cases[i].want) != 0))
+                        fail_msg("'%s': short name '%s', want '%s'", cases[i].in,
+                                 got ? got : "(none)", cases[i].want);
+                free(got);
+        }
+}
+
+static void test_requalify(void **state)
+{
+        static const char *const bad[] = {
+                "nginx",
+                "team/app",
+                "quay.io/app:v1",
+                "quay.io/App",
+                "quay.io/"
+                "app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                "",
+        };
+        struct pinlet_ref *r = NULL;
+        struct pinlet_error *err = NULL;
+        char *s;
+
+        assert_int_equal(pinlet_ref_parse("app:v1", &r, NULL), 0);
+        assert_int_equal(pinlet_ref_requalify(r, "127.0.0.1:5000/tiny/app", NULL), 0);
+        s = pinlet_ref_string(r);
+        assert_string_equal(s, "127.0.0.1:5000/tiny/app:v1");
+        free(s);
+        /* docker.io names normalized as the runtime does */
+        assert_int_equal(pinlet_ref_requalify(r, "docker.io/nginx", NULL), 0);
+        s = pinlet_ref_string(r);
+        assert_string_equal(s, "docker.io/library/nginx:v1");
+        free(s);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                if (pinlet_ref_requalify(r, bad[i], &err) != -EINVAL)
+                        fail_msg("'%s' accepted", bad[i]);
+                assert_non_null(err);
+                pinlet_error_free(err);
+                err = NULL;
+                s = pinlet_ref_string(r);
+                assert_string_equal(s, "docker.io/library/nginx:v1");
+                free(s);
+        }
+        pinlet_ref_free(r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -724,6 +797,8 @@ int main(void)
                 cmocka_unit_test(test_digest_valid),
                 cmocka_unit_test(test_with_digest),
                 cmocka_unit_test(test_host_key),
+                cmocka_unit_test(test_short_name),
+                cmocka_unit_test(test_requalify),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

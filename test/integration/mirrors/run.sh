@@ -27,19 +27,26 @@
 #   regconf      registries.conf with pinlet resolve --runtime cri-o (CRI-O is not
 #                packaged for Debian 12): a tag-only insecure mirror answers, a drop-in's
 #                mirror-by-digest-only leaves the tag to the upstream, blocked refuses
+#   crio_short   short names in front of CRI-O: the daemon in front of test/fake's backend
+#                answering Version as "cri-o" (no containerd), registries.conf with an
+#                alias to a loopback registry and quay.io, docker.io as search registries:
+#                the alias is pinned under its qualified name and the backend gets
+#                "REG/tiny/app@digest"; an ambiguous short name reaches the backend as
+#                written, audited passed_through with the reason
 #
 # Needs root, containerd, runc, docker-registry, skopeo, jq, openssl.
 # Environment (ctest sets it, see mirrors.cmake): PINLET_BIN, PINLET_IT_CRI, PINLET_IT_LIB,
-# REGISTRY_FAKE (test/integration/registry/fake_registry.c; endpoints case).
+# REGISTRY_FAKE (test/integration/registry/fake_registry.c; endpoints case), FAKE_BACKEND
+# (test/fake/fake_backend.c; crio_short case).
 # shellcheck disable=SC2016
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 case_name=${1:-}
 case $case_name in
-airgap | lagging | fallthrough | tls_certdir | default | reload | endpoints | regconf) ;;
+airgap | lagging | fallthrough | tls_certdir | default | reload | endpoints | regconf | crio_short) ;;
 *)
-	echo "usage: $0 airgap|lagging|fallthrough|tls_certdir|default|reload|endpoints|regconf" >&2
+	echo "usage: $0 airgap|lagging|fallthrough|tls_certdir|default|reload|endpoints|regconf|crio_short" >&2
 	exit 2
 	;;
 esac
@@ -529,6 +536,80 @@ EOT
 	[ $rc -eq 1 ] && grep -q "blocked by registries.conf" "$D/err" ||
 		it_fail "blocked: exit $rc: $(cat "$D/err")"
 	it_log "ok: $(cat "$D/err")"
+}
+
+# The image the fake backend received in its last METHOD call (a PullImageRequest or
+# ImageStatusRequest: field 1, ImageSpec, whose field 1 is the image; short lengths, so
+# the bytes are 0a L 0a N IMAGE...).
+received_image() {
+	local b64 len
+	b64=$(jq -r --arg m "/$1" 'select(.event == "call" and (.method | endswith($m))) |
+		.first // empty' "$D/fake.jsonl" | tail -n 1)
+	[ -n "$b64" ] || it_fail "the fake backend logged no $1"
+	len=$(base64 -d <<<"$b64" | od -An -tu1 -j3 -N1 | tr -d ' ')
+	base64 -d <<<"$b64" | tail -c +5 | head -c "$len"
+}
+
+# The last audit record for IMAGE.
+audit_of() {
+	jq -c --arg img "$1" 'select(.image == $img)' "$AUDIT" | tail -n 1
+}
+
+case_crio_short() {
+	[ -x "${FAKE_BACKEND:-}" ] || it_fail "FAKE_BACKEND must name test/fake's fake_backend"
+	build_images
+	start_registry "$D/reg" "" reg || it_fail "registry"
+	local reg=$REGISTRY_ADDR conf=$D/registries.conf got rec
+	push_image "$D/img/app1" "$reg" tiny/app:v1 || it_fail "push app1"
+	cat >"$conf" <<EOT
+unqualified-search-registries = ["quay.io", "docker.io"]
+
+[[registry]]
+prefix = "$reg"
+insecure = true
+
+[aliases]
+"app" = "$reg/tiny/app"
+EOT
+	{
+		echo "mode: enforce"
+		echo "on_failure: closed"
+		echo "credentials: {docker_config: [\"$D/no-such-docker-config.json\"]}"
+		echo "registries_conf: \"$conf\""
+	} >"$D/pinlet.yaml"
+	"$PINLET_BIN" check-config "$D/pinlet.yaml" >/dev/null || it_fail "check-config"
+	start_bg fake "$FAKE_BACKEND" --socket "$D/fake.sock" --log "$D/fake.jsonl" \
+		--runtime-name cri-o
+	wait_for_socket "$D/fake.sock" 10 || it_fail "the fake backend does not listen"
+	start_bg pinlet "$PINLET_BIN" serve --config "$D/pinlet.yaml" --listen "$D/pinlet.sock" \
+		--runtime-endpoint "unix://$D/fake.sock" --state-dir "$D/state" \
+		--audit-log "$AUDIT" --log-level debug
+	wait_for_socket "$D/pinlet.sock" 10 || it_fail "pinlet does not listen on $D/pinlet.sock"
+	wait_until 5 grep -q "short names: registries.conf (CRI-O)" "$D/logs/pinlet.log" ||
+		it_fail "pinlet does not qualify short names from registries.conf: $(cat "$D/logs/pinlet.log")"
+	grep -q "runtime: cri-o" "$D/logs/pinlet.log" || it_fail "pinlet did not recognize CRI-O"
+
+	# the alias: resolved at the loopback registry, pinned under the qualified name
+	cri P "PullImage app:v1" pull app:v1 -n default -N web -I web-uid
+	got=$(received_image PullImage)
+	[ "$got" = "$reg/tiny/app@$A1" ] || it_fail "the backend got '$got', want '$reg/tiny/app@$A1'"
+	rec=$(audit_of app:v1)
+	expect "alias substituted" "$rec" '.decision == "substituted" and .resolved == $r' \
+		--arg r "$reg/tiny/app@$A1"
+	out=$("$PINLET_BIN" pins --json --config "$D/pinlet.yaml" --state-dir "$D/state")
+	expect "pinned under the qualified name" "$out" \
+		'select(.reference == $k) | .digest == $d' --arg k "$reg/tiny/app:v1" --arg d "$A1"
+
+	# ambiguous: as written to the backend, never resolved (docker.io is not asked)
+	cri P "PullImage nginx:1.25" pull nginx:1.25 -n default -N web -I web-uid
+	got=$(received_image PullImage)
+	[ "$got" = "nginx:1.25" ] || it_fail "the backend got '$got', want 'nginx:1.25'"
+	rec=$(audit_of nginx:1.25)
+	expect "ambiguous passed through" "$rec" '.decision == "passed_through" and .error == $e and
+		(has("resolved") | not)' --arg e \
+		"short name 'nginx' is ambiguous: unqualified-search-registries has quay.io, docker.io"
+	! grep -q "docker.io/library/nginx" "$D/logs/pinlet.log" ||
+		it_fail "pinlet qualified the ambiguous name: $(cat "$D/logs/pinlet.log")"
 }
 
 # Both registries, no containerd.

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "intercept/intercept.h"
 #include "ref/ref.h"
 #include "registry/registry.h"
 
@@ -42,9 +43,13 @@ static const char usage[] =
         "  --endpoint               add a third column: the endpoint that answered\n"
         "                           (a mirror, or the registry itself)\n"
         "  --runtime NAME           apply the registry files of this runtime (containerd,\n"
-        "                           cri-o) as the daemon does; default: ask the runtime\n"
-        "                           at runtime_endpoint, none if it does not "
-        "answer\n" PINLET_HELP_CONFIG PINLET_HELP_RUNTIME PINLET_HELP_LOG "\n"
+        "                           cri-o) as the daemon does, short names included;\n"
+        "                           default: ask the runtime at runtime_endpoint, none\n"
+        "                           if it does not answer\n" PINLET_HELP_CONFIG PINLET_HELP_RUNTIME
+                PINLET_HELP_LOG "\n"
+        "In front of CRI-O a short name is qualified from registries.conf; one that CRI-O\n"
+        "would not resolve to one registry is an error (exit 2) saying why.\n"
+        "\n"
         "Exit codes: 0 all resolved, 1 failure, 2 usage or configuration error,\n"
         "3 not found, 4 unauthorized, 5 registry unavailable or timeout,\n"
         "6 protocol or TLS error (the first failure decides).\n";
@@ -120,20 +125,27 @@ int pinlet_cli_resolve_digest(struct pinlet_registry *reg, const struct pinlet_r
         return 0;
 }
 
-static int resolve_one(struct pinlet_registry *reg, const char *input,
-                       const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
-                       bool show_endpoint)
+/* short_names: CRI-O's registries.conf qualifies short names (NULL: docker.io, as
+ * containerd), exactly as the daemon in front of that runtime would. */
+static int resolve_one(struct pinlet_registry *reg, struct pinlet_hosts *short_names,
+                       const char *input, const struct pinlet_registry_auth *auth,
+                       uint64_t timeout_ms, bool show_endpoint)
 {
         _cleanup_error_ struct pinlet_error *err = NULL;
         _cleanup_ref_ struct pinlet_ref *ref = NULL;
-        _cleanup_free_ char *pinned = NULL, *digest = NULL, *endpoint = NULL;
+        _cleanup_free_ char *pinned = NULL, *digest = NULL, *endpoint = NULL, *reason = NULL;
         struct pinlet_resolution res = { 0 };
         int r;
 
-        r = pinlet_ref_parse(input, &ref, &err);
+        r = pinlet_interceptor_parse_image(short_names, input, &ref, &reason, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
                 return pinlet_cli_exit_code(r);
+        }
+        if (r == PINLET_INTERCEPT_UNQUALIFIED) {
+                /* the daemon would pass it through as written: nothing to pin */
+                fprintf(stderr, "pinlet resolve: %s: %s\n", input, reason);
+                return PINLET_EXIT_USAGE;
         }
         if (ref->digest) {
                 pinned = pinlet_ref_with_digest(ref, NULL);
@@ -142,7 +154,9 @@ static int resolve_one(struct pinlet_registry *reg, const char *input,
                         reg, ref, auth, timeout_ms > 0 ? pinlet_now_ms() + (int64_t)timeout_ms : 0,
                         &res, &err);
                 if (r < 0) {
-                        fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));
+                        /* reason: docker.io came first of several search registries */
+                        fprintf(stderr, "pinlet resolve: %s%s%s\n", pinlet_error_message(err, r),
+                                reason ? "; " : "", reason ? reason : "");
                         return pinlet_cli_exit_code(r);
                 }
                 digest = TAKE_PTR(res.digest);
@@ -254,7 +268,10 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 return PINLET_EXIT_USAGE;
         }
         for (int i = optind; i < argc; i++) {
-                r = resolve_one(reg, argv[i], username ? &auth : NULL, timeout_ms, show_endpoint);
+                r = resolve_one(reg,
+                                pinlet_cli_runtime_is_crio(runtime) ? pinlet_registry_hosts(reg)
+                                                                    : NULL,
+                                argv[i], username ? &auth : NULL, timeout_ms, show_endpoint);
                 if (r != PINLET_EXIT_OK && rc == PINLET_EXIT_OK)
                         rc = r;
         }

@@ -32,7 +32,8 @@
 #                alias to a loopback registry and quay.io, docker.io as search registries:
 #                the alias is pinned under its qualified name and the backend gets
 #                "REG/tiny/app@digest"; an ambiguous short name reaches the backend as
-#                written, audited passed_through with the reason
+#                written, audited passed_through with the reason; `pinlet resolve
+#                --runtime cri-o` qualifies (and refuses) the same names
 #
 # Needs root, containerd, runc, docker-registry, skopeo, jq, openssl.
 # Environment (ctest sets it, see mirrors.cmake): PINLET_BIN, PINLET_IT_CRI, PINLET_IT_LIB,
@@ -610,6 +611,17 @@ EOT
 		"short name 'nginx' is ambiguous: unqualified-search-registries has quay.io, docker.io"
 	! grep -q "docker.io/library/nginx" "$D/logs/pinlet.log" ||
 		it_fail "pinlet qualified the ambiguous name: $(cat "$D/logs/pinlet.log")"
+
+	# pinlet resolve, told the runtime is CRI-O, qualifies as the daemon does
+	out=$("$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime cri-o app:v1) ||
+		it_fail "pinlet resolve app:v1 failed"
+	[ "$out" = "app:v1	$reg/tiny/app@$A1" ] || it_fail "pinlet resolve app:v1: '$out'"
+	local rc=0
+	out=$("$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime cri-o nginx:1.25 2>&1) ||
+		rc=$?
+	[ "$rc" = 2 ] && [[ $out == *"short name 'nginx' is ambiguous"* ]] ||
+		it_fail "pinlet resolve nginx:1.25 in front of CRI-O: exit $rc: $out"
+	it_log "ok: pinlet resolve qualifies short names as CRI-O does"
 }
 
 # Both registries, no containerd.

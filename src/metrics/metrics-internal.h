@@ -11,9 +11,10 @@
 
 #include "metrics/metrics.h"
 #include "util/buf.h"
+#include "util/grpc_names.h"
 
 /* gRPC status codes 0 (OK) .. 16 (UNAUTHENTICATED); anything else counts as UNKNOWN. */
-#define N_GRPC_CODES 17
+#define N_GRPC_CODES PINLET_GRPC_N_CODES
 #define N_DECISIONS  8 /* substituted ... unlocked, would_reject, verified */
 #define N_SOURCES    6 /* none, lock, pin, cache, registry, stale */
 #define N_OUTCOMES   8 /* ok ... other */

@@ -25,25 +25,6 @@
  * plus ":port". */
 #define HOST_MAX 262
 
-static const char *const grpc_code_names[N_GRPC_CODES] = {
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-};
 #define GRPC_CODE_UNKNOWN 2
 
 /* The audit record's decision values (audit.h PINLET_AUDIT_*), in the same order. */
@@ -539,7 +520,7 @@ static int format_cri(struct pinlet_metrics *m, struct pinlet_buf *b)
                         if (v)
                                 r = sample(b, "pinlet_cri_requests_total", 2, l_mc,
                                            (const char *const[]){ method_label(m, i),
-                                                                  grpc_code_names[c] },
+                                                                  pinlet_grpc_code_name((int)c) },
                                            v);
                 }
         if (r >= 0)

@@ -26,6 +26,8 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 
+#include "util/grpc_names.h"
+
 struct pinlet_tgrpc_channel {
         grpc_channel *channel;
 };
@@ -584,27 +586,7 @@ const struct pinlet_tgrpc_md *pinlet_tgrpc_md_find(const struct pinlet_tgrpc_md 
 
 const char *pinlet_tgrpc_status_name(int status)
 {
-        static const char *const names[] = {
-                "OK",
-                "CANCELLED",
-                "UNKNOWN",
-                "INVALID_ARGUMENT",
-                "DEADLINE_EXCEEDED",
-                "NOT_FOUND",
-                "ALREADY_EXISTS",
-                "PERMISSION_DENIED",
-                "RESOURCE_EXHAUSTED",
-                "FAILED_PRECONDITION",
-                "ABORTED",
-                "OUT_OF_RANGE",
-                "UNIMPLEMENTED",
-                "INTERNAL",
-                "UNAVAILABLE",
-                "DATA_LOSS",
-                "UNAUTHENTICATED",
-        };
+        const char *name = pinlet_grpc_code_name(status);
 
-        if (status >= 0 && (size_t)status < sizeof(names) / sizeof(names[0]))
-                return names[status];
-        return "?";
+        return name ? name : "?";
 }

@@ -6,8 +6,13 @@
  *
  *   pinlet-verify-sigstore -name REF -digest DIGEST -stdin-media-type MT < descriptor
  *
- * It reaches registries exactly as pinlet does: the registry client, credentials and TLS
- * settings come from pinlet's configuration (PINLET_CONFIG, else /etc/pinlet/config.yaml).
+ * It reaches registries exactly as pinlet does: the registry client, credentials, TLS
+ * settings and mirrors come from pinlet's configuration (PINLET_CONFIG, else
+ * /etc/pinlet/config.yaml), and the registry host files (containerd's hosts_dir, CRI-O's
+ * registries.conf) are the ones pinlet uses in front of its runtime (PINLET_RUNTIME). The
+ * signature tag is resolved through the endpoints with "pull" and "resolve", its manifest
+ * and payloads fetched by digest from those with "pull" (containerd's semantics), so an
+ * air-gapped registry's signatures come from its mirrors, as its images do.
  * Exit 0 allows; 1 denies (the reason on stdout: no signature, signature does not verify
  * with the configured keys, digest mismatch, identity mismatch, no rule); 2 could not
  * check (registry error, bad policy or configuration, bad arguments), which denies too.
@@ -164,6 +169,7 @@ int main(int argc, char **argv)
         const char *name = NULL, *digest = NULL, *mt = NULL;
         const char *policy_path = getenv(SIGSTORE_ENV_POLICY);
         const char *config_path = getenv(PINLET_VERIFIER_ENV_CONFIG);
+        const char *runtime = getenv(PINLET_VERIFIER_ENV_RUNTIME);
         const struct sigstore_rule *rule;
         char sink[4096];
         int r, code;
@@ -220,8 +226,11 @@ int main(int argc, char **argv)
         r = pinlet_config_load(&cfg,
                                config_path && *config_path ? config_path : PINLET_DEFAULT_CONFIG,
                                !(config_path && *config_path), &err);
+        /* the same client pinlet's daemon builds: its registries (TLS, mirrors), and the
+         * hosts files that apply in front of its runtime */
         if (r >= 0)
-                r = pinlet_cli_registry_new(&cfg, &reg, &err);
+                r = pinlet_cli_registry_new_for(&cfg, runtime && *runtime ? runtime : NULL, &reg,
+                                                &err);
         pinlet_config_free(&cfg);
         if (r < 0)
                 return verdict(PINLET_VERIFIER_EXIT_ERROR, "configuration: %s",

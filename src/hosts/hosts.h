@@ -18,7 +18,8 @@
  * unless override_path is set. Without hosts.toml the directory is read as Docker's
  * certificate layout: *.crt are CAs, X.cert + X.key a client pair (one without the
  * other is an error, as in containerd). No directory at all: https://R alone.
- * Only endpoints with the "resolve" capability may answer for a tag.
+ * The registry client filters the list by capability as containerd does: a tag is asked
+ * only of endpoints with "pull" and "resolve", content by digest of those with "pull".
  *
  * registries.conf (containers-registries.conf(5), v2 format only) plus the drop-ins
  * registries.conf.d/ *.conf in lexical order (a [[registry]] with the same prefix

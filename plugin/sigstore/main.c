@@ -16,6 +16,12 @@
  * Exit 0 allows; 1 denies (the reason on stdout: no signature, signature does not verify
  * with the configured keys, digest mismatch, identity mismatch, no rule); 2 could not
  * check (registry error, bad policy or configuration, bad arguments), which denies too.
+ *
+ *   pinlet-verify-sigstore --check-policy [FILE]
+ *
+ * checks a policy file (default: PINLET_SIGSTORE_POLICY, else /etc/pinlet/sigstore.yaml)
+ * as a verification would load it, key files included, and touches no registry: exit 0
+ * with a summary on stdout, or 2 with the error on stderr ("FILE:LINE: key '...': ...").
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -56,6 +62,28 @@ static int usage(void)
                        " REF " PINLET_VERIFIER_ARG_DIGEST
                        " DIGEST " PINLET_VERIFIER_ARG_STDIN_MEDIA_TYPE
                        " " PINLET_VERIFIER_STDIN_MEDIA_TYPE);
+}
+
+/* --check-policy: the policy loads, or the error (file:line) on stderr. */
+static int check_policy(const char *path)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        _cleanup_(sigstore_policy_freep) struct sigstore_policy *policy = NULL;
+        size_t keys = 0;
+        int r;
+
+        r = sigstore_policy_load(path, &policy, &err);
+        if (r < 0) {
+                fprintf(stderr, "pinlet-verify-sigstore: policy: %s\n",
+                        pinlet_error_message(err, r));
+                return PINLET_VERIFIER_EXIT_ERROR;
+        }
+        for (size_t i = 0; i < policy->n_rules; i++)
+                keys += policy->rules[i].n_keys;
+        printf("%s: %zu rule%s, %zu key%s, default %s\n", path, policy->n_rules,
+               policy->n_rules == 1 ? "" : "s", keys, keys == 1 ? "" : "s",
+               policy->default_allow ? "allow" : "deny");
+        return 0;
 }
 
 /* The signatures of the image: its ".sig" manifest, then each payload. */
@@ -176,6 +204,10 @@ int main(int argc, char **argv)
 
         /* stderr goes to pinlet's debug log */
         pinlet_log_setup(PINLET_LOG_WARN, PINLET_LOG_TEXT);
+        if (argc >= 2 && argc <= 3 && strcmp(argv[1], "--check-policy") == 0)
+                return check_policy(argc == 3                     ? argv[2]
+                                    : policy_path && *policy_path ? policy_path
+                                                                  : SIGSTORE_DEFAULT_POLICY);
         for (int i = 1; i < argc; i++) {
                 const char **slot = NULL;
 

@@ -22,3 +22,10 @@ add_test(NAME integration/verify/mirror COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/v
 set_tests_properties(integration/verify/mirror PROPERTIES
   LABELS integration RUN_SERIAL TRUE TIMEOUT 300
   ENVIRONMENT "${PINLET_IT_ENV};PINLET_IT_SIGN=$<TARGET_FILE:pinlet_it_sign>;PINLET_VERIFY_SIGSTORE=$<TARGET_FILE:pinlet-verify-sigstore>")
+
+# pinlet-verify-sigstore --check-policy: no root, no registry, no runtime.
+add_test(NAME integration/verify/check_policy
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/verify/check_policy.sh)
+set_tests_properties(integration/verify/check_policy PROPERTIES
+  LABELS integration TIMEOUT 60
+  ENVIRONMENT "${PINLET_IT_ENV};PINLET_VERIFY_SIGSTORE=$<TARGET_FILE:pinlet-verify-sigstore>")

@@ -1592,6 +1592,9 @@ static int endpoints_try(struct pinlet_registry *r, const struct pinlet_ref *ref
                 ctx.hint_key = hint_key = lowercase_dup(ep->host);
                 if (!hint_key && rc >= 0)
                         rc = pinlet_error_set(&e, -ENOMEM, "out of memory");
+                /* the Docker config is keyed by the registry's name for the registry
+                 * itself ("docker.io", not registry-1.docker.io), by the mirror's host
+                 * for a mirror, as containerd asks its credentials per host */
                 if (rc >= 0)
                         rc = node_creds(r, ref, auth, is_server ? ref->domain : ep->host,
                                         ctx.deadline_ms, &creds, &e);

@@ -14,6 +14,8 @@
 #                        (the upstream might hold a signature); with the server's
 #                        capabilities emptied in hosts.toml, "no signature"; the audit
 #                        record says rejected with the verifier's reason
+#   with a pull-only mirror MIR2 first: the signature tag is asked of MIR only, the
+#   signature manifest and payload come from MIR2 (containerd's capability semantics)
 # Needs root, containerd, runc, docker-registry, skopeo, jq, openssl.
 # Environment (verify.cmake): PINLET_BIN, PINLET_IT_CRI, PINLET_IT_LIB, PINLET_IT_SIGN,
 # PINLET_VERIFY_SIGSTORE.
@@ -108,4 +110,38 @@ expect "the unsigned image is refused: no signature" "$out" \
 	--arg p "pinlet: $UP/tiny/unsigned@$DIG blocked by verifier pinlet-verify-sigstore: no signature: "
 out=$(cri pull "$UP/tiny/signed@$DIG") || it_fail "pull signed again: $out"
 expect "the signed image still pulls" "$out" '.status == "OK"'
+
+# ---- containerd's capabilities: a pull-only host serves content, never a tag --------------
+# MIR2 (pull only) comes first in hosts.toml and holds the image and its signature too:
+# the signature tag is asked of MIR (pull + resolve) only, the signature manifest and
+# payload (content by digest) of MIR2 first. A new tag (v2) of the signed image, so the
+# verifier runs again rather than answer from the verdict cache.
+start_registry "$D/mirror2" "" mirror2 || it_fail "second mirror"
+MIR2=$REGISTRY_ADDR
+push_image "$D/img/app" "$MIR" tiny/signed:v2 || it_fail "push tiny/signed:v2"
+push_image "$D/img/app" "$MIR2" tiny/signed:v1 || it_fail "push the image to the second mirror"
+push_image "$D/img/sig-signed" "$MIR2" "tiny/signed:$SIG_TAG" ||
+	it_fail "push the signature to the second mirror"
+cat >"$HOSTS/$UP/hosts.toml" <<EOF
+server = "http://$UP"
+
+[host."http://$MIR2"]
+  capabilities = ["pull"]
+
+[host."http://$MIR"]
+  capabilities = ["pull", "resolve"]
+EOF
+sig_tag_asks() { grep -cE "\"(HEAD|GET) /v2/tiny/signed/manifests/$SIG_TAG .*\"pinlet/" "$1" || true; }
+before=$(sig_tag_asks "$D/logs/mirror.log")
+out=$(cri pull "$UP/tiny/signed:v2") || it_fail "pull signed:v2: $out"
+expect "tiny/signed:v2 pulls" "$out" '.status == "OK"'
+[ "$(sig_tag_asks "$D/logs/mirror.log")" -gt "$before" ] ||
+	it_fail "the signature tag was not asked of the pull+resolve mirror"
+[ "$(sig_tag_asks "$D/logs/mirror2.log")" = 0 ] ||
+	it_fail "the signature tag was asked of the pull-only mirror"
+for path in "/v2/tiny/signed/manifests/sha256:" "/v2/tiny/signed/blobs/sha256:"; do
+	grep -qE "\"GET $path[0-9a-f]+ .*\"pinlet/" "$D/logs/mirror2.log" ||
+		it_fail "pinlet fetched no $path... from the pull-only mirror (first in the list)"
+done
+it_log "ok: the tag from the pull+resolve mirror, the content from the pull-only one"
 it_log "ok: signatures through a mirror of an air-gapped registry"

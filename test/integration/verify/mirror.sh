@@ -140,7 +140,7 @@ expect "tiny/signed:v2 pulls" "$out" '.status == "OK"'
 [ "$(sig_tag_asks "$D/logs/mirror2.log")" = 0 ] ||
 	it_fail "the signature tag was asked of the pull-only mirror"
 for path in "/v2/tiny/signed/manifests/sha256:" "/v2/tiny/signed/blobs/sha256:"; do
-	grep -qE "\"GET $path[0-9a-f]+ .*\"pinlet/" "$D/logs/mirror2.log" ||
+	grep -qE "\"GET ${path}[0-9a-f]+ .*\"pinlet/" "$D/logs/mirror2.log" ||
 		it_fail "pinlet fetched no $path... from the pull-only mirror (first in the list)"
 done
 it_log "ok: the tag from the pull+resolve mirror, the content from the pull-only one"

@@ -16,8 +16,8 @@
  * them). Exit status 0 allows the image; anything else denies it. stdout is the reason
  * (pinlet keeps the first PINLET_VERIFIER_OUTPUT_MAX bytes), stderr goes to pinlet's debug
  * log (bounded the same way). The verifier inherits pinlet's environment, with
- * PINLET_CONFIG naming the configuration file pinlet runs with, and no descriptor other
- * than stdin, stdout and stderr.
+ * PINLET_CONFIG naming the configuration file pinlet runs with and PINLET_RUNTIME the
+ * runtime behind it, and no descriptor other than stdin, stdout and stderr.
  */
 #pragma once
 
@@ -42,5 +42,11 @@
 #define PINLET_VERIFIER_OUTPUT_MAX (32 * 1024)
 
 /* The environment variable naming pinlet's configuration file, for plugins that reach
- * registries as pinlet does (credentials, TLS). */
+ * registries as pinlet does (credentials, TLS, mirrors). */
 #define PINLET_VERIFIER_ENV_CONFIG "PINLET_CONFIG"
+
+/* The runtime's name as it answered RuntimeService/Version ("containerd", "cri-o"), set
+ * when pinlet knows it: which registry host files apply by default depends on it
+ * (containerd's hosts directory, CRI-O's registries.conf), and a plugin that reaches
+ * registries as pinlet does must use the same ones. */
+#define PINLET_VERIFIER_ENV_RUNTIME "PINLET_RUNTIME"

@@ -6,11 +6,22 @@
  *
  *   pinlet-verify-sigstore -name REF -digest DIGEST -stdin-media-type MT < descriptor
  *
- * It reaches registries exactly as pinlet does: the registry client, credentials and TLS
- * settings come from pinlet's configuration (PINLET_CONFIG, else /etc/pinlet/config.yaml).
+ * It reaches registries exactly as pinlet does: the registry client, credentials, TLS
+ * settings and mirrors come from pinlet's configuration (PINLET_CONFIG, else
+ * /etc/pinlet/config.yaml), and the registry host files (containerd's hosts_dir, CRI-O's
+ * registries.conf) are the ones pinlet uses in front of its runtime (PINLET_RUNTIME). The
+ * signature tag is resolved through the endpoints with "pull" and "resolve", its manifest
+ * and payloads fetched by digest from those with "pull" (containerd's semantics), so an
+ * air-gapped registry's signatures come from its mirrors, as its images do.
  * Exit 0 allows; 1 denies (the reason on stdout: no signature, signature does not verify
  * with the configured keys, digest mismatch, identity mismatch, no rule); 2 could not
  * check (registry error, bad policy or configuration, bad arguments), which denies too.
+ *
+ *   pinlet-verify-sigstore --check-policy [FILE]
+ *
+ * checks a policy file (default: PINLET_SIGSTORE_POLICY, else /etc/pinlet/sigstore.yaml)
+ * as a verification would load it, key files included, and touches no registry: exit 0
+ * with a summary on stdout, or 2 with the error on stderr ("FILE:LINE: key '...': ...").
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -51,6 +62,28 @@ static int usage(void)
                        " REF " PINLET_VERIFIER_ARG_DIGEST
                        " DIGEST " PINLET_VERIFIER_ARG_STDIN_MEDIA_TYPE
                        " " PINLET_VERIFIER_STDIN_MEDIA_TYPE);
+}
+
+/* --check-policy: the policy loads, or the error (file:line) on stderr. */
+static int check_policy(const char *path)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        _cleanup_(sigstore_policy_freep) struct sigstore_policy *policy = NULL;
+        size_t keys = 0;
+        int r;
+
+        r = sigstore_policy_load(path, &policy, &err);
+        if (r < 0) {
+                fprintf(stderr, "pinlet-verify-sigstore: policy: %s\n",
+                        pinlet_error_message(err, r));
+                return PINLET_VERIFIER_EXIT_ERROR;
+        }
+        for (size_t i = 0; i < policy->n_rules; i++)
+                keys += policy->rules[i].n_keys;
+        printf("%s: %zu rule%s, %zu key%s, default %s\n", path, policy->n_rules,
+               policy->n_rules == 1 ? "" : "s", keys, keys == 1 ? "" : "s",
+               policy->default_allow ? "allow" : "deny");
+        return 0;
 }
 
 /* The signatures of the image: its ".sig" manifest, then each payload. */
@@ -164,12 +197,17 @@ int main(int argc, char **argv)
         const char *name = NULL, *digest = NULL, *mt = NULL;
         const char *policy_path = getenv(SIGSTORE_ENV_POLICY);
         const char *config_path = getenv(PINLET_VERIFIER_ENV_CONFIG);
+        const char *runtime = getenv(PINLET_VERIFIER_ENV_RUNTIME);
         const struct sigstore_rule *rule;
         char sink[4096];
         int r, code;
 
         /* stderr goes to pinlet's debug log */
         pinlet_log_setup(PINLET_LOG_WARN, PINLET_LOG_TEXT);
+        if (argc >= 2 && argc <= 3 && strcmp(argv[1], "--check-policy") == 0)
+                return check_policy(argc == 3                     ? argv[2]
+                                    : policy_path && *policy_path ? policy_path
+                                                                  : SIGSTORE_DEFAULT_POLICY);
         for (int i = 1; i < argc; i++) {
                 const char **slot = NULL;
 
@@ -220,8 +258,11 @@ int main(int argc, char **argv)
         r = pinlet_config_load(&cfg,
                                config_path && *config_path ? config_path : PINLET_DEFAULT_CONFIG,
                                !(config_path && *config_path), &err);
+        /* the same client pinlet's daemon builds: its registries (TLS, mirrors), and the
+         * hosts files that apply in front of its runtime */
         if (r >= 0)
-                r = pinlet_cli_registry_new(&cfg, &reg, &err);
+                r = pinlet_cli_registry_new_for(&cfg, runtime && *runtime ? runtime : NULL, &reg,
+                                                &err);
         pinlet_config_free(&cfg);
         if (r < 0)
                 return verdict(PINLET_VERIFIER_EXIT_ERROR, "configuration: %s",

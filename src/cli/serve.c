@@ -148,8 +148,9 @@ static void warn_skip_verify(const struct pinlet_config *cfg)
 
 /* The verifier runner of a generation. Its verifiers get PINLET_CONFIG = the file this
  * generation was read from, as an absolute path (the plugins read the same registries,
- * credentials and TLS settings); none when no file was read. */
-static int gen_verify_new(struct gen *g, struct pinlet_error **err)
+ * credentials and TLS settings); none when no file was read; and PINLET_RUNTIME = the
+ * runtime's name when known (the plugins then apply the same default hosts files). */
+static int gen_verify_new(const struct daemon *d, struct gen *g, struct pinlet_error **err)
 {
         _cleanup_free_ char *abs = NULL;
         int r;
@@ -164,6 +165,7 @@ static int gen_verify_new(struct gen *g, struct pinlet_error **err)
                         .on_failure = g->cfg.verifiers_on_failure,
                         .allow_ttl_ms = g->cfg.verifiers_cache_ttl_ms,
                         .config_path = abs ? abs : g->cfg.path,
+                        .runtime_name = d->runtime_name,
                         .registry = g->registry,
                 },
                 &g->verify, err);
@@ -249,7 +251,7 @@ static int gen_new(struct daemon *d, struct pinlet_config *cfg, struct gen **ret
                 &g->resolver, err);
         if (r < 0)
                 goto fail;
-        r = gen_verify_new(g, err);
+        r = gen_verify_new(d, g, err);
         if (r < 0)
                 goto fail;
         r = pinlet_interceptor_new(

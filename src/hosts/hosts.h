@@ -18,16 +18,21 @@
  * unless override_path is set. Without hosts.toml the directory is read as Docker's
  * certificate layout: *.crt are CAs, X.cert + X.key a client pair (one without the
  * other is an error, as in containerd). No directory at all: https://R alone.
- * Only endpoints with the "resolve" capability may answer for a tag.
+ * The registry client filters the list by capability as containerd does: a tag is asked
+ * only of endpoints with "pull" and "resolve", content by digest of those with "pull".
  *
  * registries.conf (containers-registries.conf(5), v2 format only) plus the drop-ins
  * registries.conf.d/ *.conf in lexical order (a [[registry]] with the same prefix
  * replaces the earlier one; unqualified-search-registries is replaced when set; aliases
  * merge): the [[registry]] whose prefix matches "R/repo" longest ("*.example.com"
- * matches hosts under example.com) gives, for a tag: its mirrors whose pull-from-mirror
- * is "all" or "tag-only" (none when mirror-by-digest-only = true), then location (default:
- * the prefix). `insecure` is https without verification, then plain http (as containers'
- * docker transport falls back). `blocked` marks the list blocked.
+ * matches hosts under example.com) gives its mirrors in file order, then location
+ * (default: the prefix). Mirrors whose pull-from-mirror is "digest-only", and every
+ * mirror when mirror-by-digest-only = true, have the "pull" capability only (content by
+ * digest, never a tag); the others, and location, "pull" and "resolve". (A "tag-only"
+ * mirror thus also serves content by digest to pinlet's fetches: the signature of an
+ * image resolved there comes from there, as CRI-O's pull by tag would take it.)
+ * `insecure` is https without verification, then plain http (as containers' docker
+ * transport falls back). `blocked` marks the list blocked.
  *
  * Change detection: pinlet_hosts_lookup() re-reads a file only when the stat(2) signature
  * (device, inode, size, mtime) of one of the files and directories involved changed, so

@@ -468,10 +468,10 @@ static size_t match_len(const char *prefix, const char *ref)
         return 0;
 }
 
-/* Appends the endpoint(s) for the rewritten reference "host/path": insecure gives
- * https without verification, then http. */
+/* Appends the endpoint(s) for the rewritten reference "host/path" with caps: insecure
+ * gives https without verification, then http. */
 static int add_endpoint(struct pinlet_hosts_list *l, const char *rewritten, bool insecure,
-                        const char *ref_path, struct pinlet_error **err)
+                        unsigned caps, const char *ref_path, struct pinlet_error **err)
 {
         size_t hl = strcspn(rewritten, "/");
         _cleanup_free_ char *host = strndup(rewritten, hl);
@@ -494,7 +494,7 @@ static int add_endpoint(struct pinlet_hosts_list *l, const char *rewritten, bool
                 if (r < 0)
                         return pinlet_error_set(err, r == -ENOMEM ? r : PINLET_EINVAL,
                                                 "%s: not a valid location", rewritten);
-                e->caps = PINLET_HOSTS_CAP_PULL | PINLET_HOSTS_CAP_RESOLVE;
+                e->caps = caps;
                 e->skip_verify = insecure;
                 if (!(e->repo = strdup(repo)))
                         return pinlet_error_set(err, -ENOMEM, "out of memory");
@@ -531,15 +531,19 @@ int pinlet_regconf_endpoints(const struct pinlet_regconf *c, const char *registr
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         l->blocked = best->blocked;
         mlen = best_len;
-        for (size_t i = 0; i < best->n_mirrors && !best->mirror_by_digest_only; i++) {
+        for (size_t i = 0; i < best->n_mirrors; i++) {
                 const struct rc_mirror *m = &best->mirrors[i];
                 _cleanup_free_ char *rw = NULL;
+                /* a digest-only mirror (and every mirror under mirror-by-digest-only) is
+                 * never asked for a tag, only for content by digest: "pull" without
+                 * "resolve", as containerd's capabilities say it */
+                unsigned caps = best->mirror_by_digest_only || m->pull_from == PULL_FROM_DIGEST_ONLY
+                                        ? PINLET_HOSTS_CAP_PULL
+                                        : PINLET_HOSTS_CAP_PULL | PINLET_HOSTS_CAP_RESOLVE;
 
-                if (m->pull_from == PULL_FROM_DIGEST_ONLY)
-                        continue; /* never asked for a tag */
                 if (asprintf(&rw, "%s%s", m->location, ref + mlen) < 0)
                         return pinlet_error_set(err, -ENOMEM, "out of memory");
-                if ((r = add_endpoint(l, rw, m->insecure, path, err)) < 0)
+                if ((r = add_endpoint(l, rw, m->insecure, caps, path, err)) < 0)
                         return r;
         }
         {
@@ -549,7 +553,9 @@ int pinlet_regconf_endpoints(const struct pinlet_regconf *c, const char *registr
                 if (asprintf(&rw, "%s%s", best->location ? best->location : "",
                              best->location ? ref + mlen : ref) < 0)
                         return pinlet_error_set(err, -ENOMEM, "out of memory");
-                if ((r = add_endpoint(l, rw, best->insecure, path, err)) < 0)
+                if ((r = add_endpoint(l, rw, best->insecure,
+                                      PINLET_HOSTS_CAP_PULL | PINLET_HOSTS_CAP_RESOLVE, path,
+                                      err)) < 0)
                         return r;
         }
         (void)lower;

@@ -1479,39 +1479,69 @@ static bool try_next(int code, int64_t deadline_ms)
         return pinlet_now_ms() < deadline_ms;
 }
 
-int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
-                            const struct pinlet_registry_auth *auth, int64_t deadline_ms,
-                            struct pinlet_resolution *ret, struct pinlet_error **err)
+/*
+ * One request (a tag resolution, a fetch by digest) at the endpoint ctx names: ctx carries
+ * the endpoint's URL, API path, TLS settings and headers, creds its credentials. Fills the
+ * caller's result (userdata) on success only.
+ */
+typedef int (*endpoint_fn)(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
+                           const struct pinlet_creds *creds, void *userdata,
+                           struct pinlet_error **err);
+
+/* What endpoints_try() asks for: which endpoints, and what to do at each. */
+struct endpoints_job {
+        const char *image; /* for messages: "reg/repo:tag", "reg/repo@digest" */
+        const char *what;  /* the capability's name, for "no endpoint has ..." */
+        unsigned caps;     /* an endpoint must have all of these (PINLET_HOSTS_CAP_*) */
+        endpoint_fn fn;
+        void *userdata;
+};
+
+/* What the endpoint that answered was: ep_url as asked (http:// for an `insecure` entry),
+ * malloc'ed, and the requests of the whole attempt. */
+struct endpoints_answer {
+        char *endpoint;
+        unsigned round_trips;
+};
+
+/*
+ * The endpoint loop of every registry request, tag or digest, so that both reach a
+ * registry the same way: the registry's endpoints in order (its `mirrors`, else hosts_dir's
+ * hosts.toml, else registries.conf, else https://<registry>), only those with all of
+ * job->caps. Each endpoint gets its own TLS settings (pinlet's `registries` entry for the
+ * endpoint host wins over the file's), [header]s and credentials (the registry's own name
+ * for its own server, the endpoint host for a mirror, as containerd asks per host). Like
+ * containerd's resolver, an endpoint that fails (refused, timeout, TLS, any HTTP error,
+ * 404) is skipped for the next and the first answer wins. When all fail, the error is the
+ * first failure that was not a 404, else PINLET_ENOTFOUND; the message names the image
+ * and the registry.
+ */
+static int endpoints_try(struct pinlet_registry *r, const struct pinlet_ref *ref,
+                         const struct pinlet_registry_auth *auth, int64_t deadline_ms,
+                         const struct endpoints_job *job, struct endpoints_answer *ret,
+                         struct pinlet_error **err)
 {
         _cleanup_(pinlet_hosts_list_unrefp) struct pinlet_hosts_list *eps = NULL;
         struct pinlet_error *first = NULL;    /* the first failure that was not a 404 */
         struct pinlet_error *notfound = NULL; /* the first 404 */
-        struct resolve_ctx ctx = { .r = r };
+        struct resolve_ctx ctx = { .r = r, .domain = ref->domain };
         int64_t t0 = pinlet_now_ms(), budget;
-        _cleanup_free_ char *image = NULL;
         int first_code = 0, rc = 0;
-
-        atomic_fetch_add_explicit(&r->st_resolutions, 1, memory_order_relaxed);
-        if (!ref || !ref->domain || !ref->path || !ref->tag)
-                return pinlet_error_set(err, PINLET_EINVAL, "resolve: reference has no tag");
-        if (asprintf(&image, "%s/%s:%s", ref->domain, ref->path, ref->tag) < 0)
-                return pinlet_error_set(err, -ENOMEM, "out of memory");
 
         budget = r->o.resolve_timeout_ms > 0 ? (int64_t)r->o.resolve_timeout_ms : INT64_MAX / 4;
         ctx.deadline_ms = t0 + budget;
         if (deadline_ms > 0 && deadline_ms < ctx.deadline_ms)
                 ctx.deadline_ms = deadline_ms;
         ctx.timeout_ms = ctx.deadline_ms - t0;
-        ctx.domain = ref->domain;
 
         rc = endpoints_for(r, ref, &eps, err);
         if (rc < 0)
-                return pinlet_error_wrap(err, rc, "%s: registry %s: hosts configuration", image,
-                                         ref->domain);
+                return pinlet_error_wrap(err, rc, "%s: registry %s: hosts configuration",
+                                         job->image, ref->domain);
         if (eps->blocked)
                 return pinlet_error_set(err, PINLET_REGISTRY_EBLOCKED,
-                                        "%s: registry %s is blocked by registries.conf (%s)", image,
-                                        ref->domain, strempty(eps->source));
+                                        "%s: registry %s is blocked by registries.conf (%s)",
+                                        job->image, ref->domain, strempty(eps->source));
 
         for (size_t i = 0; i < eps->n; i++) {
                 const struct pinlet_hosts_endpoint *ep = &eps->v[i];
@@ -1520,7 +1550,6 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                 _cleanup_(pinlet_buf_free) struct pinlet_buf ca;
                 _cleanup_free_ char *hint_key = NULL, *http_url = NULL;
                 struct pinlet_error *e = NULL;
-                struct pinlet_resolution res = { 0 };
                 struct pinlet_creds creds = { 0 };
                 struct pinlet_registry_host tls;
                 struct curl_blob blob = { 0 };
@@ -1532,8 +1561,8 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                 pinlet_buf_init(&ca, PINLET_MANIFEST_MAX);
                 if (!own && is_server)
                         own = pinlet_registry_options_host(&r->o, ref->domain);
-                if (!(ep->caps & PINLET_HOSTS_CAP_RESOLVE))
-                        continue; /* a pull-only mirror never answers for a tag */
+                if ((ep->caps & job->caps) != job->caps)
+                        continue; /* e.g. a pull-only mirror never answers for a tag */
                 rc = 0;
                 /* pinlet's own registries entry for this endpoint host wins over the file */
                 if (own) {
@@ -1580,36 +1609,28 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
                         rc = node_creds(r, ref, auth, is_server ? ref->domain : ep->host,
                                         ctx.deadline_ms, &creds, &e);
                 if (rc >= 0)
-                        rc = resolve_tag(&ctx, ref, &creds, &res, &e);
+                        rc = job->fn(&ctx, ref, &creds, job->userdata, &e);
                 pinlet_creds_clear(&creds);
-                if (rc >= 0) {
-                        res.endpoint =
-                                strdup(ctx.ep_url); /* as asked: http:// for an insecure entry */
-                        if (!res.endpoint) {
-                                pinlet_resolution_done(&res);
-                                rc = pinlet_error_set(&e, -ENOMEM, "out of memory");
-                        }
-                }
                 if (rc >= 0) {
                         pinlet_error_free(first);
                         pinlet_error_free(notfound);
-                        res.round_trips = ctx.round_trips;
-                        res.registry_ms = (double)(pinlet_now_ms() - t0);
-                        log_debug("resolved %s to %s at %s in %u requests", image, res.digest,
-                                  res.endpoint, res.round_trips);
-                        *ret = res;
+                        pinlet_error_free(e);
+                        *ret = (struct endpoints_answer){ .endpoint = strdup(ctx.ep_url),
+                                                          .round_trips = ctx.round_trips };
+                        if (!ret->endpoint)
+                                return pinlet_error_set(err, -ENOMEM, "out of memory");
                         return 0;
                 }
-                pinlet_resolution_done(&res);
                 /* with one endpoint the message stays what it always was */
                 if (eps->n > 1)
                         (void)pinlet_error_wrap(&e, rc, "endpoint %s", ep->url);
-                log_debug("%s: %s", image, pinlet_error_message(e, rc));
+                log_debug("%s: %s", job->image, pinlet_error_message(e, rc));
                 if (!try_next(rc, ctx.deadline_ms)) {
                         pinlet_error_free(first);
                         pinlet_error_free(notfound);
                         first = e;
                         first_code = rc;
+                        notfound = NULL;
                         break;
                 }
                 if (rc == PINLET_ENOTFOUND && !notfound) {
@@ -1624,39 +1645,116 @@ int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *
         if (!first && notfound) {
                 first = TAKE_PTR(notfound);
                 first_code = PINLET_ENOTFOUND;
+        } else if (first && notfound) {
+                /* the failure decides, but an endpoint that answered "not found" is worth
+                 * saying: a mirror without the content next to an upstream that is down
+                 * (air-gapped) reads very differently from two endpoints down */
+                struct pinlet_error *both = NULL;
+
+                (void)pinlet_error_set(&both, first_code, "%s (and %s)",
+                                       pinlet_error_message(first, first_code),
+                                       pinlet_error_message(notfound, PINLET_ENOTFOUND));
+                if (both) {
+                        pinlet_error_free(first);
+                        first = both;
+                }
         }
         pinlet_error_free(notfound);
         if (!first)
                 return pinlet_error_set(err, PINLET_ENOTFOUND,
-                                        "%s: registry %s: no endpoint has the resolve capability",
-                                        image, ref->domain);
+                                        "%s: registry %s: no endpoint has the %s capability",
+                                        job->image, ref->domain, job->what);
         if (err && !*err)
                 *err = first;
         else
                 pinlet_error_free(first);
-        return pinlet_error_wrap(err, first_code, "%s: registry %s", image, ref->domain);
+        return pinlet_error_wrap(err, first_code, "%s: registry %s", job->image, ref->domain);
+}
+
+static int resolve_at(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
+                      const struct pinlet_creds *creds, void *userdata, struct pinlet_error **err)
+{
+        struct pinlet_resolution *res = userdata;
+        int rc;
+
+        rc = resolve_tag(ctx, ref, creds, res, err);
+        if (rc < 0)
+                pinlet_resolution_done(res);
+        return rc;
+}
+
+int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
+                            const struct pinlet_registry_auth *auth, int64_t deadline_ms,
+                            struct pinlet_resolution *ret, struct pinlet_error **err)
+{
+        _cleanup_free_ char *image = NULL;
+        struct pinlet_resolution res = { 0 };
+        struct endpoints_answer a;
+        int64_t t0 = pinlet_now_ms();
+        int rc;
+
+        atomic_fetch_add_explicit(&r->st_resolutions, 1, memory_order_relaxed);
+        if (!ref || !ref->domain || !ref->path || !ref->tag)
+                return pinlet_error_set(err, PINLET_EINVAL, "resolve: reference has no tag");
+        if (asprintf(&image, "%s/%s:%s", ref->domain, ref->path, ref->tag) < 0)
+                return pinlet_error_set(err, -ENOMEM, "out of memory");
+        /* containerd's resolver asks for a tag only hosts with both "pull" and "resolve"
+         * (remotes/docker: HostCapabilityPull | HostCapabilityResolve) */
+        rc = endpoints_try(r, ref, auth, deadline_ms,
+                           &(const struct endpoints_job){
+                                   .image = image,
+                                   .what = "resolve",
+                                   .caps = PINLET_HOSTS_CAP_PULL | PINLET_HOSTS_CAP_RESOLVE,
+                                   .fn = resolve_at,
+                                   .userdata = &res,
+                           },
+                           &a, err);
+        if (rc < 0) {
+                pinlet_resolution_done(&res);
+                return rc;
+        }
+        res.endpoint = a.endpoint;
+        res.round_trips = a.round_trips;
+        res.registry_ms = (double)(pinlet_now_ms() - t0);
+        log_debug("resolved %s to %s at %s in %u requests", image, res.digest, res.endpoint,
+                  res.round_trips);
+        *ret = res;
+        return 0;
 }
 
 /* ---- content by digest ---- */
 
-static int fetch_digest(struct resolve_ctx *ctx, const struct pinlet_ref *ref, const char *kind,
-                        const char *digest, size_t max, const struct pinlet_creds *creds,
-                        struct response *s, struct pinlet_error **err)
+/* What one fetch asks for, and gets (fetch_at()'s userdata). */
+struct fetch_job {
+        const char *kind; /* "manifests" or "blobs" */
+        const char *digest;
+        size_t max;
+        struct pinlet_fetched got;
+};
+
+static int fetch_at(struct resolve_ctx *ctx, const struct pinlet_ref *ref,
+                    const struct pinlet_creds *creds, void *userdata, struct pinlet_error **err)
 {
+        struct fetch_job *job = userdata;
         struct pinlet_registry *r = ctx->r;
-        const char *scheme = ctx->regopt && ctx->regopt->insecure ? "http" : "https";
+        const char *repo = ctx->ep->repo ? ctx->ep->repo : ref->path;
+        const bool manifest = strcmp(job->kind, "manifests") == 0;
         _cleanup_free_ char *url = NULL, *scope = NULL, *origin = NULL, *token_key = NULL;
         _cleanup_free_ char *computed = NULL;
         _cleanup_erase_ char *authz = NULL;
+        _cleanup_(response_done) struct response s;
         struct request q = { .kind = REQ_MANIFEST };
         bool fresh_auth = false;
         char algo[16];
-        const char *colon = strchr(digest, ':');
+        const char *colon = strchr(job->digest, ':');
         int ret;
 
-        if (asprintf(&url, "%s://%s/v2/%s/%s/%s", scheme, pinlet_registry_api_host(ctx->domain),
-                     ref->path, kind, digest) < 0 ||
-            asprintf(&scope, "repository:%s:pull", ref->path) < 0)
+        response_init(&s, job->max);
+        if (!colon || (size_t)(colon - job->digest) >= sizeof(algo))
+                return pinlet_error_set(err, PINLET_EINVAL, "invalid digest %s", job->digest);
+        if (asprintf(&url, "%s%s/%s/%s/%s", ctx->ep_url, ctx->ep->path, repo, job->kind,
+                     job->digest) < 0 ||
+            asprintf(&scope, "repository:%s:pull", repo) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         ret = url_origin(url, &origin, NULL, NULL);
         if (ret < 0)
@@ -1667,57 +1765,54 @@ static int fetch_digest(struct resolve_ctx *ctx, const struct pinlet_ref *ref, c
         q.url = url;
         /* the same four types as a resolution: distribution 2.8 refuses OCI manifests to a
          * client that does not accept them, even by digest */
-        q.accept = strcmp(kind, "manifests") == 0 ? PINLET_MT_OCI_INDEX ", " PINLET_MT_DOCKER_LIST
-                                                                        ", " PINLET_MT_OCI_MANIFEST
-                                                                        ", " PINLET_MT_DOCKER_V2
-                                                  : NULL;
+        q.accept = manifest ? PINLET_MT_OCI_INDEX ", " PINLET_MT_DOCKER_LIST
+                                                  ", " PINLET_MT_OCI_MANIFEST
+                                                  ", " PINLET_MT_DOCKER_V2
+                            : NULL;
         q.auth_origin = origin;
-        q.body_max = max;
+        q.body_max = job->max;
         q.tls = ctx->regopt;
         q.tls_origin = origin;
         for (;;) {
                 q.authz = authz;
-                ret = http_do(ctx, &q, s, err);
+                ret = http_do(ctx, &q, &s, err);
                 if (ret < 0)
                         return ret;
-                if (s->status == 401 && !origin_same(s->origin, origin))
+                if (s.status == 401 && !origin_same(s.origin, origin))
                         return pinlet_error_set(err, PINLET_EUNAUTH,
                                                 "%s request: HTTP 401 from %s after a redirect; "
                                                 "credentials are only sent to the registry",
-                                                kind, s->origin);
-                if (s->status == 401 && !fresh_auth) {
+                                                job->kind, s.origin);
+                if (s.status == 401 && !fresh_auth) {
                         if (token_key)
                                 pinlet_token_cache_drop(&r->tokens, token_key);
                         erase_and_free(TAKE_PTR(authz));
-                        ret = authenticate(ctx, s, scope, creds, &authz, err);
+                        ret = authenticate(ctx, &s, scope, creds, &authz, err);
                         if (ret < 0)
                                 return ret;
                         fresh_auth = true;
                         continue;
                 }
-                if (s->status != 200)
-                        return status_error(s,
-                                            strcmp(kind, "manifests") == 0 ? "manifest request"
-                                                                           : "blob request",
-                                            strcmp(kind, "manifests") == 0 ? "manifest unknown"
-                                                                           : "blob unknown",
-                                            creds, err);
+                if (s.status != 200)
+                        return status_error(&s, manifest ? "manifest request" : "blob request",
+                                            manifest ? "manifest unknown" : "blob unknown", creds,
+                                            err);
                 break;
         }
         /* content addressed: what came is what the digest names, or nothing */
-        if (!colon || (size_t)(colon - digest) >= sizeof(algo))
-                return pinlet_error_set(err, PINLET_EINVAL, "invalid digest %s", digest);
-        memcpy(algo, digest, (size_t)(colon - digest));
-        algo[colon - digest] = 0;
-        ret = pinlet_hash_digest(algo, s->body.data, s->body.len, &computed);
+        memcpy(algo, job->digest, (size_t)(colon - job->digest));
+        algo[colon - job->digest] = 0;
+        ret = pinlet_hash_digest(algo, s.body.data, s.body.len, &computed);
         if (ret == -ENOMEM)
                 return pinlet_error_set(err, ret, "out of memory");
         if (ret < 0)
                 return pinlet_error_set(err, PINLET_EPROTO, "cannot verify a %s digest", algo);
-        if (strcmp(computed, digest) != 0)
+        if (strcmp(computed, job->digest) != 0)
                 return pinlet_error_set(err, PINLET_EPROTO,
-                                        "%s digest mismatch: asked for %s, content is %s", kind,
-                                        digest, computed);
+                                        "%s digest mismatch: asked for %s, content is %s",
+                                        job->kind, job->digest, computed);
+        job->got.media_type = TAKE_PTR(s.content_type);
+        job->got.data = pinlet_buf_steal(&s.body, &job->got.len);
         return 0;
 }
 
@@ -1726,14 +1821,11 @@ int pinlet_registry_fetch(struct pinlet_registry *r, const struct pinlet_ref *re
                           int64_t deadline_ms, struct pinlet_fetched *ret,
                           struct pinlet_error **err)
 {
-        struct pinlet_creds creds = { 0 };
-        struct resolve_ctx ctx = { .r = r };
-        _cleanup_(response_done) struct response s;
-        _cleanup_free_ char *image = NULL, *hint_key = NULL;
-        int64_t t0 = pinlet_now_ms(), budget;
+        _cleanup_free_ char *image = NULL;
+        struct fetch_job job = { .kind = kind, .digest = digest, .max = max };
+        struct endpoints_answer a;
         int rc;
 
-        response_init(&s, max);
         if (!ref || !ref->domain || !ref->path || !kind ||
             (strcmp(kind, "manifests") != 0 && strcmp(kind, "blobs") != 0) || !digest ||
             !pinlet_ref_digest_valid(digest) || max == 0)
@@ -1742,27 +1834,23 @@ int pinlet_registry_fetch(struct pinlet_registry *r, const struct pinlet_ref *re
                                         "digest");
         if (asprintf(&image, "%s/%s@%s", ref->domain, ref->path, digest) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        budget = r->o.resolve_timeout_ms > 0 ? (int64_t)r->o.resolve_timeout_ms : INT64_MAX / 4;
-        ctx.deadline_ms = t0 + budget;
-        if (deadline_ms > 0 && deadline_ms < ctx.deadline_ms)
-                ctx.deadline_ms = deadline_ms;
-        ctx.timeout_ms = ctx.deadline_ms - t0;
-        ctx.domain = ref->domain;
-        ctx.regopt = pinlet_registry_options_host(&r->o, ref->domain);
-        ctx.hint_key = hint_key = lowercase_dup(ref->domain);
-        if (!hint_key)
-                return pinlet_error_set(err, -ENOMEM, "out of memory");
-
-        rc = node_creds(r, ref, auth, ref->domain, ctx.deadline_ms, &creds, err);
-        if (rc >= 0)
-                rc = fetch_digest(&ctx, ref, kind, digest, max, &creds, &s, err);
-        pinlet_creds_clear(&creds);
+        /* content by digest comes from hosts with "pull", as containerd's fetcher takes it
+         * (a "resolve"-only host never serves content) */
+        rc = endpoints_try(r, ref, auth, deadline_ms,
+                           &(const struct endpoints_job){
+                                   .image = image,
+                                   .what = "pull",
+                                   .caps = PINLET_HOSTS_CAP_PULL,
+                                   .fn = fetch_at,
+                                   .userdata = &job,
+                           },
+                           &a, err);
         if (rc < 0)
-                return pinlet_error_wrap(err, rc, "%s: registry %s", image, ref->domain);
-        log_debug("fetched %s %s (%zu bytes) in %u requests", kind, image, s.body.len,
-                  ctx.round_trips);
-        ret->media_type = TAKE_PTR(s.content_type);
-        ret->data = pinlet_buf_steal(&s.body, &ret->len);
+                return rc;
+        log_debug("fetched %s %s (%zu bytes) at %s in %u requests", kind, image, job.got.len,
+                  a.endpoint, a.round_trips);
+        job.got.endpoint = a.endpoint;
+        *ret = job.got;
         return 0;
 }
 
@@ -1770,5 +1858,6 @@ void pinlet_fetched_done(struct pinlet_fetched *f)
 {
         free(f->data);
         free(f->media_type);
+        free(f->endpoint);
         *f = (struct pinlet_fetched){ 0 };
 }

@@ -20,7 +20,9 @@
  * Endpoints: a registry is asked through the ordered endpoints the runtime would use
  * (src/hosts: a host's `mirrors`, containerd's hosts_dir, containers' registries.conf),
  * each with its own URL, API root path, CAs, client certificate, skip_verify and extra
- * headers; see pinlet_registry_resolve() for the fall-through rules.
+ * headers. Tag resolution and content by digest (pinlet_registry_fetch) go through the
+ * same endpoint loop, filtered by containerd's capabilities: a tag needs "pull" and
+ * "resolve", content "pull"; see pinlet_registry_resolve() for the fall-through rules.
  * Redirects are followed (at most PINLET_REGISTRY_MAX_REDIRECTS); the Authorization
  * header goes only to the registry's own origin (scheme, host, port) or, for token
  * requests, the realm's; an https -> http redirect is refused.
@@ -166,15 +168,17 @@ struct pinlet_hosts *pinlet_registry_hosts(struct pinlet_registry *r);
  *   PINLET_REGISTRY_EBLOCKED  registries.conf blocks the registry
  * *ret is written only on success.
  *
- * Endpoints: the registry's endpoints in order (its `mirrors`, else hosts_dir's
- * hosts.toml, else registries.conf, else https://<registry>), only those with the
- * "resolve" capability. Like containerd's resolver, an endpoint that fails (connection
- * refused, timeout, TLS, any HTTP error status, 404 for the manifest) is skipped for the
- * next and the first answer wins; ret->endpoint names it. When all fail, the error is the
- * first failure that was not a 404, else PINLET_ENOTFOUND. The settings of a `hosts`
- * entry (ca_file, client certificate, insecure, skip_verify) win over the file's for the
- * endpoint host it names. Credentials: the request's, or the Docker config's for the
- * endpoint host (the registry's own domain for its own server).
+ * Endpoints (one loop for every request, shared with pinlet_registry_fetch()): the
+ * registry's endpoints in order (its `mirrors`, else hosts_dir's hosts.toml, else
+ * registries.conf, else https://<registry>). A tag is asked only of endpoints with both
+ * the "pull" and the "resolve" capability, as containerd's resolver filters hosts for a
+ * tag. Like containerd's resolver, an endpoint that fails (connection refused, timeout,
+ * TLS, any HTTP error status, 404 for the manifest) is skipped for the next and the first
+ * answer wins; ret->endpoint names it. When all fail, the error is the first failure that
+ * was not a 404, else PINLET_ENOTFOUND. The settings of a `hosts` entry (ca_file, client
+ * certificate, insecure, skip_verify) win over the file's for the endpoint host it names;
+ * hosts.toml [header]s go to their endpoint. Credentials: the request's, or the Docker
+ * config's for the endpoint host (the registry's own domain for its own server).
  */
 int pinlet_registry_resolve(struct pinlet_registry *r, const struct pinlet_ref *ref,
                             const struct pinlet_registry_auth *auth, int64_t deadline_ms,
@@ -187,16 +191,21 @@ struct pinlet_fetched {
         char *data; /* the body, NUL-terminated (len excludes it) */
         size_t len;
         char *media_type; /* Content-Type without parameters, NULL when none was sent */
+        char *endpoint;   /* the endpoint that answered: "http://mirror.example:5000" */
 };
 
 /*
- * GET /v2/<path>/<kind>/<digest>, kind "manifests" or "blobs", with the same credentials,
- * TLS settings, redirect rules and token handling as pinlet_registry_resolve() (ref's
- * tag and digest are ignored: only its domain and path count). The body must hold at most
- * max bytes (PINLET_EPROTO past it) and hash to digest (PINLET_EPROTO "digest mismatch"):
- * content by digest is what the digest names or nothing. Manifests are asked for with
- * the four manifest types in Accept. Errors as pinlet_registry_resolve(), plus
- * PINLET_EINVAL for a kind or digest that is not valid. *ret is written only on success.
+ * GET <endpoint>/v2/<path>/<kind>/<digest>, kind "manifests" or "blobs", through the same
+ * endpoints, credentials, TLS settings, headers, redirect rules and token handling as
+ * pinlet_registry_resolve() (ref's tag and digest are ignored: only its domain and path
+ * count), with containerd's fetcher's filter: content by digest comes from every endpoint
+ * with the "pull" capability (a pull-only mirror serves it; a resolve-only one does not).
+ * So a fetch reaches an air-gapped registry's mirrors exactly as the runtime's pull does.
+ * The body must hold at most max bytes (PINLET_EPROTO past it) and hash to digest
+ * (PINLET_EPROTO "digest mismatch"): content by digest is what the digest names or
+ * nothing, from whichever endpoint. Manifests are asked for with the four manifest types
+ * in Accept. Errors as pinlet_registry_resolve(), plus PINLET_EINVAL for a kind or digest
+ * that is not valid. *ret is written only on success.
  */
 int pinlet_registry_fetch(struct pinlet_registry *r, const struct pinlet_ref *ref, const char *kind,
                           const char *digest, size_t max, const struct pinlet_registry_auth *auth,

@@ -47,7 +47,8 @@ struct pinlet_verify {
         enum pinlet_on_failure on_failure;
         uint64_t allow_ttl_ms, deny_ttl_ms;
         size_t cache_max;
-        char **envp; /* owned strings: pinlet's environment at creation plus PINLET_CONFIG */
+        char **envp; /* owned strings: pinlet's environment at creation plus PINLET_CONFIG and
+                      * PINLET_RUNTIME */
         struct pinlet_registry *registry;
         atomic_uint_fast64_t runs;
 
@@ -81,29 +82,44 @@ static void strv_free(char **v)
         free(v);
 }
 
-static char **build_envp(const char *config_path)
+/* Whether environ entry e sets name ("NAME=..."). */
+static bool env_sets(const char *e, const char *name)
 {
+        size_t n = strlen(name);
+
+        return strncmp(e, name, n) == 0 && e[n] == '=';
+}
+
+/* pinlet's environment, with PINLET_CONFIG = config_path and PINLET_RUNTIME = runtime
+ * (each when not NULL) replacing inherited values. */
+static char **build_envp(const char *config_path, const char *runtime)
+{
+        const char *names[] = { PINLET_VERIFIER_ENV_CONFIG, PINLET_VERIFIER_ENV_RUNTIME };
+        const char *values[] = { config_path, runtime };
         size_t n = 0, k = 0;
         char **envp;
 
         while (environ && environ[n])
                 n++;
-        envp = calloc(n + 2, sizeof(char *));
+        envp = calloc(n + 3, sizeof(char *));
         if (!envp)
                 return NULL;
         for (size_t i = 0; i < n; i++) {
+                bool ours = false;
+
                 /* pinlet's own value replaces an inherited one */
-                if (config_path && strncmp(environ[i], PINLET_VERIFIER_ENV_CONFIG "=",
-                                           strlen(PINLET_VERIFIER_ENV_CONFIG "=")) == 0)
+                for (size_t j = 0; j < 2; j++)
+                        ours = ours || (values[j] && env_sets(environ[i], names[j]));
+                if (ours)
                         continue;
                 if (!(envp[k++] = strdup(environ[i])))
                         goto oom;
         }
-        if (config_path &&
-            asprintf(&envp[k++], PINLET_VERIFIER_ENV_CONFIG "=%s", config_path) < 0) {
-                envp[k - 1] = NULL;
-                goto oom;
-        }
+        for (size_t j = 0; j < 2; j++)
+                if (values[j] && asprintf(&envp[k++], "%s=%s", names[j], values[j]) < 0) {
+                        envp[k - 1] = NULL;
+                        goto oom;
+                }
         return envp;
 oom:
         strv_free(envp);
@@ -131,7 +147,7 @@ int pinlet_verify_new(const struct pinlet_verify_options *o, struct pinlet_verif
         v->registry = o->registry;
         if (o->bin_dir && *o->bin_dir && !(v->bin_dir = strdup(o->bin_dir)))
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
-        v->envp = build_envp(o->config_path);
+        v->envp = build_envp(o->config_path, o->runtime_name);
         if (!v->envp || pinlet_lru_init(&v->cache, 64) < 0)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         *ret = TAKE_PTR(v);

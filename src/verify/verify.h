@@ -13,8 +13,8 @@
  *   - each runs through posix_spawn (no shell) with stdin, stdout and stderr on pipes and
  *     every other descriptor closed in the child (posix_spawn_file_actions_addclosefrom_np,
  *     so a descriptor some library opened without O_CLOEXEC cannot leak either); the
- *     environment is pinlet's plus PINLET_CONFIG; stdout and stderr are read with poll()
- *     up to PINLET_VERIFIER_OUTPUT_MAX bytes each (the rest is read and dropped); at the
+ *     environment is pinlet's plus PINLET_CONFIG and PINLET_RUNTIME; stdout and stderr are read
+ * with poll() up to PINLET_VERIFIER_OUTPUT_MAX bytes each (the rest is read and dropped); at the
  *     timeout (per verifier, and never past the caller's deadline) it is killed with
  *     SIGKILL; it is always reaped;
  *   - exit 0 allows; another exit status denies with stdout as the reason; a verifier that
@@ -60,10 +60,12 @@ struct pinlet_verify_options {
         unsigned max;        /* first N entries; 0: 10 */
         uint64_t timeout_ms; /* per verifier; 0: 10 s */
         enum pinlet_on_failure on_failure;
-        uint64_t allow_ttl_ms;   /* 0: allow verdicts are not kept */
-        uint64_t deny_ttl_ms;    /* capped at PINLET_VERIFY_DENY_TTL_MAX_MS; 0: the cap */
-        size_t cache_max;        /* 0: PINLET_VERIFY_CACHE_MAX */
-        const char *config_path; /* PINLET_CONFIG in the verifiers' environment; NULL: unset */
+        uint64_t allow_ttl_ms;    /* 0: allow verdicts are not kept */
+        uint64_t deny_ttl_ms;     /* capped at PINLET_VERIFY_DENY_TTL_MAX_MS; 0: the cap */
+        size_t cache_max;         /* 0: PINLET_VERIFY_CACHE_MAX */
+        const char *config_path;  /* PINLET_CONFIG in the verifiers' environment; NULL: unset */
+        const char *runtime_name; /* PINLET_RUNTIME in it (the runtime's Version name, which
+                                   * decides the default registry host files); NULL: unset */
         struct pinlet_registry *registry; /* for pinlet_verify_describe(); may be NULL */
 };
 

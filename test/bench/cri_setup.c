@@ -192,11 +192,11 @@ static void pod_config(struct pb *cfg)
         pb_msg(cfg, 8, &lnx);  /* PodSandboxConfig.linux */
 }
 
-int cri_setup(const char *target, const char *image, unsigned n_containers, unsigned n_labels,
-              char *ret_pod, size_t pod_size)
+int cri_pod_new(const char *target, const char *image, char *ret_pod, size_t pod_size,
+                char *ret_image_ref, size_t ref_size)
 {
         struct pinlet_tgrpc_channel *ch = pinlet_tgrpc_connect(target, 64 << 20, NULL);
-        struct pb req = { 0 }, sub = { 0 }, cfg = { 0 };
+        struct pb req = { 0 }, sub = { 0 };
         char pod[256], ref[512];
         int ret;
 
@@ -216,43 +216,77 @@ int cri_setup(const char *target, const char *image, unsigned n_containers, unsi
                 goto out;
 
         /* RunPodSandboxRequest.config(1) */
-        pod_config(&cfg);
         pod_config(&sub);
         pb_msg(&req, 1, &sub);
         ret = call(ch, RUNTIME "RunPodSandbox", &req, pod, sizeof(pod));
         free(req.d);
-        req = (struct pb){ 0 };
         if (ret < 0)
                 goto out;
+        if (strlen(pod) + 1 > pod_size || (ret_image_ref && strlen(ref) + 1 > ref_size)) {
+                ret = -ENOBUFS;
+                goto out;
+        }
+        memcpy(ret_pod, pod, strlen(pod) + 1);
+        if (ret_image_ref)
+                memcpy(ret_image_ref, ref, strlen(ref) + 1);
+        ret = 0;
+out:
+        pinlet_tgrpc_channel_free(ch);
+        return ret;
+}
 
+/* CreateContainerRequest for a container called name in pod, from image (user_image:
+ * ImageSpec.user_specified_image, or NULL), with n_labels labels. */
+static void create_request(struct pb *req, const char *pod, const char *name, const char *image,
+                           const char *user_image, unsigned n_labels)
+{
+        struct pb c = { 0 }, md = { 0 }, img = { 0 }, sbx = { 0 };
+
+        pb_str(&md, 1, name);
+        pb_msg(&c, 1, &md); /* ContainerConfig.metadata */
+        pb_str(&img, 1, image);
+        if (user_image)
+                pb_str(&img, 18, user_image); /* ImageSpec.user_specified_image */
+        pb_msg(&c, 2, &img);                  /* ContainerConfig.image */
+        for (unsigned l = 0; l < n_labels; l++) {
+                /* map<string,string> labels = 9: entries {key = 1, value = 2} */
+                struct pb e = { 0 };
+                char k[64], v[128];
+
+                snprintf(k, sizeof(k), "bench.pinlet.io/label-%02u", l);
+                snprintf(v, sizeof(v), "value-%s-%02u-padding-to-make-list-responses-large", name,
+                         l);
+                pb_str(&e, 1, k);
+                pb_str(&e, 2, v);
+                pb_msg(&c, 9, &e);
+        }
+        pb_str(req, 1, pod); /* pod_sandbox_id */
+        pb_msg(req, 2, &c);  /* config */
+        pod_config(&sbx);
+        pb_msg(req, 3, &sbx); /* sandbox_config */
+}
+
+int cri_setup(const char *target, const char *image, unsigned n_containers, unsigned n_labels,
+              char *ret_pod, size_t pod_size)
+{
+        struct pinlet_tgrpc_channel *ch;
+        char pod[256];
+        int ret;
+
+        ret = cri_pod_new(target, image, pod, sizeof(pod), NULL, 0);
+        if (ret < 0)
+                return ret;
+        ch = pinlet_tgrpc_connect(target, 64 << 20, NULL);
+        if (!ch)
+                return -ENOMEM;
         for (unsigned i = 0; i < n_containers; i++) {
-                struct pb c = { 0 }, md = { 0 }, img = { 0 }, sbx = { 0 };
+                struct pb req = { 0 };
                 char name[64], id[256];
 
                 snprintf(name, sizeof(name), "bench-%04u", i);
-                pb_str(&md, 1, name);
-                pb_msg(&c, 1, &md); /* ContainerConfig.metadata */
-                pb_str(&img, 1, image);
-                pb_msg(&c, 2, &img); /* ContainerConfig.image */
-                for (unsigned l = 0; l < n_labels; l++) {
-                        /* map<string,string> labels = 9: entries {key = 1, value = 2} */
-                        struct pb e = { 0 };
-                        char k[64], v[128];
-
-                        snprintf(k, sizeof(k), "bench.pinlet.io/label-%02u", l);
-                        snprintf(v, sizeof(v),
-                                 "value-%04u-%02u-padding-to-make-list-responses-large", i, l);
-                        pb_str(&e, 1, k);
-                        pb_str(&e, 2, v);
-                        pb_msg(&c, 9, &e);
-                }
-                pb_str(&req, 1, pod); /* pod_sandbox_id */
-                pb_msg(&req, 2, &c);  /* config */
-                pb_raw(&sbx, cfg.d, cfg.n);
-                pb_msg(&req, 3, &sbx); /* sandbox_config */
+                create_request(&req, pod, name, image, NULL, n_labels);
                 ret = call(ch, RUNTIME "CreateContainer", &req, id, sizeof(id));
                 free(req.d);
-                req = (struct pb){ 0 };
                 if (ret < 0)
                         goto out;
         }
@@ -263,8 +297,32 @@ int cri_setup(const char *target, const char *image, unsigned n_containers, unsi
         memcpy(ret_pod, pod, strlen(pod) + 1);
         ret = 0;
 out:
-        free(cfg.d);
         pinlet_tgrpc_channel_free(ch);
+        return ret;
+}
+
+int cri_create_remove(struct pinlet_tgrpc_channel *ch, const char *pod, const char *name,
+                      const char *image, const char *user_image, double *ret_create_us)
+{
+        struct pb req = { 0 };
+        struct timespec t0, t1;
+        char id[256];
+        int ret;
+
+        create_request(&req, pod, name, image, user_image, 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ret = call(ch, RUNTIME "CreateContainer", &req, id, sizeof(id));
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        free(req.d);
+        if (ret < 0)
+                return ret;
+        *ret_create_us =
+                (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+        /* RemoveContainerRequest.container_id(1): the pod never grows */
+        req = (struct pb){ 0 };
+        pb_str(&req, 1, id);
+        ret = call(ch, RUNTIME "RemoveContainer", &req, NULL, 0);
+        free(req.d);
         return ret;
 }
 

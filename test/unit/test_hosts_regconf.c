@@ -75,16 +75,19 @@ struct sel_case {
 };
 
 static const struct sel_case sel[] = {
-        /* tag: mirrors "all" and "tag-only" in order, not "digest-only"; then location */
+        /* mirrors in order, "digest-only" for content only (pull, no resolve); then
+         * location */
         { "docker.io", "library/nginx", false,
-          "https://mirror-all.local:5000 hub/library/nginx | https://mirror-tag.local "
+          "https://mirror-all.local:5000 hub/library/nginx | https://mirror-digest.local "
+          "library/nginx pull-only | https://mirror-tag.local "
           "library/nginx insecure | http://mirror-tag.local library/nginx insecure | "
           "https://registry-1.docker.io library/nginx" },
         /* the longest prefix wins; the repository path is rewritten */
         { "docker.io", "library/busybox", false, "https://busy.local mirrored/busybox" },
         /* a prefix matches at a path boundary only */
         { "docker.io", "library/busyboxes", false,
-          "https://mirror-all.local:5000 hub/library/busyboxes | https://mirror-tag.local "
+          "https://mirror-all.local:5000 hub/library/busyboxes | https://mirror-digest.local "
+          "library/busyboxes pull-only | https://mirror-tag.local "
           "library/busyboxes insecure | http://mirror-tag.local library/busyboxes insecure | "
           "https://registry-1.docker.io library/busyboxes" },
         /* wildcard: subdomains, the host kept, insecure tries https unverified then http */
@@ -93,8 +96,9 @@ static const struct sel_case sel[] = {
         { "example.com", "x/y", false, "https://example.com (ref)" }, /* no match: default */
         { "EXAMPLE.org", "x", false, "https://example.org (ref)" },
         { "blocked.example.org", "x", true, "https://blocked.example.org x" },
-        /* mirror-by-digest-only: no mirror for a tag */
-        { "quay.io", "team/app", false, "https://quay.io team/app" },
+        /* mirror-by-digest-only: its mirrors serve content only */
+        { "quay.io", "team/app", false,
+          "https://quay-mirror.local team/app pull-only | https://quay.io team/app" },
 };
 
 static void render(const struct pinlet_hosts_list *l, char *out, size_t n)
@@ -103,9 +107,10 @@ static void render(const struct pinlet_hosts_list *l, char *out, size_t n)
 
         out[0] = 0;
         for (size_t i = 0; i < l->n && o < n; i++)
-                o += (size_t)snprintf(out + o, n - o, "%s%s %s%s", i ? " | " : "", l->v[i].url,
+                o += (size_t)snprintf(out + o, n - o, "%s%s %s%s%s", i ? " | " : "", l->v[i].url,
                                       l->v[i].repo ? l->v[i].repo : "(ref)",
-                                      l->v[i].skip_verify ? " insecure" : "");
+                                      l->v[i].skip_verify ? " insecure" : "",
+                                      l->v[i].caps == PINLET_HOSTS_CAP_PULL ? " pull-only" : "");
 }
 
 static void test_selection(void **state)

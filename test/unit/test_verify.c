@@ -88,6 +88,7 @@ static struct pinlet_verify *runner(const char *bin_dir, unsigned max, uint64_t 
                 .on_failure = on_failure,
                 .allow_ttl_ms = 600000,
                 .config_path = "/etc/pinlet/test-config.yaml",
+                .runtime_name = "containerd",
         };
 
         assert_int_equal(pinlet_verify_new(&o, &v, &err), 0);
@@ -121,7 +122,7 @@ static void test_contract(void **state)
         snprintf(body, sizeof(body),
                  "for a in \"$0\" \"$@\"; do printf '%%s\\n' \"$a\"; done > %s/argv\n"
                  "cat > %s/stdin\n"
-                 "printf '%%s' \"$PINLET_CONFIG\" > %s/env\n"
+                 "printf '%%s %%s' \"$PINLET_CONFIG\" \"$PINLET_RUNTIME\" > %s/env\n"
                  "exec ls /proc/self/fd > %s/fds",
                  dir, dir, dir, dir);
         script(b, "record", body);
@@ -152,7 +153,7 @@ static void test_contract(void **state)
                                 "\"digest\":\"" DIGEST "\",\"size\":528}");
         snprintf(path, sizeof(path), "%s/env", dir);
         env = slurp(path);
-        assert_string_equal(env, "/etc/pinlet/test-config.yaml");
+        assert_string_equal(env, "/etc/pinlet/test-config.yaml containerd");
         /* ls's own directory descriptor is 3; nothing of the daemon's */
         snprintf(path, sizeof(path), "%s/fds", dir);
         fds = slurp(path);

@@ -64,7 +64,6 @@ cmdline="test/bench/image/run.sh${*:+ $*}"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
-lib=$repo/test/integration/lib
 
 build=1
 build_dir=$repo/build-bench-release
@@ -128,54 +127,19 @@ if [ "$build" = 1 ]; then
 		exit 1
 	fi
 fi
-PINLET_BIN=$build_dir/src/pinlet
 BENCH=$build_dir/test/bench/image/pinlet_bench_image
-CRI=$build_dir/test/integration/cri/pinlet_it_cri
 TOKEN_SERVER=$build_dir/test/integration/registry_token_server
-export PINLET_BIN
-export PINLET_IT_FREE_PORT=$build_dir/test/integration/pinlet_it_free_port
-for b in "$PINLET_BIN" "$BENCH" "$CRI" "$PINLET_IT_FREE_PORT" "$TOKEN_SERVER"; do
-	[ -x "$b" ] || { echo "run.sh: $b missing (build first or drop --no-build)" >&2; exit 1; }
-done
-grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$build_dir/CMakeCache.txt" ||
-	echo "run.sh: warning: $build_dir is not a Release build" >&2
-
-# shellcheck source=../../integration/lib/common.sh
-. "$lib/common.sh"
-# shellcheck source=../../integration/lib/containerd.sh
-. "$lib/containerd.sh"
-# shellcheck source=../../integration/lib/images.sh
-. "$lib/images.sh"
-# shellcheck source=../../integration/lib/pinlet.sh
-. "$lib/pinlet.sh"
+# shellcheck source=../lib.sh
+. "$repo/test/bench/lib.sh"
+bench_binaries "$build_dir" "$BENCH" "$TOKEN_SERVER"
 
 it_setup
 dir=$PINLET_IT_DIR
-if [ -z "$out" ]; then
-	if [ "$smoke" = 1 ]; then
-		out=$dir/results
-	else
-		out=$build_dir/bench-results/image-$(date -u +%Y%m%d-%H%M%S)
-	fi
-fi
-mkdir -p "$out" || it_fail "cannot create $out"
-out=$(cd "$out" && pwd)
+bench_out "$smoke" "$build_dir" image
 it_log "calls $calls per run, concurrency $conc, $rounds round(s), $cold cold calls; results in $out"
 
 # --- machine ------------------------------------------------------------------------------
-{
-	echo "| | |"
-	echo "|---|---|"
-	echo "| command | \`$cmdline\` |"
-	echo "| date (UTC) | $(date -u '+%Y-%m-%d %H:%M') |"
-	echo "| nproc | $(nproc) |"
-	echo "| CPU | $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1) |"
-	echo "| kernel | $(uname -r) |"
-	echo "| containerd | $(containerd --version | awk '{print $3}') |"
-	echo "| docker-registry | $(docker-registry --version | awk '{print $3}') |"
-	echo "| pinlet | $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet 2>/dev/null || echo ' + uncommitted changes'), $(grep '^CMAKE_BUILD_TYPE:' "$build_dir/CMakeCache.txt" | cut -d= -f2) |"
-	echo "| load average at start | $(cut -d' ' -f1-3 /proc/loadavg) |"
-} >"$out/machine.md"
+bench_machine "$cmdline" "$build_dir" >"$out/machine.md"
 
 # --- 1. registry, images, containerd, pinlet ---------------------------------------------
 # distribution reads REGISTRY_LOG_LEVEL over the harness's config (warn): info logs every

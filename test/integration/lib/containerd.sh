@@ -31,6 +31,11 @@
 #   containerd_add_registry DIR HOSTPORT [CA_FILE]
 #           certs.d/HOSTPORT/hosts.toml: plain HTTP, or HTTPS trusting CA_FILE. containerd
 #           reads certs.d at each pull: this works before or after start_containerd.
+#   containerd_add_mirror DIR UPSTREAM MIRROR [CAPABILITIES]
+#           certs.d/UPSTREAM/hosts.toml: server http://UPSTREAM, and the plain-HTTP
+#           mirror [host."http://MIRROR"] tried first, with CAPABILITIES (a TOML list,
+#           default ["pull", "resolve"]). DIR/certs.d is containerd's config_path; give
+#           it to pinlet as hosts_dir and both ask the mirror.
 #   restart_containerd [DIR]
 #           start containerd again with the same config (after kill_bg containerd or a
 #           crash); the running shims and containers are adopted by the new instance.
@@ -113,6 +118,17 @@ server = "http://$hostport"
   capabilities = ["pull", "resolve"]
 EOF
 	fi
+}
+
+containerd_add_mirror() {
+	local dir=$1 up=$2 mirror=$3 caps=${4:-'["pull", "resolve"]'}
+	mkdir -p "$dir/certs.d/$up"
+	cat >"$dir/certs.d/$up/hosts.toml" <<EOF
+server = "http://$up"
+
+[host."http://$mirror"]
+  capabilities = $caps
+EOF
 }
 
 _containerd_write_config() {

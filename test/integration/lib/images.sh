@@ -26,6 +26,14 @@
 #   registry_digest REGISTRY REPO:TAG [skopeo inspect args...]
 #                                           sha256 of `skopeo inspect --raw` (the digest a
 #                                           client must resolve the tag to)
+#   sign_push_image KEY DIGEST IDENTITY WORKDIR REGISTRY REPO [PAYLOAD_DIGEST]
+#                                           a cosign-format signature of DIGEST for the
+#                                           repository IDENTITY, by $PINLET_IT_SIGN
+#                                           (verify/sign.c) with the private key KEY, as
+#                                           an OCI layout in WORKDIR, pushed to
+#                                           REGISTRY/REPO:sha256-<hex>.sig; sets SIG_TAG.
+#                                           PAYLOAD_DIGEST: sign a payload naming another
+#                                           digest
 #
 # Every image is deterministic: the same SEED gives the same digests (tar with sorted
 # names, fixed mtime and owners; gzip -n; JSON written byte for byte here).
@@ -196,4 +204,15 @@ registry_digest() {
 	local args=(--insecure-policy inspect --raw)
 	[ $tls -eq 1 ] || args+=(--tls-verify=false)
 	echo "sha256:$(skopeo "${args[@]}" "$@" "docker://$registry/$repotag" | sha256sum | cut -d' ' -f1)"
+}
+
+sign_push_image() {
+	local key=$1 digest=$2 identity=$3 work=$4 registry=$5 repo=$6 tag
+	[ $# -ge 6 ] || {
+		echo "usage: sign_push_image KEY DIGEST IDENTITY WORKDIR REGISTRY REPO [PAYLOAD_DIGEST]" >&2
+		return 2
+	}
+	tag=$("$PINLET_IT_SIGN" "$key" "$digest" "$identity" "$work" ${7:+"$7"}) || return 1
+	push_image "$work" "$registry" "$repo:$tag" || return 1
+	SIG_TAG=$tag
 }

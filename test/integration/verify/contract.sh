@@ -17,33 +17,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-lib=${PINLET_IT_LIB:-$here/../lib}
-# shellcheck source=../lib/common.sh
-. "$lib/common.sh"
-# shellcheck source=../lib/containerd.sh
-. "$lib/containerd.sh"
-# shellcheck source=../lib/images.sh
-. "$lib/images.sh"
-# shellcheck source=../lib/pinlet.sh
-. "$lib/pinlet.sh"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
-[ "$(id -u)" = 0 ] || { echo "contract.sh: must run as root" >&2; exit 1; }
-for var in PINLET_BIN PINLET_IT_CRI; do
-	[ -x "${!var:-}" ] || { echo "contract.sh: $var must name an executable" >&2; exit 1; }
-done
-
-it_setup
-D=$PINLET_IT_DIR
+verify_start contract.sh "containerd runc docker-registry skopeo jq" "PINLET_BIN PINLET_IT_CRI"
 V=$D/verifiers
 mkdir -p "$D/img" "$V" "$D/rec"
 
-expect() {
-	local label=$1 json=$2 filter=$3
-	shift 3
-	jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 ||
-		it_fail "$label: expected ($filter) [$*]; got: $json"
-	it_log "ok: $label"
-}
 pull() { "$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 60 pull "$REG/$1" 2>>"$D/cri.stderr" || true; }
 runs() { find "$D/rec" -name '*.argv' | wc -l; }
 last_record() { jq -sc --arg i "$REG/$1" '[.[] | select(.image == $i)] | last' "$D/pinlet/audit.jsonl"; }

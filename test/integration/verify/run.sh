@@ -20,57 +20,24 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-lib=${PINLET_IT_LIB:-$here/../lib}
-# shellcheck source=../lib/common.sh
-. "$lib/common.sh"
-# shellcheck source=../lib/containerd.sh
-. "$lib/containerd.sh"
-# shellcheck source=../lib/images.sh
-. "$lib/images.sh"
-# shellcheck source=../lib/pinlet.sh
-. "$lib/pinlet.sh"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-for tool in containerd ctr runc docker-registry skopeo gcc jq openssl; do
-	command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-done
-for var in PINLET_BIN PINLET_IT_CRI PINLET_IT_SIGN PINLET_VERIFY_SIGSTORE; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
-
-it_setup
-D=$PINLET_IT_DIR
-
-expect() {
-	local label=$1 json=$2 filter=$3
-	shift 3
-	jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 ||
-		it_fail "$label: expected ($filter) [$*]; got: $json"
-	it_log "ok: $label"
-}
-cri() { "$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 60 "$@" 2>>"$D/cri.stderr"; }
+verify_start run.sh "containerd ctr runc docker-registry skopeo gcc jq openssl" \
+	"PINLET_BIN PINLET_IT_CRI PINLET_IT_SIGN PINLET_VERIFY_SIGSTORE"
 
 # ---- registry, images, signatures ------------------------------------------------------
-mkdir -p "$D/img" "$D/keys" "$D/verifiers"
-build_pause_binary "$D/img/pause.bin" || it_fail "build_pause_binary"
-build_pause_image "$D/img/pause" pause "$D/img/pause.bin" || it_fail "pause image"
-build_pause_image "$D/img/app" v1 "$D/img/pause.bin" || it_fail "app image"
+verify_images
 start_registry "$D/registry" || it_fail "registry"
 REG=$REGISTRY_ADDR
 push_image "$D/img/pause" "$REG" tiny/pause:v1 || it_fail "push pause"
-DIG=$(layout_digest "$D/img/app")
 for repo in signed unsigned keyb wrong imported; do
 	push_image "$D/img/app" "$REG" "tiny/$repo:v1" || it_fail "push tiny/$repo"
 done
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$D/keys/a.key" 2>/dev/null
-openssl pkey -in "$D/keys/a.key" -pubout -out "$D/keys/a.pub"
-openssl genpkey -algorithm ED25519 -out "$D/keys/b.key" 2>/dev/null
+sigstore_setup "$REG/tiny/*"
 sign_push() { # REPO KEY [PAYLOAD_DIGEST]
-	local tag
-	tag=$("$PINLET_IT_SIGN" "$D/keys/$2.key" "$DIG" "$REG/tiny/$1" "$D/img/sig-$1" ${3:+"$3"}) ||
-		it_fail "sign tiny/$1"
-	push_image "$D/img/sig-$1" "$REG" "tiny/$1:$tag" || it_fail "push the signature of tiny/$1"
-	SIG_TAG=$tag
+	sign_push_image "$D/keys/$2.key" "$DIG" "$REG/tiny/$1" "$D/img/sig-$1" "$REG" "tiny/$1" \
+		${3:+"$3"} || it_fail "sign and push the signature of tiny/$1"
 }
 sign_push signed a
 sign_push keyb b
@@ -78,14 +45,6 @@ sign_push keyb b
 sign_push wrong a "sha256:$(printf other | sha256sum | cut -d" " -f1)"
 sign_push imported a
 it_log "signatures pushed as $SIG_TAG"
-
-cat >"$D/sigstore.yaml" <<YAML
-rules:
-  - repositories: ["$REG/tiny/*"]
-    keys: ["$D/keys/a.pub"]
-default: deny
-YAML
-install -m 0755 "$PINLET_VERIFY_SIGSTORE" "$D/verifiers/pinlet-verify-sigstore"
 
 start_containerd "$D/containerd" "$REG" || it_fail "containerd"
 mkdir -p "$D/pinlet"

@@ -90,6 +90,11 @@ struct daemon {
 
         atomic_uint_fast64_t reloads_ok, reloads_failed;
         atomic_int_fast64_t last_reload_ok; /* unix seconds */
+
+        /* lock file reloads by the watchers of retired generations (each generation
+         * watches with a lock of its own): pinlet_lock_reloads_total counts on across
+         * configuration reloads. Under lock. */
+        uint64_t lock_reloads_ok, lock_reloads_failed;
 };
 
 struct signal_thread {
@@ -470,21 +475,19 @@ static void m_lock_stats(void *userdata, struct pinlet_metrics_lock_stats *ret)
 {
         struct daemon *d = userdata;
         struct pinlet_lock_stats st = {};
-        struct gen *g = NULL;
+        uint64_t ok, failed;
 
+        /* under d->lock: a configuration reload moves the counts to the base at once */
         pthread_mutex_lock(&d->lock);
-        if (d->current) {
-                g = d->current;
-                atomic_fetch_add(&g->refs, 1);
-        }
+        if (d->current && d->current->lock)
+                pinlet_lock_get_stats(d->current->lock, &st);
+        ok = d->lock_reloads_ok;
+        failed = d->lock_reloads_failed;
         pthread_mutex_unlock(&d->lock);
-        if (g && g->lock)
-                pinlet_lock_get_stats(g->lock, &st);
-        gen_unref(g);
         *ret = (struct pinlet_metrics_lock_stats){
                 .entries = st.entries,
-                .reloads_ok = st.reloads_ok,
-                .reloads_failed = st.reloads_failed,
+                .reloads_ok = ok + st.reloads_ok,
+                .reloads_failed = failed + st.reloads_failed,
         };
 }
 
@@ -659,6 +662,15 @@ static int daemon_reload(struct daemon *d)
 
         pthread_mutex_lock(&d->lock);
         old = d->current;
+        if (old && old->lock) {
+                struct pinlet_lock_stats st = {};
+
+                /* the retired watcher's count so far; a reload it still makes while its
+                 * last calls end is not counted */
+                pinlet_lock_get_stats(old->lock, &st);
+                d->lock_reloads_ok += st.reloads_ok;
+                d->lock_reloads_failed += st.reloads_failed;
+        }
         d->current = g;
         pthread_mutex_unlock(&d->lock);
         gen_unref(old); /* freed when its last call ends */

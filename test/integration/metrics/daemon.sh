@@ -10,7 +10,9 @@
 #   - pinlet_backend_up{backend="runtime"} goes 0 when containerd is stopped and 1 after
 #     it restarts, and /readyz answers 503 (with the reason) and then 200;
 #   - /healthz answers 200 (the completion-queue loop beats), a reload is counted in
-#     pinlet_config_reloads_total.
+#     pinlet_config_reloads_total;
+#   - pinlet_lock_reloads_total counts a lock file edit and keeps its count across a
+#     configuration reload (a new generation with a watcher of its own).
 # Needs root, containerd, runc, docker-registry, skopeo, jq, curl and prometheus (the
 # test fails, never skips, without them). Environment (metrics.cmake): PINLET_BIN,
 # PINLET_IT_CRI, PINLET_IT_LIB.
@@ -50,7 +52,12 @@ registries:
     insecure: true
 metrics:
   listen: 127.0.0.1:$mport
+lock:
+  paths: ["$D/lock"]
 YAML
+mkdir -p "$D/lock"
+"$PINLET_BIN" lock --config "$D/pinlet/config.yaml" --output "$D/lock/images.lock" \
+	"$REG/tiny/app:v1" || it_fail "pinlet lock"
 start_pinlet "$D/pinlet" "$CONTAINERD_ENDPOINT" || it_fail "pinlet"
 M=http://127.0.0.1:$mport
 AUDIT=$D/pinlet/audit.jsonl
@@ -121,4 +128,25 @@ wait_until 10 curl -fsS -o /dev/null "$M/readyz" || it_fail "/readyz not 200 aft
 kill -HUP "$(bg_pid pinlet)"
 reloaded() { [ "$(query 'pinlet_config_reloads_total{result="success"}')" = 1 ]; }
 wait_until 30 reloaded || it_fail "pinlet_config_reloads_total{result=\"success\"} never 1"
+
+# lock reloads count on across configuration reloads (each configuration generation
+# watches the lock files with a watcher of its own)
+lock_reloads() { # -> pinlet_lock_reloads_total{result="success"} from /metrics
+	curl -fsS "$M/metrics" | awk '/^pinlet_lock_reloads_total\{result="success"\}/ { print $2 }'
+}
+lock_edit() { # the same lock, one more entry: a valid change the watcher reloads
+	"$PINLET_BIN" lock --config "$D/pinlet/config.yaml" --merge "$D/lock/images.lock" \
+		--output "$D/lock/images.lock" "$REG/tiny/app:$1" || it_fail "pinlet lock --merge"
+}
+n0=$(lock_reloads)
+lock_edit v2
+lock_reloaded() { [ "$(lock_reloads)" -gt "$1" ]; }
+wait_until 30 lock_reloaded "$n0" || it_fail "a lock edit was not counted ($n0 before, $(lock_reloads) after)"
+n1=$(lock_reloads)
+kill -HUP "$(bg_pid pinlet)"
+reloaded2() { [ "$(query 'pinlet_config_reloads_total{result="success"}')" = 2 ]; }
+wait_until 30 reloaded2 || it_fail "the second configuration reload was not counted"
+[ "$(lock_reloads)" -ge "$n1" ] ||
+	it_fail "pinlet_lock_reloads_total went back from $n1 to $(lock_reloads) at a configuration reload"
+it_log "lock reloads: $n0 at start, $n1 after an edit, $(lock_reloads) after a configuration reload"
 it_log "ok"

@@ -31,6 +31,11 @@
 #   containerd_add_registry DIR HOSTPORT [CA_FILE]
 #           certs.d/HOSTPORT/hosts.toml: plain HTTP, or HTTPS trusting CA_FILE. containerd
 #           reads certs.d at each pull: this works before or after start_containerd.
+#   containerd_add_mirror HOSTS_DIR HOST SERVER_URL MIRROR_URL
+#           HOSTS_DIR/HOST/hosts.toml: MIRROR_URL (plain HTTP or HTTPS as written) tried
+#           first for pulls and tags, then SERVER_URL, the upstream. HOSTS_DIR is a
+#           containerd config_path (DIR/certs.d for start_containerd's instance) and
+#           pinlet's hosts_dir.
 #   restart_containerd [DIR]
 #           start containerd again with the same config (after kill_bg containerd or a
 #           crash); the running shims and containers are adopted by the new instance.
@@ -113,6 +118,17 @@ server = "http://$hostport"
   capabilities = ["pull", "resolve"]
 EOF
 	fi
+}
+
+containerd_add_mirror() {
+	local hosts=$1 host=$2 server=$3 mirror=$4
+	mkdir -p "$hosts/$host"
+	cat >"$hosts/$host/hosts.toml" <<EOF
+server = "$server"
+
+[host."$mirror"]
+  capabilities = ["pull", "resolve"]
+EOF
 }
 
 _containerd_write_config() {

@@ -150,13 +150,7 @@ setup_registries() {
 
 # hosts.toml for the upstream: the mirror first (pull, resolve), then the server.
 mirror_hosts_toml() {
-	mkdir -p "$HOSTS/$UP"
-	cat >"$HOSTS/$UP/hosts.toml" <<EOF
-server = "http://$UP"
-
-[host."http://$MIR"]
-  capabilities = ["pull", "resolve"]
-EOF
+	containerd_add_mirror "$HOSTS" "$UP" "http://$UP" "http://$MIR"
 }
 
 # pinlet_config FILE [EXTRA_YAML]: enforce, fail closed, 1 s cache, hosts_dir = HOSTS,

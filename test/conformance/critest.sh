@@ -44,10 +44,10 @@
 # the CNI bridges are deleted by name (they are named for this run).
 #
 # Needs root, containerd (1.6), runc, docker-registry, skopeo, jq, gcc, busybox-static,
-# containernetworking-plugins (in /usr/lib/cni), iptables. Host ports 12000-12003 must be
-# free (critest's port-mapping specs use them). PINLET_IT_KEEP=1 keeps the private
-# directory. CRITEST_ARGS: extra critest arguments (e.g. --ginkgo.focus=...). About
-# 15 minutes on 2 cores.
+# containernetworking-plugins (in /usr/lib/cni), iptables, ipcmk/ipcrm. Host ports
+# 12000-12003 must be free (critest's port-mapping specs use them). PINLET_IT_KEEP=1
+# keeps the private directory. CRITEST_ARGS: extra critest arguments (e.g.
+# --ginkgo.focus=...). About 4 minutes on 2 cores (two critest runs of about 85 s each).
 # shellcheck disable=SC2016 source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -74,7 +74,8 @@ die() { echo "critest.sh: $*" >&2; exit 1; }
 for v in CRICTL CRITEST PINLET_BIN; do
 	[ -x "${!v}" ] || die "$v ('${!v}') is not an executable (usage: critest.sh CRICTL CRITEST [PINLET])"
 done
-for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo jq gcc iptables ip; do
+for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo jq gcc iptables ip \
+	ipcmk ipcrm; do
 	command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 for p in bridge host-local portmap loopback; do
@@ -107,6 +108,26 @@ delete_bridges() {
 	done
 }
 
+# The portmap plugin creates shared nat chains (CNI-HOSTPORT-*) on first use and leaves
+# them when the last mapping is gone. When this run created them and they hold no mapping,
+# they are removed again; otherwise they are left alone (another user's).
+cni_chains_before=0
+iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && cni_chains_before=1
+delete_cni_chains() {
+	local c
+	[ "$cni_chains_before" = 0 ] || return 0
+	[ "$(iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | wc -l)" = 1 ] || return 0
+	iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+	iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+	iptables -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" \
+		-j CNI-HOSTPORT-MASQ
+	for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
+		iptables -t nat -F "$c" && iptables -t nat -X "$c"
+	done
+	it_log "removed the CNI-HOSTPORT-* nat chains this run created"
+}
+on_cleanup post delete_cni_chains
+
 # Results survive the private directory.
 save_results() {
 	[ -d "$W/results" ] && cp -r "$W/results/." "$out_dir/"
@@ -127,8 +148,10 @@ build_pause_image "$W/img/pause" pause || it_fail "pause image"
 push_image "$W/img/pause" "$REG" tiny/pause:v1 || it_fail "push pause"
 
 bb_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-# rootfs DIR [EXTRA_PASSWD_LINE EXTRA_GROUP_LINE]: the busybox image's file system (every
-# applet a symlink in /bin, the users the upstream busybox image has).
+# rootfs DIR [EXTRA_PASSWD_LINE EXTRA_GROUP_LINE]: the busybox image's file system: every
+# applet a hard link to /bin/busybox as upstream (a symlink would make critest's MaskedPaths
+# spec mask busybox itself), the users the upstream image has, and shell stand-ins for the
+# two applets Debian's busybox-static lacks (pgrep, ipcs -m) in the form critest reads.
 rootfs() {
 	local d=$1 a
 	rm -rf "$d" && mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/var/run" "$d/root" \
@@ -136,8 +159,24 @@ rootfs() {
 	chmod 1777 "$d/tmp"
 	cp "$busybox" "$d/bin/busybox"
 	for a in $("$busybox" --list); do
-		[ "$a" = busybox ] || ln -sf busybox "$d/bin/$a"
+		[ "$a" = busybox ] || ln -f "$d/bin/busybox" "$d/bin/$a"
 	done
+	cat >"$d/bin/pgrep" <<'SH'
+#!/bin/sh
+# pgrep NAME: the PIDs whose command name is NAME; status 1 when there is none.
+rc=1
+for p in /proc/[0-9]*; do
+	read -r comm <"$p/comm" 2>/dev/null || continue
+	[ "$comm" = "$1" ] && echo "${p#/proc/}" && rc=0
+done
+exit $rc
+SH
+	cat >"$d/bin/ipcs" <<'SH'
+#!/bin/sh
+# ipcs -m: key and shmid of each System V shared memory segment of this IPC namespace.
+awk 'NR > 1 { printf "0x%08x %s\n", $1, $2 }' /proc/sysvipc/shm
+SH
+	chmod 0755 "$d/bin/pgrep" "$d/bin/ipcs"
 	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'daemon:x:1:1:daemon:/usr/sbin:/bin/false' \
 		'www-data:x:33:33:www-data:/var/www:/bin/false' \
 		'nobody:x:65534:65534:nobody:/home:/bin/false' ${2:+"$2"} >"$d/etc/passwd"
@@ -181,8 +220,10 @@ image test-image-predefined-group "$(bbcfg '["sh"]' '"User":"1000"')" "$W/fs/gro
 	"$s/test-image-predefined-group:latest"
 rootfs "$W/fs/web"
 cp "$W/webserver" "$W/fs/web/usr/sbin/nginx"
-image nginx "$(bbcfg '["nginx"]')" "$W/fs/web" "$e/nginx:1.14-2" "$e/httpd:2.4.39-4"
-image hostnet-nginx "$(bbcfg '["nginx","12003"]')" "$W/fs/web" \
+ln "$W/fs/web/usr/sbin/nginx" "$W/fs/web/usr/local/bin/httpd"
+image nginx "$(bbcfg '["nginx","-g","daemon off; master process"]')" "$W/fs/web" "$e/nginx:1.14-2"
+image httpd "$(bbcfg '["httpd","-D","FOREGROUND"]')" "$W/fs/web" "$e/httpd:2.4.39-4"
+image hostnet-nginx "$(bbcfg '["nginx","--port=12003"]')" "$W/fs/web" \
 	"$s/hostnet-nginx-$(_img_host_arch):latest"
 rootfs "$W/fs/nnp"
 cp "$W/nonewprivs" "$W/fs/nnp/usr/local/bin/nnp"
@@ -305,7 +346,6 @@ wait_until 10 bash -c '! "$0" --runtime-endpoint "$1" --image-endpoint "$1" insp
 pull_both "$APP"
 compare 3-moved "$APP" "docker.io/pinlet-conformance/app@$D1" \
 	"docker.io/pinlet-conformance/app@$D2" "$MULTI:1"
-crictl_p images --digests --no-trunc >&2
 # Remove what (a) pulled so critest starts from the same state on both sides.
 for side in d p; do
 	"crictl_$side" rmi "docker.io/pinlet-conformance/app@$D1" "docker.io/pinlet-conformance/app@$D2" \
@@ -316,16 +356,28 @@ done
 
 B=$W/results/critest
 mkdir -p "$B"
+# critest's HostIpc specs create a 1 MiB System V shared memory segment on the host
+# (`ipcmk -M 1048576`) and never remove it: remove the segments of that size, attached
+# nowhere, that appeared while critest ran.
+shm_ids() { awk 'NR > 1 && $4 == 1048576 && $7 == 0 { print $2 }' /proc/sysvipc/shm | sort; }
+shm_cleanup() {
+	local id
+	for id in $(comm -13 "$1" <(shm_ids)); do
+		ipcrm -m "$id" && it_log "removed shared memory segment $id left by critest"
+	done
+}
 # run_critest SIDE ENDPOINT: critest's own exit status is not ours (specs fail on both
 # sides); the JSON report is what is compared.
 run_critest() {
 	local side=$1 ep=$2 rc=0 extra=()
 	read -ra extra <<<"${CRITEST_ARGS:-}"
 	it_log "(b) critest against $side ($ep)"
+	shm_ids >"$B/$side.shm-before"
 	(cd "$B" && "$CRITEST" --runtime-endpoint "$ep" --image-endpoint "$ep" \
 		--ginkgo.no-color --ginkgo.json-report="$B/$side.json" "${extra[@]}" \
 		>"$B/$side.log" 2>&1) || rc=$?
 	it_log "(b) critest against $side: exit $rc, log $B/$side.log"
+	shm_cleanup "$B/$side.shm-before"
 	[ -s "$B/$side.json" ] || it_fail "critest wrote no report for $side (see $B/$side.log)"
 	# One line per spec: state TAB full name (container texts and the It text).
 	jq -r '.[].SpecReports[] | select(.LeafNodeType == "It") |
@@ -339,6 +391,14 @@ count() { awk -F '\t' -v s="$2" '$1 == s' "$B/$1.tsv" | wc -l; }
 join -t "$(printf '\t')" -1 2 -2 2 -a 1 -a 2 -e missing -o 0,1.1,2.1 \
 	"$B/direct.tsv" "$B/pinlet.tsv" >"$B/compare.tsv"
 awk -F '\t' '$2 != $3' "$B/compare.tsv" >"$B/differ.tsv"
+
+# What pinlet decided during the whole run (a and b), from its audit log: per method and
+# decision, and which endpoints answered the registry round trips.
+cp "$PINLET_DIR/audit.jsonl" "$W/results/pinlet-audit.jsonl"
+jq -r '[.method, .decision] | @tsv' "$PINLET_DIR/audit.jsonl" | sort | uniq -c \
+	>"$W/results/pinlet-decisions.txt"
+jq -r 'select(.source == "registry") | .endpoint' "$PINLET_DIR/audit.jsonl" | sort |
+	uniq -c >"$W/results/pinlet-endpoints.txt"
 
 summary() {
 	local s
@@ -354,6 +414,10 @@ summary() {
 	done
 	echo "    specs whose outcome differs: $(wc -l <"$B/differ.tsv")"
 	sed 's/^/      /' "$B/differ.tsv"
+	echo "    pinlet's audit records (count, method, decision):"
+	sed 's/^/      /' "$W/results/pinlet-decisions.txt"
+	echo "    registry round trips by endpoint that answered:"
+	sed 's/^/      /' "$W/results/pinlet-endpoints.txt"
 	echo "    failed on both sides:"
 	awk -F '\t' '$2 == "failed" && $3 == "failed" { print "      " $1 }' "$B/compare.tsv"
 }

@@ -2,11 +2,14 @@
 /*
  * Stand-in for the web server images critest runs (registry.k8s.io/e2e-test-images/
  * nginx and httpd, gcr.io/k8s-staging-cri-tools/hostnet-nginx-<arch>): answers every
- * HTTP request on 0.0.0.0:PORT (argv[1], default 80) with 200 and a short page. Like
- * nginx it writes its PID to /var/run/nginx.pid (critest's HostPID spec reads it and
- * looks for the process by the name "nginx", so the image installs this program under
- * that name). Exits 0 on SIGTERM or SIGINT. Built static by critest.sh; not part of
- * pinlet.
+ * HTTP request on 0.0.0.0:PORT (an argument --port=PORT, default 80; other arguments are
+ * ignored) with 200 and a short page. What critest looks for in the real images, it
+ * finds here: like nginx it writes its PID to /var/run/nginx.pid (the HostPID spec reads
+ * it, then looks for the process by the name "nginx": the image installs this program
+ * under that name), and like Apache it logs its command line at start ("Command line:
+ * 'httpd -D FOREGROUND'", which the multi-container log spec expects); the ContainerPID
+ * spec looks for "master process" in /proc/1/cmdline, which the nginx image passes as an
+ * argument. Exits 0 on SIGTERM or SIGINT. Built static by critest.sh; not part of pinlet.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -29,8 +32,17 @@ int main(int argc, char **argv)
                                    "Content-Length: 20\r\nConnection: close\r\n\r\n"
                                    "<h1>stand-in</h1>\r\n";
         struct sockaddr_in addr = { .sin_family = AF_INET };
-        int port = argc > 1 ? atoi(argv[1]) : 80, one = 1, fd;
+        int port = 80, one = 1, fd, i;
         FILE *pid;
+
+        printf("Command line: '");
+        for (i = 0; i < argc; i++) {
+                printf("%s%s", i ? " " : "", argv[i]);
+                if (strncmp(argv[i], "--port=", 7) == 0)
+                        port = atoi(argv[i] + 7);
+        }
+        printf("'\n");
+        fflush(stdout);
 
         signal(SIGTERM, on_signal);
         signal(SIGINT, on_signal);

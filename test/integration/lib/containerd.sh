@@ -31,11 +31,11 @@
 #   containerd_add_registry DIR HOSTPORT [CA_FILE]
 #           certs.d/HOSTPORT/hosts.toml: plain HTTP, or HTTPS trusting CA_FILE. containerd
 #           reads certs.d at each pull: this works before or after start_containerd.
-#   containerd_add_mirror DIR UPSTREAM MIRROR [CAPABILITIES]
-#           certs.d/UPSTREAM/hosts.toml: server http://UPSTREAM, and the plain-HTTP
-#           mirror [host."http://MIRROR"] tried first, with CAPABILITIES (a TOML list,
-#           default ["pull", "resolve"]). DIR/certs.d is containerd's config_path; give
-#           it to pinlet as hosts_dir and both ask the mirror.
+#   containerd_add_mirror HOSTS_DIR HOST SERVER_URL MIRROR_URL [CAPABILITIES]
+#           HOSTS_DIR/HOST/hosts.toml: MIRROR_URL (plain HTTP or HTTPS as written) tried
+#           first, with CAPABILITIES (a TOML list, default ["pull", "resolve"]: pulls and
+#           tags), then SERVER_URL, the upstream. HOSTS_DIR is a containerd config_path
+#           (DIR/certs.d for start_containerd's instance) and pinlet's hosts_dir.
 #   restart_containerd [DIR]
 #           start containerd again with the same config (after kill_bg containerd or a
 #           crash); the running shims and containers are adopted by the new instance.
@@ -121,12 +121,12 @@ EOF
 }
 
 containerd_add_mirror() {
-	local dir=$1 up=$2 mirror=$3 caps=${4:-'["pull", "resolve"]'}
-	mkdir -p "$dir/certs.d/$up"
-	cat >"$dir/certs.d/$up/hosts.toml" <<EOF
-server = "http://$up"
+	local hosts=$1 host=$2 server=$3 mirror=$4 caps=${5:-'["pull", "resolve"]'}
+	mkdir -p "$hosts/$host"
+	cat >"$hosts/$host/hosts.toml" <<EOF
+server = "$server"
 
-[host."http://$mirror"]
+[host."$mirror"]
   capabilities = $caps
 EOF
 }

@@ -9,6 +9,12 @@
 #                                           /seed.txt with SEED) in an OCI layout OUTDIR
 #   build_pause_image OUTDIR NAME [BINARY]  OCI image whose only file is a static /pause
 #                                           (built with build_pause_binary if not given)
+#   build_rootfs_image OUTDIR NAME ROOTFS CONFIG
+#                                           single-platform OCI image of the directory
+#                                           ROOTFS (one layer, owners 0:0, modes kept, so
+#                                           a setuid bit survives); CONFIG is the image
+#                                           config's "config" object as JSON, e.g.
+#                                           '{"Cmd":["sh"],"Env":["PATH=/bin"],"User":"1002"}'
 #   build_oci_index OUTDIR NAME SEED        OCI index with two platforms (linux/amd64 and
 #                                           linux/arm64), each a tiny image as above
 #   build_pause_binary OUT                  gcc -static -Os -s of a program that sleeps
@@ -51,11 +57,14 @@ _img_add_blob() {
 	echo "$hex $size"
 }
 
-# Internal: _img_build_manifest LAYOUT ROOTFS_DIR ARCH ENTRYPOINT_JSON
-# Builds layer + config + manifest blobs from ROOTFS_DIR; prints "<hex> <size>" of the
-# manifest.
+# The image config every tiny image of this file runs: the static /pause.
+_img_pause_config='{"Entrypoint":["/pause"],"Env":["PATH=/"]}'
+
+# Internal: _img_build_manifest LAYOUT ROOTFS_DIR ARCH CONFIG_JSON
+# Builds layer + config + manifest blobs from ROOTFS_DIR; CONFIG_JSON is the image config's
+# "config" object. Prints "<hex> <size>" of the manifest.
 _img_build_manifest() {
-	local layout=$1 rootfs=$2 arch=$3 entry=$4
+	local layout=$1 rootfs=$2 arch=$3 config=$4
 	local tmp layer_hex layer_size diff_id cfg_hex cfg_size
 	tmp=$(mktemp -d /tmp/pinlet-img-XXXXXX) || return 1
 	tar --sort=name --mtime='@0' --owner=0 --group=0 --numeric-owner --format=gnu \
@@ -63,8 +72,8 @@ _img_build_manifest() {
 	diff_id=$(_img_sha256 "$tmp/layer.tar")
 	gzip -n -9 -c "$tmp/layer.tar" >"$tmp/layer.tar.gz" || { rm -rf "$tmp"; return 1; }
 	read -r layer_hex layer_size < <(_img_add_blob "$layout" "$tmp/layer.tar.gz")
-	printf '{"architecture":"%s","config":{"Entrypoint":%s,"Env":["PATH=/"]},"created":"1970-01-01T00:00:00Z","os":"linux","rootfs":{"diff_ids":["sha256:%s"],"type":"layers"}}' \
-		"$arch" "$entry" "$diff_id" >"$tmp/config.json"
+	printf '{"architecture":"%s","config":%s,"created":"1970-01-01T00:00:00Z","os":"linux","rootfs":{"diff_ids":["sha256:%s"],"type":"layers"}}' \
+		"$arch" "$config" "$diff_id" >"$tmp/config.json"
 	read -r cfg_hex cfg_size < <(_img_add_blob "$layout" "$tmp/config.json")
 	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
 		"$cfg_hex" "$cfg_size" "$layer_hex" "$layer_size" >"$tmp/manifest.json"
@@ -89,13 +98,21 @@ _img_host_arch() {
 }
 
 build_oci_image() {
-	local out=$1 name=$2 seed=$3 rootfs hex size
+	local out=$1 name=$2 seed=$3 rootfs rc
 	[ $# -eq 3 ] || { echo "usage: build_oci_image OUTDIR NAME SEED" >&2; return 2; }
-	rm -rf "$out" && mkdir -p "$out" || return 1
 	rootfs=$(mktemp -d /tmp/pinlet-rootfs-XXXXXX) || return 1
 	printf '%s\n' "$seed" >"$rootfs/seed.txt"
-	read -r hex size < <(_img_build_manifest "$out" "$rootfs" "$(_img_host_arch)" '["/pause"]')
+	build_rootfs_image "$out" "$name" "$rootfs" "$_img_pause_config"
+	rc=$?
 	rm -rf "$rootfs"
+	return $rc
+}
+
+build_rootfs_image() {
+	local out=$1 name=$2 rootfs=$3 config=$4 hex size
+	[ $# -eq 4 ] || { echo "usage: build_rootfs_image OUTDIR NAME ROOTFS CONFIG" >&2; return 2; }
+	rm -rf "$out" && mkdir -p "$out" || return 1
+	read -r hex size < <(_img_build_manifest "$out" "$rootfs" "$(_img_host_arch)" "$config")
 	[ -n "$hex" ] || return 1
 	_img_write_index "$out" "$name" application/vnd.oci.image.manifest.v1+json "$hex" "$size"
 }
@@ -137,9 +154,8 @@ EOF
 }
 
 build_pause_image() {
-	local out=$1 name=$2 bin=${3:-} rootfs hex size
+	local out=$1 name=$2 bin=${3:-} rootfs rc
 	[ $# -ge 2 ] || { echo "usage: build_pause_image OUTDIR NAME [BINARY]" >&2; return 2; }
-	rm -rf "$out" && mkdir -p "$out" || return 1
 	rootfs=$(mktemp -d /tmp/pinlet-rootfs-XXXXXX) || return 1
 	if [ -n "$bin" ]; then
 		cp "$bin" "$rootfs/pause" || { rm -rf "$rootfs"; return 1; }
@@ -148,10 +164,10 @@ build_pause_image() {
 	fi
 	chmod 0755 "$rootfs/pause"
 	touch -d @0 "$rootfs/pause"
-	read -r hex size < <(_img_build_manifest "$out" "$rootfs" "$(_img_host_arch)" '["/pause"]')
+	build_rootfs_image "$out" "$name" "$rootfs" "$_img_pause_config"
+	rc=$?
 	rm -rf "$rootfs"
-	[ -n "$hex" ] || return 1
-	_img_write_index "$out" "$name" application/vnd.oci.image.manifest.v1+json "$hex" "$size"
+	return $rc
 }
 
 build_oci_index() {
@@ -161,7 +177,7 @@ build_oci_index() {
 	for arch in amd64 arm64; do
 		rootfs=$(mktemp -d /tmp/pinlet-rootfs-XXXXXX) || return 1
 		printf '%s %s\n' "$seed" "$arch" >"$rootfs/seed.txt"
-		read -r hex size < <(_img_build_manifest "$out" "$rootfs" "$arch" '["/pause"]')
+		read -r hex size < <(_img_build_manifest "$out" "$rootfs" "$arch" "$_img_pause_config")
 		rm -rf "$rootfs"
 		[ -n "$hex" ] || return 1
 		[ -z "$entries" ] || entries="$entries,"

@@ -158,7 +158,7 @@ setup_registries() {
 
 # hosts.toml for the upstream: the mirror first (pull, resolve), then the server.
 mirror_hosts_toml() {
-	containerd_add_mirror "$CONTAINERD_DIR" "$UP" "$MIR"
+	containerd_add_mirror "$HOSTS" "$UP" "http://$UP" "http://$MIR"
 }
 
 # pinlet_config FILE [EXTRA_YAML]: enforce, fail closed, 1 s cache, hosts_dir = HOSTS,

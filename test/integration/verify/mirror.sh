@@ -48,7 +48,7 @@ it_log "signature pushed to the mirror as tiny/signed:$SIG_TAG"
 # containerd pulls the sandbox from the mirror directly, and UP through its hosts.toml
 PINLET_SANDBOX_IMAGE=$MIR/tiny/pause:v1 start_containerd "$D/containerd" "$MIR" ||
 	it_fail "containerd"
-containerd_add_mirror "$CONTAINERD_DIR" "$UP" "$MIR"
+containerd_add_mirror "$CONTAINERD_DIR/certs.d" "$UP" "http://$UP" "http://$MIR"
 HOSTS=$CONTAINERD_DIR/certs.d
 
 mkdir -p "$D/pinlet"

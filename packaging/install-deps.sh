@@ -6,6 +6,8 @@
 #   packaging/install-deps.sh build   # to build pinlet
 #   packaging/install-deps.sh run     # + containerd, runc, docker-registry, skopeo (demo)
 #   packaging/install-deps.sh test    # + everything the test suite and benchmarks use
+#   packaging/install-deps.sh conformance  # + what test/conformance/critest.sh needs
+#                                          # (cri-tools itself is built by you: see there)
 set -euo pipefail
 
 what=${1:-build}
@@ -18,13 +20,15 @@ run=(containerd runc docker-registry skopeo jq openssl curl apache2-utils iprout
 # metrics tests.
 test=(libcmocka-dev clang libclang-rt-14-dev clang-format nginx dpkg-dev lintian systemd
       prometheus)
+conformance=(busybox-static containernetworking-plugins iptables util-linux golang-go)
 
 pkgs=("${build[@]}")
 case "$what" in
 build) ;;
 run) pkgs+=("${run[@]}") ;;
 test) pkgs+=("${run[@]}" "${test[@]}") ;;
-*) echo "usage: $0 build|run|test" >&2; exit 2 ;;
+conformance) pkgs+=("${run[@]}" "${test[@]}" "${conformance[@]}") ;;
+*) echo "usage: $0 build|run|test|conformance" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -43,6 +43,7 @@
 # directory is removed. Every process started is stopped by PID on exit, also on failure;
 # the CNI bridges are deleted by name (they are named for this run).
 #
+# `packaging/install-deps.sh conformance` installs what it needs from Debian.
 # Needs root, containerd (1.6), runc, docker-registry, skopeo, jq, gcc, busybox-static,
 # containernetworking-plugins (in /usr/lib/cni), iptables, ipcmk/ipcrm. Host ports
 # 12000-12003 must be free (critest's port-mapping specs use them). PINLET_IT_KEEP=1

@@ -410,6 +410,24 @@ int pinlet_cli_registry_new(const struct pinlet_config *cfg, struct pinlet_regis
         return pinlet_registry_new(&o, ret, err);
 }
 
+char *pinlet_cli_detect_runtime(const struct pinlet_config *cfg)
+{
+        _cleanup_error_ struct pinlet_error *err = NULL;
+        const char *sock = cfg->runtime_endpoint;
+        char *name = NULL;
+
+        if (!sock)
+                return NULL;
+        if (strncmp(sock, "unix://", 7) == 0)
+                sock += 7;
+        else if (strncmp(sock, "unix:", 5) == 0)
+                sock += 5;
+        if (sock[0] == '/' && access(sock, F_OK) != 0)
+                return NULL;
+        (void)pinlet_cli_runtime_name(cfg->runtime_endpoint, 1000, &name, &err);
+        return name;
+}
+
 int pinlet_cli_registry_new_for(const struct pinlet_config *cfg, const char *runtime_name,
                                 struct pinlet_registry **ret, struct pinlet_error **err)
 {

@@ -210,6 +210,12 @@ bool pinlet_cli_runtime_is_crio(const char *runtime_name);
 int pinlet_cli_runtime_name(const char *endpoint, uint64_t timeout_ms, char **ret_name,
                             struct pinlet_error **err);
 
+/* The runtime's name for the CLI commands that resolve as the daemon does (resolve,
+ * lock): asks cfg->runtime_endpoint with a short wait (1 s), and only when its socket
+ * exists, so a command run where no runtime is never hangs. NULL when it does not answer
+ * (then only explicit paths apply, as for the daemon). */
+char *pinlet_cli_detect_runtime(const struct pinlet_config *cfg);
+
 /* pinlet_cli_registry_new() with the hosts files that apply in front of runtime_name
  * (pinlet_cli_hosts_files()). */
 int pinlet_cli_registry_new_for(const struct pinlet_config *cfg, const char *runtime_name,

@@ -12,11 +12,13 @@
  * resolved: a lock missing one image would look complete. The output is sorted and
  * byte-identical for the same answers, and replaces FILE atomically.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "intercept/intercept.h"
 #include "lock/lock.h"
 #include "pins/pins.h"
 #include "ref/ref.h"
@@ -30,6 +32,7 @@ enum {
         OPT_USERNAME,
         OPT_PASSWORD_STDIN,
         OPT_TIMEOUT,
+        OPT_RUNTIME,
 };
 
 static const char usage[] =
@@ -54,7 +57,11 @@ static const char usage[] =
         "  --username USER          registry user name\n"
         "  --password-stdin         read the password from the first line of stdin\n"
         "  --timeout DURATION       deadline per image (default: resolver.timeout)\n"
-        "" PINLET_HELP_CONFIG PINLET_HELP_STATE_DIR PINLET_HELP_LOG "\n"
+        "  --runtime NAME           apply the registry files (and, for cri-o, the short\n"
+        "                           names) of this runtime as the daemon does; default:\n"
+        "                           ask the runtime at runtime_endpoint, none if it does\n"
+        "                           not answer\n"
+        "" PINLET_HELP_CONFIG PINLET_HELP_RUNTIME PINLET_HELP_STATE_DIR PINLET_HELP_LOG "\n"
         "Exit codes: 0 written, 1 failure, 2 usage error, bad lock file or configuration,\n"
         "3 not found, 4 unauthorized, 5 registry unavailable or timeout,\n"
         "6 protocol or TLS error (the first failure decides).\n";
@@ -120,17 +127,25 @@ static int check(char **files, int n)
 }
 
 /* Resolves one IMAGE into e. Returns an exit code; errors are printed. */
-static int lock_one(struct pinlet_registry *reg, const char *input,
-                    const struct pinlet_registry_auth *auth, uint64_t timeout_ms, struct entries *e)
+/* short_names: in front of CRI-O, registries.conf qualifies short names (NULL: docker.io),
+ * so the entry's key is the name the daemon looks up there. */
+static int lock_one(struct pinlet_registry *reg, struct pinlet_hosts *short_names,
+                    const char *input, const struct pinlet_registry_auth *auth, uint64_t timeout_ms,
+                    struct entries *e)
 {
         _cleanup_error_ struct pinlet_error *err = NULL;
         _cleanup_ref_ struct pinlet_ref *ref = NULL;
-        _cleanup_free_ char *digest = NULL, *name = NULL;
+        _cleanup_free_ char *digest = NULL, *name = NULL, *reason = NULL;
         int r;
 
-        r = pinlet_ref_parse(input, &ref, &err);
+        r = pinlet_interceptor_parse_image(short_names, input, &ref, &reason, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet lock: %s\n", pinlet_error_message(err, r));
+                return r == -ENOMEM ? PINLET_EXIT_FAILURE : PINLET_EXIT_USAGE;
+        }
+        if (r == PINLET_INTERCEPT_UNQUALIFIED) {
+                /* the daemon never resolves it, so no lock entry could apply to it */
+                fprintf(stderr, "pinlet lock: %s: %s\n", input, reason);
                 return PINLET_EXIT_USAGE;
         }
         if (!ref->tag) {
@@ -289,12 +304,14 @@ int pinlet_cmd_lock(int argc, char **argv)
                 { "username", required_argument, NULL, OPT_USERNAME },
                 { "password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN },
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                { "runtime", required_argument, NULL, OPT_RUNTIME },
                 PINLET_CONFIG_OPTIONS,
                 {},
         };
         _cleanup_(pinlet_registry_freep) struct pinlet_registry *reg = NULL;
         _cleanup_error_ struct pinlet_error *err = NULL;
         _cleanup_erase_ char *password = NULL;
+        _cleanup_free_ char *runtime = NULL;
         _cleanup_(entries_done) struct entries e = {};
         _cleanup_lock_set_ struct pinlet_lock_set *old = NULL;
         struct pinlet_cli_overrides ov = {};
@@ -328,6 +345,12 @@ int pinlet_cmd_lock(int argc, char **argv)
                         break;
                 case OPT_PASSWORD_STDIN:
                         password_stdin = true;
+                        break;
+                case OPT_RUNTIME:
+                        free(runtime);
+                        runtime = strdup(optarg);
+                        if (!runtime)
+                                return PINLET_EXIT_FAILURE;
                         break;
                 case OPT_TIMEOUT:
                         if (pinlet_parse_duration_ms(optarg, &timeout_ms) < 0 || timeout_ms == 0) {
@@ -370,13 +393,19 @@ int pinlet_cmd_lock(int argc, char **argv)
         if (do_pins) {
                 rc = from_pins(&cfg, &e);
         } else {
-                r = pinlet_cli_registry_new(&cfg, &reg, &err);
+                if (!runtime) /* as the daemon: the runtime's name picks the files */
+                        runtime = pinlet_cli_detect_runtime(&cfg);
+                r = pinlet_cli_registry_new_for(&cfg, runtime, &reg, &err);
                 if (r < 0) {
                         fprintf(stderr, "pinlet lock: %s\n", pinlet_error_message(err, r));
                         rc = PINLET_EXIT_USAGE;
                 }
                 for (int i = optind; i < argc && reg; i++) {
-                        r = lock_one(reg, argv[i], username ? &auth : NULL, timeout_ms, &e);
+                        r = lock_one(reg,
+                                     pinlet_cli_runtime_is_crio(runtime)
+                                             ? pinlet_registry_hosts(reg)
+                                             : NULL,
+                                     argv[i], username ? &auth : NULL, timeout_ms, &e);
                         if (r != PINLET_EXIT_OK && rc == PINLET_EXIT_OK)
                                 rc = r;
                 }

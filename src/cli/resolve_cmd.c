@@ -248,19 +248,8 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 pinlet_config_free(&cfg);
                 return r;
         }
-        if (!runtime) {
-                /* as the daemon: the runtime's name decides which default files apply;
-                 * a short wait, the command must not hang on a node without a runtime */
-                _cleanup_error_ struct pinlet_error *verr = NULL;
-                const char *sock = cfg.runtime_endpoint;
-
-                if (strncmp(sock, "unix://", 7) == 0)
-                        sock += 7;
-                else if (strncmp(sock, "unix:", 5) == 0)
-                        sock += 5;
-                if (sock[0] != '/' || access(sock, F_OK) == 0)
-                        (void)pinlet_cli_runtime_name(cfg.runtime_endpoint, 1000, &runtime, &verr);
-        }
+        if (!runtime) /* as the daemon: the runtime's name decides which files apply */
+                runtime = pinlet_cli_detect_runtime(&cfg);
         r = pinlet_cli_registry_new_for(&cfg, runtime, &reg, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));

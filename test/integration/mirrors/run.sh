@@ -33,7 +33,8 @@
 #                the alias is pinned under its qualified name and the backend gets
 #                "REG/tiny/app@digest"; an ambiguous short name reaches the backend as
 #                written, audited passed_through with the reason; `pinlet resolve
-#                --runtime cri-o` qualifies (and refuses) the same names
+#                --runtime cri-o` and `pinlet lock --runtime cri-o` qualify (and refuse)
+#                the same names
 #
 # Needs root, containerd, runc, docker-registry, skopeo, jq, openssl.
 # Environment (ctest sets it, see mirrors.cmake): PINLET_BIN, PINLET_IT_CRI, PINLET_IT_LIB,
@@ -616,6 +617,17 @@ EOT
 	[ "$rc" = 2 ] && [[ $out == *"short name 'nginx' is ambiguous"* ]] ||
 		it_fail "pinlet resolve nginx:1.25 in front of CRI-O: exit $rc: $out"
 	it_log "ok: pinlet resolve qualifies short names as CRI-O does"
+
+	# pinlet lock too: the entry's key is the name the daemon looks up in front of CRI-O
+	out=$("$PINLET_BIN" lock --config "$D/pinlet.yaml" --runtime cri-o app:v1) ||
+		it_fail "pinlet lock app:v1 failed"
+	grep -qF "$reg/tiny/app:v1" <<<"$out" && grep -qF "$A1" <<<"$out" ||
+		it_fail "pinlet lock app:v1 in front of CRI-O: $out"
+	rc=0
+	out=$("$PINLET_BIN" lock --config "$D/pinlet.yaml" --runtime cri-o nginx:1.25 2>&1) || rc=$?
+	[ "$rc" = 2 ] && [[ $out == *"short name 'nginx' is ambiguous"* ]] ||
+		it_fail "pinlet lock nginx:1.25 in front of CRI-O: exit $rc: $out"
+	it_log "ok: pinlet lock qualifies short names as CRI-O does"
 }
 
 # Both registries, no containerd.

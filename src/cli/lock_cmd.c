@@ -311,7 +311,8 @@ int pinlet_cmd_lock(int argc, char **argv)
         _cleanup_(pinlet_registry_freep) struct pinlet_registry *reg = NULL;
         _cleanup_error_ struct pinlet_error *err = NULL;
         _cleanup_erase_ char *password = NULL;
-        _cleanup_free_ char *runtime = NULL;
+        _cleanup_free_ char *detected = NULL;
+        const char *runtime = NULL; /* --runtime, else the runtime's answer */
         _cleanup_(entries_done) struct entries e = {};
         _cleanup_lock_set_ struct pinlet_lock_set *old = NULL;
         struct pinlet_cli_overrides ov = {};
@@ -347,10 +348,7 @@ int pinlet_cmd_lock(int argc, char **argv)
                         password_stdin = true;
                         break;
                 case OPT_RUNTIME:
-                        free(runtime);
-                        runtime = strdup(optarg);
-                        if (!runtime)
-                                return PINLET_EXIT_FAILURE;
+                        runtime = optarg;
                         break;
                 case OPT_TIMEOUT:
                         if (pinlet_parse_duration_ms(optarg, &timeout_ms) < 0 || timeout_ms == 0) {
@@ -394,7 +392,7 @@ int pinlet_cmd_lock(int argc, char **argv)
                 rc = from_pins(&cfg, &e);
         } else {
                 if (!runtime) /* as the daemon: the runtime's name picks the files */
-                        runtime = pinlet_cli_detect_runtime(&cfg);
+                        runtime = detected = pinlet_cli_detect_runtime(&cfg);
                 r = pinlet_cli_registry_new_for(&cfg, runtime, &reg, &err);
                 if (r < 0) {
                         fprintf(stderr, "pinlet lock: %s\n", pinlet_error_message(err, r));

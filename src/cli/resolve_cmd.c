@@ -196,7 +196,8 @@ int pinlet_cmd_resolve(int argc, char **argv)
         struct pinlet_registry_auth auth = { 0 };
         const char *username = NULL;
         bool password_stdin = false, show_endpoint = false;
-        _cleanup_free_ char *runtime = NULL;
+        _cleanup_free_ char *detected = NULL;
+        const char *runtime = NULL; /* --runtime, else the runtime's answer */
         uint64_t timeout_ms = 0;
         struct pinlet_config cfg;
         int c, r, rc = PINLET_EXIT_OK;
@@ -217,10 +218,7 @@ int pinlet_cmd_resolve(int argc, char **argv)
                         show_endpoint = true;
                         break;
                 case OPT_RUNTIME:
-                        free(runtime);
-                        runtime = strdup(optarg);
-                        if (!runtime)
-                                return PINLET_EXIT_FAILURE;
+                        runtime = optarg;
                         break;
                 case OPT_TIMEOUT:
                         if (pinlet_parse_duration_ms(optarg, &timeout_ms) < 0 || timeout_ms == 0) {
@@ -249,7 +247,7 @@ int pinlet_cmd_resolve(int argc, char **argv)
                 return r;
         }
         if (!runtime) /* as the daemon: the runtime's name decides which files apply */
-                runtime = pinlet_cli_detect_runtime(&cfg);
+                runtime = detected = pinlet_cli_detect_runtime(&cfg);
         r = pinlet_cli_registry_new_for(&cfg, runtime, &reg, &err);
         if (r < 0) {
                 fprintf(stderr, "pinlet resolve: %s\n", pinlet_error_message(err, r));

@@ -14,6 +14,7 @@
 
 #include "hosts/hosts.h"
 #include "hosts/internal.h"
+#include "ref/ref.h"
 #include "util/io.h"
 
 #define REGCONF_REGISTRIES_MAX 1024
@@ -593,8 +594,22 @@ int pinlet_regconf_short_name(const struct pinlet_regconf *c, const char *name, 
          * apply again) */
         for (size_t i = 0; c && i < c->n_aliases; i++)
                 if (strcmp(c->alias_names[i], name) == 0) {
+                        _cleanup_free_ char *bare = NULL;
+
                         if (!*c->alias_values[i])
                                 break;
+                        /* containers refuses a value that is no fully qualified name (its
+                         * first element a registry host), so the runtime resolves nothing */
+                        bare = pinlet_ref_short_name(c->alias_values[i]);
+                        if (bare || !strchr(c->alias_values[i], '/')) {
+                                if (asprintf(ret_reason,
+                                             "short name '%s': its alias '%s' names no registry",
+                                             name, c->alias_values[i]) < 0) {
+                                        *ret_reason = NULL;
+                                        return -ENOMEM;
+                                }
+                                return 0;
+                        }
                         *ret_name = strdup(c->alias_values[i]);
                         return *ret_name ? 1 : -ENOMEM;
                 }

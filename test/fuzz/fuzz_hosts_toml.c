@@ -57,6 +57,26 @@ static void check_list(const struct pinlet_hosts_list *l)
         }
 }
 
+/* CRI-O's qualification of short names: a name with its registry, or a reason. */
+static void check_short_names(const struct pinlet_regconf *c)
+{
+        static const char *const names[] = { "nginx", "library/nginx", "team/app", "app" };
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                char *name = NULL, *reason = NULL;
+                int r = pinlet_regconf_short_name(c, names[i], &name, &reason);
+
+                if (r == 1) /* reason: docker.io first of several search registries */
+                        check(name && *name && strchr(name, '/'));
+                else if (r == 0)
+                        check(!name && reason && *reason);
+                else
+                        check(r == -ENOMEM);
+                free(name);
+                free(reason);
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct pinlet_toml_value *root = NULL;
@@ -108,6 +128,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         check_list(l);
                         pinlet_hosts_list_unref(TAKE_PTR(l));
                 }
+                check_short_names(c);
+        }
+        pinlet_regconf_free(c);
+
+        /* the same bytes as containers' short-name-aliases.conf, over an empty set */
+        check(pinlet_regconf_new(&c) == 0);
+        r = pinlet_regconf_add_aliases(c, NAME, (const char *)data, size, &err);
+        if (r < 0) {
+                check_error(err, r);
+                pinlet_error_free(TAKE_PTR(err));
+        } else {
+                check_short_names(c);
         }
         pinlet_regconf_free(c);
         return 0;

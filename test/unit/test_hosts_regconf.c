@@ -169,6 +169,28 @@ static void test_short_names(void **state)
         free(TAKE_PTR(reason));
 }
 
+/* An alias whose value names no registry (found by fuzz_hosts_toml): containers refuses
+ * such a file, so nothing is qualified; the reason says which alias. */
+static void test_short_name_alias_without_registry(void **state)
+{
+        _cleanup_(pinlet_regconf_freep) struct pinlet_regconf *c =
+                load("unqualified-search-registries = [\"docker.io\"]\n"
+                     "[aliases]\n\"nginx\" = \"dinx\"\n\"app\" = \"team/app\"\n"
+                     "\"db\" = \"localhost/db\"\n");
+        char *name = NULL, *reason = NULL;
+
+        assert_int_equal(pinlet_regconf_short_name(c, "nginx", &name, &reason), 0);
+        assert_null(name);
+        assert_string_equal(reason, "short name 'nginx': its alias 'dinx' names no registry");
+        free(TAKE_PTR(reason));
+        assert_int_equal(pinlet_regconf_short_name(c, "app", &name, &reason), 0);
+        assert_string_equal(reason, "short name 'app': its alias 'team/app' names no registry");
+        free(TAKE_PTR(reason));
+        assert_int_equal(pinlet_regconf_short_name(c, "db", &name, &reason), 1);
+        assert_string_equal(name, "localhost/db");
+        free(TAKE_PTR(name));
+}
+
 /* docker.io ahead of other search registries: qualified there, with the reason to pass
  * the name through when docker.io has no answer; aliases merge over drop-ins and "" erases
  * one. */
@@ -368,6 +390,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_selection),
                 cmocka_unit_test(test_short_names),
+                cmocka_unit_test(test_short_name_alias_without_registry),
                 cmocka_unit_test(test_short_names_more),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_dropins_and_cache),

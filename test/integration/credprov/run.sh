@@ -22,40 +22,29 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+lib=${PINLET_IT_LIB:-$here/../lib}
 
 # ---- outer invocation: capture the transcript, then search it for the password -------
 if [ -z "${_PINLET_CREDPROV_INNER:-}" ]; then
 	export _PINLET_CREDPROV_INNER=1
 	PINLET_CREDPROV_PASSWORD=$(openssl rand -hex 12)
 	export PINLET_CREDPROV_PASSWORD
-	transcript=$(mktemp /tmp/pinlet-credprov-out-XXXXXX)
-	bash "$0" "$@" >"$transcript" 2>&1 &
-	inner=$!
-	trap 'kill -TERM "$inner" 2>/dev/null || true' TERM INT HUP
-	tail -n +1 -f --pid="$inner" "$transcript" &
-	tailer=$!
+	# shellcheck source=../lib/transcript.sh
+	. "$lib/transcript.sh"
 	rc=0
-	while :; do
-		wait "$inner" && rc=0 || rc=$?
-		kill -0 "$inner" 2>/dev/null || break
-	done
-	wait "$tailer" 2>/dev/null || true
-	b64=$(printf 'alice:%s' "$PINLET_CREDPROV_PASSWORD" | base64 -w0)
-	if grep -qF -e "$PINLET_CREDPROV_PASSWORD" -e "$b64" "$transcript"; then
-		echo "FAIL: the provider's password (or its base64 form) appears in the test output" >&2
-		rc=1
-	fi
-	rm -f "$transcript"
+	transcript_check credprov alice "$PINLET_CREDPROV_PASSWORD" "the provider's password" \
+		-- bash "$0" "$@" || rc=$?
 	exit "$rc"
 fi
 
-lib=${PINLET_IT_LIB:-$here/../lib}
 # shellcheck source=../lib/common.sh
 . "$lib/common.sh"
 # shellcheck source=../lib/containerd.sh
 . "$lib/containerd.sh"
 # shellcheck source=../lib/images.sh
 . "$lib/images.sh"
+# shellcheck source=../lib/cri_assert.sh
+. "$lib/cri_assert.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
 for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq htpasswd \
@@ -71,14 +60,7 @@ it_setup
 D=$PINLET_IT_DIR
 AUDIT=$D/audit.jsonl
 
-# expect LABEL JSON JQ_FILTER [jq args...]
-expect() {
-	local label=$1 json=$2 filter=$3
-	shift 3
-	jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 ||
-		it_fail "$label: expected ($filter) [$*]; got: $json"
-	it_log "ok: $label"
-}
+# expect (a jq assertion) comes from lib/cri_assert.sh.
 runs() { [ -f "$D/provider/runs" ] && wc -l <"$D/provider/runs" || echo 0; }
 status_via_pinlet() {
 	"$PINLET_IT_CRI" -e "unix://$D/pinlet.sock" -t 30 image-status "$IMG" 2>"$D/cri.stderr"

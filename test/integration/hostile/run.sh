@@ -60,6 +60,8 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 . "$lib/images.sh"
 # shellcheck source=../lib/pinlet.sh
 . "$lib/pinlet.sh"
+# shellcheck source=../lib/cri_assert.sh
+. "$lib/cri_assert.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
 for tool in containerd runc docker-registry skopeo gcc jq ss; do
@@ -84,10 +86,12 @@ FAST_CALL_S=10
 
 # ---- helpers ---------------------------------------------------------------------------
 
-# cri OK|FAIL LABEL SECONDS ARGS...: one pinlet_it_cri call through pinlet with deadline
-# SECONDS. The JSON answer lands in $out and the wall time in $ms; OK: the call must
-# answer OK, FAIL: it must answer another status.
-cri() {
+# expect (a jq assertion) comes from lib/cri_assert.sh.
+
+# timed_cri OK|FAIL LABEL SECONDS ARGS...: one pinlet_it_cri call through pinlet with
+# deadline SECONDS. The JSON answer lands in $out and the wall time in $ms; OK: the call
+# must answer OK, FAIL: it must answer another status.
+timed_cri() {
 	local want=$1 label=$2 t=$3 rc=0 t0
 	shift 3
 	t0=$(date +%s%N)
@@ -99,15 +103,6 @@ cri() {
 		it_fail "$label: expected a non-OK gRPC status, exit $rc after $ms ms: $out $(cat "$D/cri.stderr")"
 	fi
 	it_log "$label ($ms ms): $out"
-}
-
-# expect LABEL JSON JQ_FILTER [jq args...]: the filter must be true for JSON.
-expect() {
-	local label=$1 json=$2 filter=$3
-	shift 3
-	jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 ||
-		it_fail "$label: expected ($filter) [$*]; got: $json"
-	it_log "ok: $label"
 }
 
 # Latencies go to stdout as "latency: WHAT MS ms (CONTEXT)" for docs/PERFORMANCE.md.
@@ -259,11 +254,11 @@ case_hol() {
 
 	# Before the tarpit is touched: pull (pin), ImageStatus (cache), one pod (the sandbox
 	# image is pulled by containerd itself, not measured below).
-	cri OK "PullImage $IMG" 60 pull "$IMG" -n default -N warm-pod
+	timed_cri OK "PullImage $IMG" 60 pull "$IMG" -n default -N warm-pod
 	id=$(jq -r .image_ref <<<"$out")
-	cri OK "ImageStatus $IMG (fills the cache)" 60 image-status "$IMG"
+	timed_cri OK "ImageStatus $IMG (fills the cache)" 60 image-status "$IMG"
 	expect "ImageStatus(tag) finds the pulled image" "$out" '.image.id == $id' --arg id "$id"
-	cri OK "run $IMG (warm-up pod)" 60 run "$IMG" -n default -N warm-pod -l "$D/pod-logs"
+	timed_cri OK "run $IMG (warm-up pod)" 60 run "$IMG" -n default -N warm-pod -l "$D/pod-logs"
 
 	# Four calls for tarpit tags: two hold the two workers, two wait behind them.
 	start_slow_calls 4
@@ -272,19 +267,19 @@ case_hol() {
 	it_log "tarpit: $(cat "$D/tarpit.state")"
 	slow_calls_waiting 4
 
-	cri OK "ImageStatus $IMG (cached tag) during the tarpit" $FAST_CALL_S image-status "$IMG"
+	timed_cri OK "ImageStatus $IMG (cached tag) during the tarpit" $FAST_CALL_S image-status "$IMG"
 	l_cached=$ms
 	expect "cached tag: the digest was substituted and the image found" "$out" \
 		'.image.id == $id' --arg id "$id"
 	still_held 2 4 "ImageStatus of a cached tag"
 
-	cri OK "ImageStatus $REG/tiny/app@$D1 (digest) during the tarpit" $FAST_CALL_S \
+	timed_cri OK "ImageStatus $REG/tiny/app@$D1 (digest) during the tarpit" $FAST_CALL_S \
 		image-status "$REG/tiny/app@$D1"
 	l_digest=$ms
 	expect "digest: the image found" "$out" '.image.id == $id' --arg id "$id"
 	still_held 2 4 "ImageStatus by digest"
 
-	cri OK "run $IMG (CreateContainer of a pinned tag) during the tarpit" $FAST_CALL_S \
+	timed_cri OK "run $IMG (CreateContainer of a pinned tag) during the tarpit" $FAST_CALL_S \
 		run "$IMG" -n default -N during-pod -l "$D/pod-logs"
 	l_run=$ms
 	cid=$(jq -r .container_id <<<"$out")
@@ -321,7 +316,7 @@ case_per_registry() {
 		_ "$D/logs/pinlet.log" || it_fail "pinlet did not receive the six tarpit calls"
 	it_log "tarpit: $(cat "$D/tarpit.state")"
 
-	cri OK "ImageStatus $REG/tiny/app:v2 (never resolved) during the tarpit" $FAST_CALL_S \
+	timed_cri OK "ImageStatus $REG/tiny/app:v2 (never resolved) during the tarpit" $FAST_CALL_S \
 		image-status "$REG/tiny/app:v2"
 	l_cold=$ms
 	expect "cold tag, not pulled: the image is absent" "$out" '.image == null'
@@ -356,7 +351,7 @@ case_error_ttl() {
 	start_pinlet "$D/pinlet" "$CONTAINERD_ENDPOINT" --mode enforce || it_fail "pinlet"
 
 	# 1. closed without an answer: the first call fails naming image and registry.
-	cri FAIL "PullImage $closer_ADDR/tiny/app:v1 (closes unanswered)" 60 \
+	timed_cri FAIL "PullImage $closer_ADDR/tiny/app:v1 (closes unanswered)" 60 \
 		pull "$closer_ADDR/tiny/app:v1" -n default -N ttl-pod
 	l_first=$ms
 	expect "first failure: UNAVAILABLE naming image and registry" "$out" \
@@ -365,7 +360,7 @@ case_error_ttl() {
 	a1=$(tp closer accepted)
 	[ "$a1" -ge 1 ] || it_fail "pinlet never connected to $closer_ADDR"
 	# 2. within error_ttl: another tag, the same tag, an ImageStatus: no new connection.
-	cri FAIL "PullImage $closer_ADDR/tiny/app:v2 within error_ttl" $FAST_CALL_S \
+	timed_cri FAIL "PullImage $closer_ADDR/tiny/app:v2 within error_ttl" $FAST_CALL_S \
 		pull "$closer_ADDR/tiny/app:v2" -n default -N ttl-pod
 	l_again=$ms
 	expect "second failure: UNAVAILABLE naming image and registry" "$out" \
@@ -373,9 +368,9 @@ case_error_ttl() {
 		--arg reg "$closer_ADDR"
 	[ "$(tp closer accepted)" = "$a1" ] ||
 		it_fail "a call within error_ttl connected again: accepted $a1 -> $(tp closer accepted)"
-	cri FAIL "PullImage $closer_ADDR/tiny/app:v1 again" $FAST_CALL_S \
+	timed_cri FAIL "PullImage $closer_ADDR/tiny/app:v1 again" $FAST_CALL_S \
 		pull "$closer_ADDR/tiny/app:v1" -n default -N ttl-pod
-	cri OK "ImageStatus $closer_ADDR/tiny/other:v3 within error_ttl" $FAST_CALL_S \
+	timed_cri OK "ImageStatus $closer_ADDR/tiny/other:v3 within error_ttl" $FAST_CALL_S \
 		image-status "$closer_ADDR/tiny/other:v3"
 	[ "$(tp closer accepted)" = "$a1" ] ||
 		it_fail "a call within error_ttl connected again: accepted $a1 -> $(tp closer accepted)"
@@ -385,14 +380,14 @@ case_error_ttl() {
 
 	# 3. connection refused: remembered too. A listener started on the port after the
 	# first failure must see nothing within error_ttl.
-	cri FAIL "PullImage 127.0.0.1:$dead/tiny/app:v1 (refused)" 60 \
+	timed_cri FAIL "PullImage 127.0.0.1:$dead/tiny/app:v1 (refused)" 60 \
 		pull "127.0.0.1:$dead/tiny/app:v1" -n default -N ttl-pod
 	l_first=$ms
 	expect "refused: UNAVAILABLE naming image and registry" "$out" \
 		'.status == "UNAVAILABLE" and (.message | startswith("pinlet:") and contains("tiny/app:v1") and contains($reg))' \
 		--arg reg "127.0.0.1:$dead"
 	start_tarpit late tarpit "$dead"
-	cri FAIL "PullImage 127.0.0.1:$dead/tiny/app:v2 within error_ttl" $FAST_CALL_S \
+	timed_cri FAIL "PullImage 127.0.0.1:$dead/tiny/app:v2 within error_ttl" $FAST_CALL_S \
 		pull "127.0.0.1:$dead/tiny/app:v2" -n default -N ttl-pod
 	l_again=$ms
 	expect "refused, remembered: UNAVAILABLE naming image and registry" "$out" \
@@ -405,13 +400,13 @@ case_error_ttl() {
 	latency "PullImage, refusing registry within error_ttl" "$l_again" "no connection"
 
 	# 4. on_failure open: passed through (containerd's own error), pinlet asked once.
-	cri FAIL "PullImage $opener_ADDR/tiny/app:v1 (on_failure open)" 60 \
+	timed_cri FAIL "PullImage $opener_ADDR/tiny/app:v1 (on_failure open)" 60 \
 		pull "$opener_ADDR/tiny/app:v1" -n default -N open-pod
 	expect "open: the runtime's own error, not pinlet's" "$out" \
 		'(.message | startswith("pinlet:") | not)'
 	p1=$(tp opener pinlet_requests)
 	[ "$p1" -ge 1 ] || it_fail "pinlet never asked $opener_ADDR: $(cat "$D/opener.state")"
-	cri FAIL "PullImage $opener_ADDR/tiny/app:v2 (on_failure open) within error_ttl" 60 \
+	timed_cri FAIL "PullImage $opener_ADDR/tiny/app:v2 (on_failure open) within error_ttl" 60 \
 		pull "$opener_ADDR/tiny/app:v2" -n default -N open-pod
 	expect "open, within error_ttl: the runtime's own error" "$out" \
 		'(.message | startswith("pinlet:") | not)'
@@ -424,13 +419,13 @@ case_error_ttl() {
 
 	# 5. the pin: pulled while the registry was up; registry stopped; pinlet restarted (an
 	# empty cache, the pin store kept): ImageStatus of the tag answers from the pin.
-	cri OK "PullImage $IMG" 60 pull "$IMG" -n default -N pin-pod
+	timed_cri OK "PullImage $IMG" 60 pull "$IMG" -n default -N pin-pod
 	id=$(jq -r .image_ref <<<"$out")
 	stop_bg registry
 	restart_pinlet "$D/pinlet" || it_fail "pinlet restart"
 	off=$(stat -c %s "$D/logs/pinlet.log")
 	for i in $(seq 1 $n_calls); do
-		cri OK "ImageStatus $IMG, registry down ($i)" $FAST_CALL_S image-status "$IMG"
+		timed_cri OK "ImageStatus $IMG, registry down ($i)" $FAST_CALL_S image-status "$IMG"
 		expect "ImageStatus($IMG) answered from the pin" "$out" '.image.id == $id' --arg id "$id"
 	done
 	[ "$(jq -s --arg i "$IMG" '[.[] | select(.method == "ImageStatus" and .image == $i
@@ -453,9 +448,9 @@ case_load1000() {
 	mkdir -p "$D/pinlet"
 	pinlet_config "$D/pinlet/config.yaml" 8 "" "" "\"$REG\": {insecure: true}"
 	start_pinlet "$D/pinlet" "$CONTAINERD_ENDPOINT" --mode enforce || it_fail "pinlet"
-	cri OK "PullImage $IMG" 60 pull "$IMG" -n default -N load-pod
+	timed_cri OK "PullImage $IMG" 60 pull "$IMG" -n default -N load-pod
 	id=$(jq -r .image_ref <<<"$out")
-	cri OK "ImageStatus $IMG (fills the cache)" 60 image-status "$IMG"
+	timed_cri OK "ImageStatus $IMG (fills the cache)" 60 image-status "$IMG"
 
 	# 200 calls of each kind; tiny/app:v2 was never pulled: its 200 PullImage calls share
 	# one resolution and containerd pulls it once.

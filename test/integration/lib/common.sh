@@ -9,6 +9,8 @@
 #   containerd.sh  private docker-registry and containerd (CRI, runc, overlayfs)
 #   images.sh      tiny OCI images built offline, pushed with skopeo
 #   pinlet.sh      `pinlet serve` in front of a runtime
+#   cri_assert.sh  CRI calls that must answer OK (or not), jq and audit-log assertions
+#   transcript.sh  a test's whole output captured and searched for a secret
 # and the programs lib/harness.cmake builds: pinlet_it_free_port, pinlet_it_cri (a CRI
 # command-line client printing JSON; crictl is not in Debian).
 #

@@ -35,7 +35,7 @@
 # PINLET_IT_CRI, PINLET_IT_LIB, PINLET_IT_FREE_PORT (optional). PINLET_IT_KEEP=1 keeps
 # the work directory.
 # jq filters are single-quoted on purpose ($vars are jq variables given with --arg).
-# shellcheck disable=SC2016
+# shellcheck disable=SC2016,SC2154 # jq $vars; $rec is set by wait_audit (lib/cri_assert.sh)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,6 +58,8 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 . "$lib/images.sh"
 # shellcheck source=../lib/pinlet.sh
 . "$lib/pinlet.sh"
+# shellcheck source=../lib/cri_assert.sh
+. "$lib/cri_assert.sh"
 
 for var in PINLET_BIN PINLET_IT_CRI; do
 	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
@@ -75,85 +77,9 @@ it_log "case $case_name"
 
 # ---- helpers ---------------------------------------------------------------------------
 
-# The endpoints `cri` talks to: P is pinlet ($PEP), C is containerd ($CEP). two_nodes
-# switches them per node.
-PEP=
-CEP=
-
-# cri P|C LABEL ARGS...: one pinlet_it_cri call; the JSON answer lands in $out and the
-# call must answer OK. cri_status: the same, but the call must answer a non-OK status.
-_cri() {
-	local want=$1 via=$2 label=$3 ep rc=0
-	shift 3
-	case $via in
-	P) ep=$PEP ;;
-	C) ep=$CEP ;;
-	*) it_fail "cri: P or C, not $via" ;;
-	esac
-	out=$("$PINLET_IT_CRI" -e "$ep" -t 60 "$@" 2>"$D/cri.stderr") || rc=$?
-	if [ "$want" = ok ] && [ $rc -ne 0 ]; then
-		it_fail "$label: expected OK, exit $rc: $out $(cat "$D/cri.stderr")"
-	elif [ "$want" = status ] && [ $rc -ne 1 ]; then
-		it_fail "$label: expected a non-OK gRPC status, exit $rc: $out $(cat "$D/cri.stderr")"
-	fi
-	it_log "$label: $out"
-}
-cri() { _cri ok "$@"; }
-cri_status() { _cri status "$@"; }
-
-# expect LABEL JSON JQ_FILTER [jq args...]: the filter must be true for JSON.
-expect() {
-	local label=$1 json=$2 filter=$3
-	shift 3
-	jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 ||
-		it_fail "$label: expected ($filter) [$*]; got: $json"
-	it_log "ok: $label"
-}
-
-# Audit records (of the pinlet whose audit log is $AUDIT) matching a jq condition.
-audit_find() {
-	local cond=$1
-	shift
-	[ -s "$AUDIT" ] || return 0
-	jq -c "$@" "select($cond)" "$AUDIT"
-}
-_audit_has() { audit_find "$@" | grep -q .; }
-# wait_audit LABEL COND [jq args...]: waits (5 s) for a matching record, into $rec.
-wait_audit() {
-	local label=$1
-	shift
-	wait_until 5 _audit_has "$@" ||
-		it_fail "$label: no audit record matching ($1); audit log: $(cat "$AUDIT" 2>/dev/null)"
-	rec=$(audit_find "$@" | tail -n 1)
-	it_log "ok: $label: $rec"
-}
-# audit_none LABEL COND [jq args...]: no record matches. pinlet writes a call's record
-# before it answers, so every call that already answered has its record in the file.
-audit_none() {
-	local label=$1 found
-	shift
-	found=$(audit_find "$@")
-	[ -z "$found" ] || it_fail "$label: unexpected audit record(s): $found"
-	it_log "ok: $label"
-}
-
-# ImageStatus(IMAGE) through pinlet answers OK without an image / with one.
-_status_absent() {
-	"$PINLET_IT_CRI" -e "$PEP" -t 10 image-status "$1" 2>/dev/null |
-		jq -e '.status == "OK" and .image == null' >/dev/null
-}
-
-# The container's state and image as containerd reports them (ContainerStatus, direct).
-# containerd 1.6 reports .image as the image's first repo tag, or, when it has none
-# (pulled by digest), the reference CreateContainer was given; image_ref is the first
-# repo digest.
-container_is() {
-	local label=$1 id=$2 image=$3 image_ref=$4
-	cri C "$label: ContainerStatus" container-status "$id"
-	expect "$label: running $image ($image_ref)" "$out" \
-		'.state == "CONTAINER_RUNNING" and .image == $i and .image_ref == $r' \
-		--arg i "$image" --arg r "$image_ref"
-}
+# cri, cri_status, expect, audit_find, wait_audit, audit_none, _status_absent and
+# container_is come from lib/cri_assert.sh: P is $PINLET_ENDPOINT, C is
+# $CONTAINERD_ENDPOINT, the audit log is $AUDIT. two_nodes switches them per node.
 
 # Three images from one static pause binary: the sandbox image and two app images whose
 # binaries differ by a few trailing bytes (different layers, configs, digests, IDs).
@@ -204,12 +130,11 @@ registries: {"$REG": {insecure: true}}
 EOF
 }
 
-# containerd for one node (start_containerd_named NAME), its endpoint in CEP.
+# containerd for one node (start_containerd_named NAME, which sets CONTAINERD_ENDPOINT).
 setup_containerd() {
 	local name=${1:-containerd}
 	PINLET_SANDBOX_IMAGE=$REG/tiny/pause:v1 start_containerd_named "$name" "$D/$name" "$REG" ||
 		it_fail "$name"
-	CEP=$CONTAINERD_ENDPOINT
 }
 
 # write_lock FILE IMAGE...: `pinlet lock -o FILE` (IMAGE as name:tag resolves now,
@@ -242,15 +167,15 @@ pinlet_config() {
 		it_fail "pinlet check-config $dir/config.yaml: $(cat "$D/check.out")"
 }
 
-# run_pinlet NAME DIR: pinlet NAME (lib/pinlet.sh) in DIR in front of $CEP; sets PEP, AUDIT,
-# PLOG (its log).
+# run_pinlet NAME DIR: pinlet NAME (lib/pinlet.sh) in DIR in front of $CONTAINERD_ENDPOINT;
+# sets PINLET_ENDPOINT (start_pinlet), AUDIT, PLOG (its log).
+# shellcheck disable=SC2034 # AUDIT is read by lib/cri_assert.sh
 run_pinlet() {
 	local name=$1 dir=$2
-	PINLET_NAME=$name start_pinlet "$dir" "$CEP" || it_fail "$name did not start"
-	PEP=$PINLET_ENDPOINT
+	PINLET_NAME=$name start_pinlet "$dir" "$CONTAINERD_ENDPOINT" || it_fail "$name did not start"
 	AUDIT=$PINLET_DIR/audit.jsonl
 	PLOG=$D/logs/$name.log
-	"$PINLET_IT_CRI" -e "$PEP" wait 10 >/dev/null || it_fail "no CRI Version through $name"
+	"$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" wait 10 >/dev/null || it_fail "no CRI Version through $name"
 }
 
 # GET/HEAD requests for /v2/tiny/app/manifests/REF in the registry's access log.
@@ -454,7 +379,7 @@ case_configmap_swap() {
 	configmap_swap "$L" 2026_01_01_00_05_00.000000002
 	# kubelet learns that it must pull from ImageStatus(tag): absent once B is in force.
 	wait_until 10 _status_absent "$IMG" ||
-		it_fail "ImageStatus($IMG) still finds an image 10 s after the swap: $("$PINLET_IT_CRI" -e "$PEP" image-status "$IMG")"
+		it_fail "ImageStatus($IMG) still finds an image 10 s after the swap: $("$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" image-status "$IMG")"
 	it_log "ok: ImageStatus($IMG) reports the image absent after the swap"
 	# Logged right after the new set took effect: it may trail the ImageStatus answer.
 	wait_until 5 grep -q 'lock: reloaded, 1 entries' "$PLOG" || it_fail "pinlet did not log the reload"
@@ -520,16 +445,17 @@ case_two_nodes() {
 	grep -qxF "  $IMG: $DA" "$L/app.yaml" || it_fail "pinlet lock did not lock $IMG to $DA"
 	for n in a b; do
 		setup_containerd "containerd-$n"
-		eval "CEP_$n=\$CEP"
+		eval "CEP_$n=\$CONTAINERD_ENDPOINT"
 		pinlet_config "$D/node-$n/pinlet" "lock: {paths: [\"$L\"]}"
 		pinlet_config "$D/node-$n/pinlet-nolock"
 	done
 
 	# node_use a|b [nolock]: cri P/C and the audit helpers talk to that node.
+	# shellcheck disable=SC2034 # AUDIT is read by lib/cri_assert.sh
 	node_use() {
 		local n=$1 kind=${2:-pinlet}
-		eval "CEP=\$CEP_$n"
-		PEP=unix://$D/node-$n/$kind/pinlet.sock
+		eval "CONTAINERD_ENDPOINT=\$CEP_$n"
+		PINLET_ENDPOINT=unix://$D/node-$n/$kind/pinlet.sock
 		AUDIT=$D/node-$n/$kind/audit.jsonl
 	}
 	node_run() { # node_run a|b LABEL POD: run IMG on the node, print the container ID
@@ -583,7 +509,7 @@ case_two_nodes() {
 }
 
 case_startup() {
-	local L=$D/lock d1 d2 rc
+	local L=$D/lock d1 d2 rc none
 	# No registry: `pinlet lock` with name:tag@digest never asks one.
 	d1=sha256:$(printf one | sha256sum | cut -d' ' -f1)
 	d2=sha256:$(printf two | sha256sum | cut -d' ' -f1)
@@ -601,8 +527,8 @@ EOF
 	it_log "ok: check-config: $(grep -F 'lock files' <<<"$out")"
 
 	# A good lock: serve starts (no runtime behind it is needed to listen).
-	CEP=unix://$D/no-runtime.sock
-	PINLET_NAME=pinlet start_pinlet "$D/pinlet" "$CEP" || it_fail "pinlet did not start with a good lock"
+	none=unix://$D/no-runtime.sock
+	PINLET_NAME=pinlet start_pinlet "$D/pinlet" "$none" || it_fail "pinlet did not start with a good lock"
 	grep -q "lock files: $L" "$D/logs/pinlet.log" || it_fail "pinlet did not log its lock path"
 	stop_bg pinlet 10
 
@@ -620,7 +546,7 @@ EOF
 	# PID of the timeout process we start).
 	rc=0
 	timeout -k 5 30 "$PINLET_BIN" serve --config "$D/pinlet/config.yaml" \
-		--listen "$D/bad.sock" --runtime-endpoint "$CEP" --state-dir "$D/bad-state" \
+		--listen "$D/bad.sock" --runtime-endpoint "$none" --state-dir "$D/bad-state" \
 		--audit-log "$D/bad-audit.jsonl" >"$D/serve.out" 2>"$D/serve.err" || rc=$?
 	[ "$rc" = 2 ] || it_fail "serve with a bad lock: exit $rc, want 2: $(cat "$D/serve.err")"
 	grep -qF "$L/zz-bad.yaml:4:" "$D/serve.err" ||
@@ -633,7 +559,7 @@ EOF
 	printf 'version: 1\nimages:\n  nginx:1.25: %s\n' "$d2" >"$L/zz-conflict.yaml"
 	rc=0
 	timeout -k 5 30 "$PINLET_BIN" serve --config "$D/pinlet/config.yaml" \
-		--listen "$D/bad.sock" --runtime-endpoint "$CEP" --state-dir "$D/bad-state" \
+		--listen "$D/bad.sock" --runtime-endpoint "$none" --state-dir "$D/bad-state" \
 		--audit-log "$D/bad-audit.jsonl" >"$D/serve.out" 2>"$D/serve.err" || rc=$?
 	[ "$rc" = 2 ] || it_fail "serve with conflicting locks: exit $rc, want 2: $(cat "$D/serve.err")"
 	grep -F "$L/zz-conflict.yaml:3" "$D/serve.err" | grep -qF "$L/apps.yaml:" ||

@@ -30,7 +30,7 @@
 # PINLET_IT_LIB, PINLET_IT_FREE_PORT (optional), REGISTRY_TOKEN_SERVER (auth_bearer).
 # PINLET_IT_KEEP=1 keeps the work directory.
 # jq filters are single-quoted on purpose ($vars are jq variables given with --arg).
-# shellcheck disable=SC2016,SC2015
+# shellcheck disable=SC2016,SC2015,SC2154 # $rec is set by wait_audit (lib/cri_assert.sh)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,49 +43,33 @@ pull | run | tag_moved | kubelet_flow | auth_basic | auth_bearer | registry_down
 	;;
 esac
 
+lib=${PINLET_IT_LIB:-$here/../lib}
+
 # ---- outer invocation: capture the transcript, then search it for credentials ----------
 # The password is made here so the outer process knows what to look for; the inner one
 # gets it through the environment (never on a command line that is logged).
+# A JWT is base64url('{"...') "." base64url('{"...') ".": both parts start "eyJ".
 JWT_RE='eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.'
 if [ -z "${_PINLET_SUBST_INNER:-}" ]; then
 	export _PINLET_SUBST_INNER=1
 	PINLET_SUBST_PASSWORD=$(openssl rand -hex 12)
 	export PINLET_SUBST_PASSWORD
-	transcript=$(mktemp /tmp/pinlet-subst-out-XXXXXX)
-	bash "$0" "$@" >"$transcript" 2>&1 &
-	inner=$!
-	# ctest's timeout (or ^C) reaches this process: hand it on so the inner EXIT trap
-	# stops every daemon by PID.
-	trap 'kill -TERM "$inner" 2>/dev/null || true' TERM INT HUP
-	tail -n +1 -f --pid="$inner" "$transcript" &
-	tailer=$!
+	# shellcheck source=../lib/transcript.sh
+	. "$lib/transcript.sh"
 	rc=0
-	while :; do
-		wait "$inner" && rc=0 || rc=$?
-		kill -0 "$inner" 2>/dev/null || break
-	done
-	wait "$tailer" 2>/dev/null || true
-	b64=$(printf 'alice:%s' "$PINLET_SUBST_PASSWORD" | base64 -w0)
-	if grep -qF -e "$PINLET_SUBST_PASSWORD" -e "$b64" "$transcript"; then
-		echo "FAIL: the test password (or its base64 form) appears in the test output" >&2
-		rc=1
-	fi
-	# A JWT is base64url('{"...') "." base64url('{"...') ".": both parts start "eyJ".
-	if grep -qE "$JWT_RE" "$transcript"; then
-		echo "FAIL: a bearer token (JWT) appears in the test output" >&2
-		rc=1
-	fi
-	rm -f "$transcript"
+	transcript_check subst alice "$PINLET_SUBST_PASSWORD" "the test password" \
+		"$JWT_RE" "a bearer token (JWT)" -- bash "$0" "$@" || rc=$?
 	exit "$rc"
 fi
 
-lib=${PINLET_IT_LIB:-$here/../lib}
 # shellcheck source=../lib/common.sh
 . "$lib/common.sh"
 # shellcheck source=../lib/containerd.sh
 . "$lib/containerd.sh"
 # shellcheck source=../lib/images.sh
 . "$lib/images.sh"
+# shellcheck source=../lib/cri_assert.sh
+. "$lib/cri_assert.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
 for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq curl \
@@ -100,72 +84,14 @@ PW=${PINLET_SUBST_PASSWORD:?}
 it_setup
 D=$PINLET_IT_DIR
 AUDIT=$D/audit.jsonl
+# cri P, _status_absent (lib/cri_assert.sh): start_pinlet below listens here.
+PINLET_ENDPOINT=unix://$D/pinlet.sock
 it_log "case $case_name"
 
 # ---- helpers ---------------------------------------------------------------------------
+# cri, cri_status, expect, audit_find, wait_audit, audit_none, _status_absent and
+# container_is come from lib/cri_assert.sh.
 
-# cri P|C LABEL ARGS...: one pinlet_it_cri call through pinlet (P) or directly to
-# containerd (C). The JSON answer lands in $out; the call must answer OK.
-# cri_status P|C LABEL ARGS...: the same, but the call must answer a non-OK status.
-_cri() {
-	local want=$1 via=$2 label=$3 ep rc=0
-	shift 3
-	case $via in
-	P) ep=unix://$D/pinlet.sock ;;
-	C) ep=$CONTAINERD_ENDPOINT ;;
-	esac
-	out=$("$PINLET_IT_CRI" -e "$ep" -t 60 "$@" 2>"$D/cri.stderr") || rc=$?
-	if [ "$want" = ok ] && [ $rc -ne 0 ]; then
-		it_fail "$label: expected OK, exit $rc: $out $(cat "$D/cri.stderr")"
-	elif [ "$want" = status ] && [ $rc -ne 1 ]; then
-		it_fail "$label: expected a non-OK gRPC status, exit $rc: $out $(cat "$D/cri.stderr")"
-	fi
-	it_log "$label: $out"
-}
-cri() { _cri ok "$@"; }
-cri_status() { _cri status "$@"; }
-
-# expect LABEL JSON JQ_FILTER [jq args...]: the filter must be true for JSON.
-expect() {
-	local label=$1 json=$2 filter=$3
-	shift 3
-	jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 ||
-		it_fail "$label: expected ($filter) [$*]; got: $json"
-	it_log "ok: $label"
-}
-
-# Audit records matching a jq condition: audit_find COND [jq args...]
-audit_find() {
-	local cond=$1
-	shift
-	[ -s "$AUDIT" ] || return 0
-	jq -c "$@" "select($cond)" "$AUDIT"
-}
-_audit_has() { audit_find "$@" | grep -q .; }
-# wait_audit LABEL COND [jq args...]: waits (5 s) for a matching record, into $rec.
-wait_audit() {
-	local label=$1
-	shift
-	wait_until 5 _audit_has "$@" ||
-		it_fail "$label: no audit record matching ($1); audit log: $(cat "$AUDIT" 2>/dev/null)"
-	rec=$(audit_find "$@" | tail -n 1)
-	it_log "ok: $label: $rec"
-}
-# audit_none LABEL COND [jq args...]: no record matches. No wait for "late writes": pinlet
-# writes a call's audit record in the interceptor, before the call is forwarded, so every
-# call that already answered has its record in the file (one write(2) each).
-audit_none() {
-	local label=$1 found
-	shift
-	found=$(audit_find "$@")
-	[ -z "$found" ] || it_fail "$label: unexpected audit record(s): $found"
-	it_log "ok: $label"
-}
-# _status_absent IMAGE: ImageStatus through pinlet answers OK without an image.
-_status_absent() {
-	"$PINLET_IT_CRI" -e "unix://$D/pinlet.sock" -t 10 image-status "$1" 2>/dev/null |
-		jq -e '.status == "OK" and .image == null' >/dev/null
-}
 # Records that change (or would change, or refuse) a request.
 SUBST_DECISIONS='(.decision == "substituted" or .decision == "would_substitute" or .decision == "tag_moved" or .decision == "rejected")'
 
@@ -242,24 +168,12 @@ start_pinlet() {
 		--runtime-endpoint "$CONTAINERD_ENDPOINT" --state-dir "$state" \
 		--audit-log "$AUDIT" --log-level debug "$@"
 	wait_for_socket "$D/pinlet.sock" 10 || it_fail "pinlet does not listen on $D/pinlet.sock"
-	"$PINLET_IT_CRI" -e "unix://$D/pinlet.sock" wait 10 >/dev/null ||
+	"$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" wait 10 >/dev/null ||
 		it_fail "no CRI Version through pinlet"
 }
 restart_pinlet() {
 	stop_bg pinlet 10
 	start_pinlet "$@"
-}
-
-# The container's state and image as containerd reports them (ContainerStatus, direct).
-# containerd 1.6 reports ContainerStatus.image as the image's first repo tag, or, when
-# the image has none (pulled by digest), the reference CreateContainer was given;
-# image_ref is the first repo digest.
-container_is() {
-	local label=$1 id=$2 image=$3 image_ref=$4
-	cri C "$label: ContainerStatus" container-status "$id"
-	expect "$label: running $image ($image_ref)" "$out" \
-		'.state == "CONTAINER_RUNNING" and .image == $i and .image_ref == $r' \
-		--arg i "$image" --arg r "$image_ref"
 }
 
 # No credential in what pinlet and containerd wrote (the outer invocation checks the
@@ -404,7 +318,7 @@ case_kubelet_flow() {
 
 # case_auth KIND (basic | bearer): a second registry that requires credentials.
 case_auth() {
-	local kind=$1 areg tport pid img d cid
+	local kind=$1 areg tport img d cid
 	setup_base
 	mkdir -p "$D/auth"
 	printf '%s' "$PW" >"$D/auth/password"

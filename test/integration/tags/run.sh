@@ -32,6 +32,8 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 . "$lib/images.sh"
 # shellcheck source=../lib/pinlet.sh
 . "$lib/pinlet.sh"
+# shellcheck source=../lib/cri_assert.sh
+. "$lib/cri_assert.sh"
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
 for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq curl; do
@@ -46,19 +48,9 @@ D=$PINLET_IT_DIR
 
 # ---- helpers ---------------------------------------------------------------------------
 
-# cri P|D LABEL ARGS...: one pinlet_it_cri call through pinlet (P) or to the direct
-# containerd (D); must answer OK; the JSON lands in $out.
-cri() {
-	local via=$1 label=$2 ep rc=0
-	shift 2
-	case $via in
-	P) ep=$PINLET_ENDPOINT ;;
-	D) ep=unix://$DIRECT_DIR/containerd.sock ;;
-	esac
-	out=$("$PINLET_IT_CRI" -e "$ep" -t 60 "$@" 2>"$D/cri.stderr") || rc=$?
-	[ $rc -eq 0 ] || it_fail "$label: expected OK, exit $rc: $out $(cat "$D/cri.stderr")"
-	it_log "$label: $out"
-}
+# cri P|ENDPOINT LABEL ARGS... (lib/cri_assert.sh): one pinlet_it_cri call through pinlet
+# (P) or to the direct containerd ("$DIRECT_ENDPOINT"); must answer OK; the JSON lands in
+# $out.
 
 # The second containerd ("direct"): its own directory, socket, log and start_bg name;
 # cleaned up like the first (containerd.sh's steps, by its directory).
@@ -68,7 +60,7 @@ start_direct_containerd() {
 	dir=$(cd "$dir" && pwd)
 	containerd_add_registry "$dir" "$REG"
 	_containerd_write_config "$dir" "$REG/tiny/app:v1"
-	DIRECT_DIR=$dir
+	DIRECT_ENDPOINT=unix://$dir/containerd.sock
 	on_cleanup pre containerd_cleanup "$dir"
 	on_cleanup post containerd_cleanup_post "$dir"
 	from=$(($(stat -c %s "$D/logs/containerd-direct.log" 2>/dev/null || echo 0) + 1))
@@ -94,7 +86,7 @@ same_status() {
 	for img in "$@"; do
 		cri P "ImageStatus $img through pinlet" image-status "$img"
 		p=$(jq -cS ".image | if . == null then null else $IMAGE_VIEW end" <<<"$out")
-		cri D "ImageStatus $img directly" image-status "$img"
+		cri "$DIRECT_ENDPOINT" "ImageStatus $img directly" image-status "$img"
 		d=$(jq -cS ".image | if . == null then null else $IMAGE_VIEW end" <<<"$out")
 		[ "$p" = "$d" ] || it_fail "ImageStatus $img: through pinlet $p, directly $d"
 		it_log "ok: ImageStatus $img: $p"
@@ -107,7 +99,7 @@ same_list() {
 	local p d
 	cri P "ListImages through pinlet" images
 	p=$(jq -cS "[.images[] | $IMAGE_VIEW] | sort_by(.id)" <<<"$out")
-	cri D "ListImages directly" images
+	cri "$DIRECT_ENDPOINT" "ListImages directly" images
 	d=$(jq -cS "[.images[] | $IMAGE_VIEW] | sort_by(.id)" <<<"$out")
 	[ "$p" = "$d" ] || it_fail "ListImages: through pinlet $p, directly $d"
 	it_log "ok: ListImages: $p"
@@ -118,7 +110,7 @@ pull_both() {
 	local p
 	cri P "PullImage $1 through pinlet" pull "$1" -n default -N tags-pod -I tags-uid
 	p=$(jq -r .image_ref <<<"$out")
-	cri D "PullImage $1 directly" pull "$1"
+	cri "$DIRECT_ENDPOINT" "PullImage $1 directly" pull "$1"
 	[ "$p" = "$(jq -r .image_ref <<<"$out")" ] ||
 		it_fail "PullImage $1: image $p through pinlet, $(jq -r .image_ref <<<"$out") directly"
 }
@@ -131,11 +123,6 @@ pins_json() {
 has_pin() {
 	pins_json | jq -s -e --arg r "$1" --arg d "${2:-}" \
 		'any(.[]; .reference == $r and ($d == "" or .digest == $d))' >/dev/null
-}
-
-_status_absent() {
-	"$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 10 image-status "$1" 2>/dev/null |
-		jq -e '.status == "OK" and .image == null' >/dev/null
 }
 
 # ---- setup -----------------------------------------------------------------------------
@@ -220,7 +207,7 @@ _pin_gone() { ! has_pin "$REG/tiny/app:v1"; }
 wait_until 5 _pin_gone || it_fail "the pin of $REG/tiny/app:v1 is still there: $(pins_json)"
 has_pin "$REG/tiny/app:a" "$D1" ||
 	it_fail "the pin of $REG/tiny/app:a went too: $(pins_json)"
-cri D "RemoveImage $REG/tiny/app:v1 directly" rmi "$REG/tiny/app:v1"
+cri "$DIRECT_ENDPOINT" "RemoveImage $REG/tiny/app:v1 directly" rmi "$REG/tiny/app:v1"
 same_list
 same_status "$REG/tiny/app:a" "$REG/tiny/app:v1"
 

@@ -127,13 +127,7 @@ has_pin() {
 
 # ---- setup -----------------------------------------------------------------------------
 
-mkdir -p "$D/img"
-build_pause_binary "$D/img/pause.bin" || it_fail "build_pause_binary"
-for v in app1 app2; do
-	cp "$D/img/pause.bin" "$D/img/$v.bin"
-	printf '\npinlet-tags-%s\n' "$v" >>"$D/img/$v.bin"
-	build_pause_image "$D/img/$v" "$v" "$D/img/$v.bin" || it_fail "image $v"
-done
+build_app_images "$D/img" pinlet-tags
 start_registry "$D/registry" || it_fail "registry"
 REG=$REGISTRY_ADDR
 for t in v1 a b c; do

@@ -6,9 +6,8 @@
 # images.sh, pinlet.sh, and cri_assert.sh for expect, the jq assertion) and defines:
 #
 #   verify_start NAME TOOLS VARS
-#           root, the TOOLS (space-separated commands) installed, the VARS (names of
-#           environment variables) naming executables, then it_setup; sets D (the work
-#           directory). NAME prefixes the messages.
+#           it_require NAME TOOLS VARS (common.sh: root, the TOOLS installed, the VARS
+#           naming executables), then it_setup; sets D (the work directory)
 #   cri_answer ARGS...
 #           pinlet_it_cri through pinlet ($PINLET_ENDPOINT), 60 s, stderr appended to
 #           $D/cri.stderr; prints the JSON answer, returns the client's status (unlike
@@ -40,14 +39,7 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 . "$lib/cri_assert.sh"
 
 verify_start() {
-	local name=$1 tool var
-	[ "$(id -u)" = 0 ] || { echo "$name: must run as root (containerd, runc)" >&2; exit 1; }
-	for tool in $2; do
-		command -v "$tool" >/dev/null || { echo "$name: $tool is not installed" >&2; exit 1; }
-	done
-	for var in $3; do
-		[ -x "${!var:-}" ] || { echo "$name: $var must name an executable" >&2; exit 1; }
-	done
+	it_require "$@"
 	it_setup
 	D=$PINLET_IT_DIR
 }

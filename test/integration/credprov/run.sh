@@ -46,14 +46,8 @@ fi
 # shellcheck source=../lib/cri_assert.sh
 . "$lib/cri_assert.sh"
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq htpasswd \
-	openssl ss; do
-	command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-done
-for var in PINLET_BIN PINLET_IT_CRI; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
+it_require run.sh "containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq htpasswd openssl ss" \
+	"PINLET_BIN PINLET_IT_CRI"
 PW=${PINLET_CREDPROV_PASSWORD:?}
 
 it_setup

@@ -32,13 +32,8 @@ if [ "${1:-}" = --restart-containerd ]; then
 	exit
 fi
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq ss; do
-	command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-done
-for var in PINLET_BIN PINLET_CRI_E2E; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
+it_require run.sh "containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq ss" \
+	"PINLET_BIN PINLET_CRI_E2E"
 
 it_setup
 D=$PINLET_IT_DIR

@@ -63,13 +63,8 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 # shellcheck source=../lib/cri_assert.sh
 . "$lib/cri_assert.sh"
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-for tool in containerd runc docker-registry skopeo gcc jq ss; do
-	command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-done
-for var in PINLET_BIN PINLET_IT_CRI HOSTILE_TARPIT HOSTILE_CROWD; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
+it_require run.sh "containerd runc docker-registry skopeo gcc jq ss" \
+	"PINLET_BIN PINLET_IT_CRI HOSTILE_TARPIT HOSTILE_CROWD"
 
 it_setup
 D=$PINLET_IT_DIR
@@ -176,24 +171,11 @@ pinlet_config() {
 	"$PINLET_BIN" check-config "$file" >/dev/null || it_fail "pinlet check-config: $(cat "$file")"
 }
 
-# Three images from one static pause binary: the sandbox image and two app images whose
-# binaries differ by a few trailing bytes (so their digests and image IDs differ).
-build_images() {
-	local v
-	mkdir -p "$D/img"
-	build_pause_binary "$D/img/pause.bin" || it_fail "build_pause_binary"
-	for v in app1 app2; do
-		cp "$D/img/pause.bin" "$D/img/$v.bin"
-		printf '\npinlet-hostile-%s\n' "$v" >>"$D/img/$v.bin"
-		build_pause_image "$D/img/$v" "$v" "$D/img/$v.bin" || it_fail "image $v"
-	done
-	build_pause_image "$D/img/pause" pause "$D/img/pause.bin" || it_fail "pause image"
-}
-
 # The healthy side: docker-registry REG with tiny/pause:v1, tiny/app:v1 (D1) and
-# tiny/app:v2 (D2), and containerd. IMG is REG/tiny/app:v1.
+# tiny/app:v2 (D2), and containerd. IMG is REG/tiny/app:v1. The images: the sandbox and
+# two app images from one static pause binary (lib/images.sh).
 setup_base() {
-	build_images
+	build_app_images "$D/img" pinlet-hostile
 	start_registry "$D/registry" || it_fail "registry"
 	REG=$REGISTRY_ADDR
 	push_image "$D/img/pause" "$REG" tiny/pause:v1 || it_fail "push pause"

@@ -24,6 +24,11 @@
 #       ...                           # exit status != 0: logs are printed, all stopped
 #
 #   pinlet_tmpdir                  create /tmp/pinlet-it-XXXX, print its path
+#   it_require [--no-root] NAME TOOLS VARS
+#                                  before it_setup: root (unless --no-root), each of
+#                                  TOOLS (space-separated commands) installed, each of
+#                                  VARS (names of environment variables) naming an
+#                                  executable; else "NAME: ..." on stderr and exit 1
 #   it_setup                       pinlet_tmpdir into $PINLET_IT_DIR (exported) and
 #                                  `trap it_finish EXIT` (INT/TERM/HUP/PIPE -> exit)
 #   it_finish [RC]                 the EXIT trap: on failure print the logs, stop_all,
@@ -79,6 +84,22 @@ it_fail() {
 
 pinlet_tmpdir() {
 	mktemp -d /tmp/pinlet-it-XXXX
+}
+
+it_require() {
+	local root=1 name tool var
+	[ "${1:-}" != --no-root ] || { root=0; shift; }
+	name=$1
+	if [ $root -eq 1 ] && [ "$(id -u)" != 0 ]; then
+		echo "$name: must run as root (containerd, runc)" >&2
+		exit 1
+	fi
+	for tool in $2; do
+		command -v "$tool" >/dev/null || { echo "$name: $tool is not installed" >&2; exit 1; }
+	done
+	for var in $3; do
+		[ -x "${!var:-}" ] || { echo "$name: $var must name an executable" >&2; exit 1; }
+	done
 }
 
 it_setup() {
@@ -214,6 +235,12 @@ stop_pid() {
 		sleep 0.1
 	done
 	it_log "pid $pid ignored SIGTERM for ${grace}s: SIGKILL"
+	_it_kill "$pid"
+}
+
+# SIGKILL PID, wait (5 s at most) until it is gone, reap it.
+_it_kill() {
+	local pid=$1 i
 	kill -KILL "$pid" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
 		_it_pid_alive "$pid" || break
@@ -233,14 +260,9 @@ stop_bg() {
 }
 
 kill_bg() {
-	local name=$1 pid i
+	local name=$1 pid
 	pid=$(bg_pid "$name") || return 1
-	kill -KILL "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		_it_pid_alive "$pid" || break
-		sleep 0.1
-	done
-	_it_reap "$pid"
+	_it_kill "$pid"
 	it_log "killed $name (pid $pid) with SIGKILL"
 }
 

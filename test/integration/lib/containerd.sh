@@ -166,55 +166,38 @@ state = "$dir/state"
 EOF
 }
 
-# containerd logs this line once every plugin is loaded and the servers listen.
-_containerd_booted() {
-	local dir=$1 from=$2
-	tail -c +"$from" "$PINLET_IT_DIR/logs/containerd.log" 2>/dev/null |
-		grep -q 'containerd successfully booted'
-}
-
-_containerd_start() {
-	local dir=$1 from i
+# _containerd_start_named NAME DIR: start DIR's containerd under the start_bg name NAME
+# (its own log, logs/NAME.log) and wait until it serves: the socket listens and
+# containerd logged, in this start, the line it writes once every plugin is loaded and
+# the servers listen.
+_containerd_start_named() {
+	local name=$1 dir=$2 log from i
+	log=$PINLET_IT_DIR/logs/$name.log
 	# Only log lines written by this start count.
-	from=$(($(stat -c %s "$PINLET_IT_DIR/logs/containerd.log" 2>/dev/null || echo 0) + 1))
+	from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
 	# A killed containerd leaves its socket behind; containerd removes a stale one
 	# itself, but waiting on it would succeed too early.
 	rm -f "$dir/containerd.sock" "$dir/containerd.sock.ttrpc"
-	start_bg containerd containerd --config "$dir/config.toml"
+	start_bg "$name" containerd --config "$dir/config.toml"
 	for ((i = 0; i < 200; i++)); do
-		if ! bg_running containerd; then
-			it_log "containerd exited during start"
+		if ! bg_running "$name"; then
+			it_log "$name exited during start"
 			return 1
 		fi
-		if _it_socket_listening "$dir/containerd.sock" && _containerd_booted "$dir" "$from"; then
-			it_log "containerd serves $dir/containerd.sock"
+		if _it_socket_listening "$dir/containerd.sock" &&
+			tail -c +"$from" "$log" 2>/dev/null | grep -q 'containerd successfully booted'; then
+			it_log "$name serves $dir/containerd.sock"
 			return 0
 		fi
 		sleep 0.1
 	done
-	it_log "containerd not ready after 20s"
+	it_log "$name not ready after 20s"
 	return 1
 }
 
 start_containerd() {
-	local dir=$1 hp sandbox
-	[ -n "$dir" ] || { echo "usage: start_containerd DIR [REGISTRY_HOSTPORT...]" >&2; return 2; }
-	shift
-	mkdir -p "$dir/root" "$dir/state" "$dir/opt" "$dir/runc" "$dir/cni" "$dir/certs.d"
-	dir=$(cd "$dir" && pwd)
-	for hp in "$@"; do
-		containerd_add_registry "$dir" "$hp"
-	done
-	sandbox=${PINLET_SANDBOX_IMAGE:-${1:-127.0.0.1:0}/tiny/pause:v1}
-	_containerd_write_config "$dir" "$sandbox"
-	CONTAINERD_DIR=$dir
-	CONTAINERD_SOCK=$dir/containerd.sock
-	CONTAINERD_ENDPOINT=unix://$dir/containerd.sock
-	export CONTAINERD_DIR CONTAINERD_SOCK CONTAINERD_ENDPOINT
-	# Registered before the start so a half-started instance is cleaned up too.
-	on_cleanup pre containerd_cleanup "$dir"
-	on_cleanup post containerd_cleanup_post "$dir"
-	_containerd_start "$dir"
+	[ -n "${1:-}" ] || { echo "usage: start_containerd DIR [REGISTRY_HOSTPORT...]" >&2; return 2; }
+	start_containerd_named containerd "$@"
 }
 
 restart_containerd() {
@@ -226,7 +209,7 @@ restart_containerd() {
 	if bg_running containerd; then
 		stop_bg containerd 10
 	fi
-	_containerd_start "$dir"
+	_containerd_start_named containerd "$dir"
 }
 
 # Prints "PID NAMESPACE ID" for every runc shim whose -address is DIR's socket. The shim
@@ -304,30 +287,6 @@ containerd_cleanup_post() {
 	return 0
 }
 
-# _containerd_start_named NAME DIR: _containerd_start for the start_bg name NAME (its own
-# log, so the boot line waited for is this instance's).
-_containerd_start_named() {
-	local name=$1 dir=$2 log from i
-	log=$PINLET_IT_DIR/logs/$name.log
-	from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
-	rm -f "$dir/containerd.sock" "$dir/containerd.sock.ttrpc"
-	start_bg "$name" containerd --config "$dir/config.toml"
-	for ((i = 0; i < 200; i++)); do
-		if ! bg_running "$name"; then
-			it_log "$name exited during start"
-			return 1
-		fi
-		if _it_socket_listening "$dir/containerd.sock" &&
-			tail -c +"$from" "$log" 2>/dev/null | grep -q 'containerd successfully booted'; then
-			it_log "$name serves $dir/containerd.sock"
-			return 0
-		fi
-		sleep 0.1
-	done
-	it_log "$name not ready after 20s"
-	return 1
-}
-
 start_containerd_named() {
 	local name=$1 dir=$2 hp sandbox
 	if [ -z "$name" ] || [ -z "$dir" ]; then
@@ -346,6 +305,7 @@ start_containerd_named() {
 	CONTAINERD_SOCK=$dir/containerd.sock
 	CONTAINERD_ENDPOINT=unix://$dir/containerd.sock
 	export CONTAINERD_DIR CONTAINERD_SOCK CONTAINERD_ENDPOINT
+	# Registered before the start so a half-started instance is cleaned up too.
 	on_cleanup pre containerd_cleanup "$dir"
 	on_cleanup post containerd_cleanup_post "$dir"
 	_containerd_start_named "$name" "$dir"

@@ -19,6 +19,13 @@
 #                                           linux/arm64), each a tiny image as above
 #   build_pause_binary OUT                  gcc -static -Os -s of a program that sleeps
 #                                           until SIGTERM/SIGINT and exits 0
+#   build_app_images DIR MARKER [VARIANT...]
+#                                           from one static pause binary DIR/pause.bin:
+#                                           DIR/pause (the sandbox image) and, for each
+#                                           VARIANT (default: app1 app2), DIR/VARIANT
+#                                           whose binary ends in a line "MARKER-VARIANT"
+#                                           (its own layer, config and digest). Needs
+#                                           common.sh: a failure is it_fail
 #   layout_digest OUTDIR                    digest of the top descriptor of a layout (the
 #                                           manifest or index digest a pushed tag gets
 #                                           with --preserve-digests)
@@ -170,6 +177,20 @@ build_pause_image() {
 	return $rc
 }
 
+build_app_images() {
+	local dir=$1 marker=$2 v
+	shift 2
+	[ $# -gt 0 ] || set -- app1 app2
+	mkdir -p "$dir"
+	build_pause_binary "$dir/pause.bin" || it_fail "build_pause_binary"
+	for v in "$@"; do
+		cp "$dir/pause.bin" "$dir/$v.bin"
+		printf '\n%s-%s\n' "$marker" "$v" >>"$dir/$v.bin"
+		build_pause_image "$dir/$v" "$v" "$dir/$v.bin" || it_fail "image $v"
+	done
+	build_pause_image "$dir/pause" pause "$dir/pause.bin" || it_fail "pause image"
+}
+
 build_oci_index() {
 	local out=$1 name=$2 seed=$3 rootfs arch hex size entries="" tmp ihex isize
 	[ $# -eq 3 ] || { echo "usage: build_oci_index OUTDIR NAME SEED" >&2; return 2; }
@@ -230,5 +251,6 @@ sign_push_image() {
 	}
 	tag=$("$PINLET_IT_SIGN" "$key" "$digest" "$identity" "$work" ${7:+"$7"}) || return 1
 	push_image "$work" "$registry" "$repo:$tag" || return 1
+	# shellcheck disable=SC2034 # read by the caller
 	SIG_TAG=$tag
 }

@@ -61,14 +61,11 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 # shellcheck source=../lib/cri_assert.sh
 . "$lib/cri_assert.sh"
 
-for var in PINLET_BIN PINLET_IT_CRI; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
-if [ "$case_name" != startup ]; then
-	[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-	for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq curl ss; do
-		command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-	done
+if [ "$case_name" = startup ]; then
+	it_require --no-root run.sh "" "PINLET_BIN PINLET_IT_CRI"
+else
+	it_require run.sh "containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq curl ss" \
+		"PINLET_BIN PINLET_IT_CRI"
 fi
 
 it_setup
@@ -81,18 +78,11 @@ it_log "case $case_name"
 # container_is come from lib/cri_assert.sh: P is $PINLET_ENDPOINT, C is
 # $CONTAINERD_ENDPOINT, the audit log is $AUDIT. two_nodes switches them per node.
 
-# Three images from one static pause binary: the sandbox image and two app images whose
-# binaries differ by a few trailing bytes (different layers, configs, digests, IDs).
+# Three images from one static pause binary (lib/images.sh): the sandbox image and two
+# app images whose binaries differ by a few trailing bytes (different layers, configs,
+# digests, IDs).
 build_images() {
-	mkdir -p "$D/img"
-	build_pause_binary "$D/img/pause.bin" || it_fail "build_pause_binary"
-	local v
-	for v in app1 app2; do
-		cp "$D/img/pause.bin" "$D/img/$v.bin"
-		printf '\npinlet-lock-%s\n' "$v" >>"$D/img/$v.bin"
-		build_pause_image "$D/img/$v" "$v" "$D/img/$v.bin" || it_fail "image $v"
-	done
-	build_pause_image "$D/img/pause" pause "$D/img/pause.bin" || it_fail "pause image"
+	build_app_images "$D/img" pinlet-lock
 	DA=$(layout_digest "$D/img/app1")
 	DB=$(layout_digest "$D/img/app2")
 	[ "$DA" != "$DB" ] || it_fail "the two app images have one digest"

@@ -60,14 +60,11 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 . "$lib/containerd.sh"
 # shellcheck source=../lib/images.sh
 . "$lib/images.sh"
+# shellcheck source=../lib/cri_assert.sh
+. "$lib/cri_assert.sh"
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq openssl; do
-	command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-done
-for var in PINLET_BIN PINLET_IT_CRI; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
+it_require run.sh "containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq openssl" \
+	"PINLET_BIN PINLET_IT_CRI"
 
 it_setup
 D=$PINLET_IT_DIR
@@ -76,31 +73,14 @@ it_log "case $case_name"
 
 # ---- helpers ---------------------------------------------------------------------------
 
-# cri P|C|C2 LABEL ARGS...: one pinlet_it_cri call through pinlet (P), to containerd (C)
-# or to the second containerd (C2); must answer OK; the JSON answer lands in $out.
-cri() {
-	local via=$1 label=$2 ep rc=0
-	shift 2
-	case $via in
-	P) ep=unix://$D/pinlet.sock ;;
-	C) ep=$CONTAINERD_ENDPOINT ;;
-	C2) ep=unix://$D/containerd2/containerd.sock ;;
-	esac
-	out=$("$PINLET_IT_CRI" -e "$ep" -t 60 "$@" 2>"$D/cri.stderr") || rc=$?
-	[ $rc -eq 0 ] || it_fail "$label: expected OK, exit $rc: $out $(cat "$D/cri.stderr")"
-	it_log "$label: $out"
-}
+# cri and expect come from lib/cri_assert.sh: cri P is pinlet (PINLET_ENDPOINT, the socket
+# start_pinlet and case_crio_short listen on), cri C the containerd behind it
+# (CONTAINERD_ENDPOINT); the second containerd (start_containerd2) is passed as "$C2".
+PINLET_ENDPOINT=unix://$D/pinlet.sock
+C2=unix://$D/containerd2/containerd.sock
 
-expect() {
-	local label=$1 json=$2 filter=$3
-	shift 3
-	jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 ||
-		it_fail "$label: expected ($filter) [$*]; got: $json"
-	it_log "ok: $label"
-}
-
-# The manifest digest a containerd recorded for IMAGE (after a pull): the digest part of
-# its repo_digests entry for IMAGE's repository.
+# repo_digest_of P|C|ENDPOINT IMAGE: the manifest digest a containerd recorded for IMAGE
+# (after a pull): the digest part of its repo_digests entry for IMAGE's repository.
 repo_digest_of() {
 	local via=$1 image=$2 repo
 	case $image in
@@ -119,17 +99,10 @@ pinned_digest() {
 		.decision == "substituted") | .resolved | sub("^[^@]*@"; "")' "$AUDIT" | tail -n 1
 }
 
-# Four images from one static pause binary: the sandbox and three app variants.
+# Three images from one static pause binary (lib/images.sh): the sandbox and two app
+# variants, A1 and A2 their digests.
 build_images() {
-	mkdir -p "$D/img"
-	build_pause_binary "$D/img/pause.bin" || it_fail "build_pause_binary"
-	local v
-	for v in app1 app2; do
-		cp "$D/img/pause.bin" "$D/img/$v.bin"
-		printf '\npinlet-mirrors-%s\n' "$v" >>"$D/img/$v.bin"
-		build_pause_image "$D/img/$v" "$v" "$D/img/$v.bin" || it_fail "image $v"
-	done
-	build_pause_image "$D/img/pause" pause "$D/img/pause.bin" || it_fail "pause image"
+	build_app_images "$D/img" pinlet-mirrors
 	A1=$(layout_digest "$D/img/app1")
 	A2=$(layout_digest "$D/img/app2")
 	[ "$A1" != "$A2" ] || it_fail "app1 and app2 have the same digest"
@@ -182,7 +155,7 @@ start_pinlet() {
 		--runtime-endpoint "$CONTAINERD_ENDPOINT" --state-dir "$D/state" \
 		--audit-log "$AUDIT" --log-level debug
 	wait_for_socket "$D/pinlet.sock" 10 || it_fail "pinlet does not listen on $D/pinlet.sock"
-	"$PINLET_IT_CRI" -e "unix://$D/pinlet.sock" wait 10 >/dev/null ||
+	"$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" wait 10 >/dev/null ||
 		it_fail "no CRI Version through pinlet"
 	# the runtime was recognized and its files are named in the log
 	wait_until 5 grep -q "registry hosts: hosts_dir $HOSTS" "$D/logs/pinlet.log" ||
@@ -200,13 +173,13 @@ start_containerd2() {
 	sed -i "s|config_path = .*|config_path = \"$HOSTS\"|" "$dir/config.toml"
 	start_bg containerd2 containerd --config "$dir/config.toml"
 	wait_for_socket "$dir/containerd.sock" 20 || it_fail "second containerd does not listen"
-	"$PINLET_IT_CRI" -e "unix://$dir/containerd.sock" wait 20 >/dev/null ||
-		it_fail "second containerd does not answer"
+	"$PINLET_IT_CRI" -e "$C2" wait 20 >/dev/null || it_fail "second containerd does not answer"
 }
 
-# pinlet resolve with the daemon's configuration: REF -> "digest endpoint".
+# resolve_cli REF [RUNTIME]: pinlet resolve with the daemon's configuration, in front of
+# RUNTIME (default containerd): REF -> "digest endpoint".
 resolve_cli() {
-	"$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime containerd --endpoint "$1" |
+	"$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime "${2:-containerd}" --endpoint "$1" |
 		awk -F'\t' '{ sub(/^[^@]*@/, "", $2); print $2, $3 }'
 }
 
@@ -258,8 +231,8 @@ setup_two() {
 # compare IMAGE WANT_DIGEST WANT_ENDPOINT: pinlet's pin == second containerd's pull.
 compare() {
 	local img=$1 want=$2 endpoint=$3 direct got
-	cri C2 "direct PullImage $img" pull "$img"
-	direct=$(repo_digest_of C2 "$img")
+	cri "$C2" "direct PullImage $img" pull "$img"
+	direct=$(repo_digest_of "$C2" "$img")
 	[ "$direct" = "$want" ] || it_fail "containerd pulled $img as '$direct', expected $want"
 	cri P "PullImage $img through pinlet" pull "$img"
 	got=$(pinned_digest "$img")
@@ -353,7 +326,7 @@ case_reload() {
 	pid=$(bg_pid pinlet)
 	mirror_hosts_toml
 	_pulled_from_mirror() {
-		"$PINLET_IT_CRI" -e "unix://$D/pinlet.sock" -t 30 pull "$img" >/dev/null 2>&1 &&
+		"$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 30 pull "$img" >/dev/null 2>&1 &&
 			[ "$(pinned_digest "$img")" = "$A1" ]
 	}
 	wait_until 15 _pulled_from_mirror || it_fail "the hosts.toml change was not applied: $(tail -n 3 "$AUDIT")"
@@ -364,7 +337,7 @@ case_reload() {
 	echo "server = \"http://$UP\"" >"$HOSTS/$UP/hosts.toml.new"
 	mv "$HOSTS/$UP/hosts.toml.new" "$HOSTS/$UP/hosts.toml"
 	_pulled_from_upstream() {
-		"$PINLET_IT_CRI" -e "unix://$D/pinlet.sock" -t 30 pull "$img" >/dev/null 2>&1 &&
+		"$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 30 pull "$img" >/dev/null 2>&1 &&
 			[ "$(pinned_digest "$img")" = "$A2" ]
 	}
 	wait_until 15 _pulled_from_upstream || it_fail "the second change was not applied: $(tail -n 3 "$AUDIT")"
@@ -501,7 +474,7 @@ EOT
 		echo "credentials: {docker_config: [\"$D/no-such-docker-config.json\"]}"
 		echo "registries_conf: \"$conf\""
 	} >"$D/pinlet.yaml"
-	got=$(resolve_cli_crio "$UP/tiny/app:v1")
+	got=$(resolve_cli "$UP/tiny/app:v1" cri-o)
 	[ "$got" = "$A1 http://$MIR" ] || it_fail "tag-only mirror: '$got', want '$A1 http://$MIR'"
 	it_log "ok: the tag-only mirror answers for a tag (https refused, then plain http)"
 
@@ -516,7 +489,7 @@ mirror-by-digest-only = true
 location = "$MIR/tiny"
 insecure = true
 EOT
-	got=$(resolve_cli_crio "$UP/tiny/app:v1")
+	got=$(resolve_cli "$UP/tiny/app:v1" cri-o)
 	[ "$got" = "$A2 http://$UP" ] || it_fail "mirror-by-digest-only: '$got', want '$A2 http://$UP'"
 	it_log "ok: a drop-in's mirror-by-digest-only leaves tags to the upstream"
 
@@ -637,11 +610,6 @@ setup_registries_plain() {
 	MIR=$REGISTRY_ADDR
 	start_registry "$D/upstream" "" upstream || it_fail "upstream registry"
 	UP=$REGISTRY_ADDR
-}
-
-resolve_cli_crio() {
-	"$PINLET_BIN" resolve --config "$D/pinlet.yaml" --runtime cri-o --endpoint "$1" |
-		awk -F'\t' '{ sub(/^[^@]*@/, "", $2); print $2, $3 }'
 }
 
 "case_$case_name"

@@ -40,10 +40,7 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 # shellcheck source=../lib/pinlet.sh
 . "$lib/pinlet.sh"
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-for var in PINLET_BIN PINLET_IT_CRI HOSTILE_CROWD; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
+it_require run.sh "" "PINLET_BIN PINLET_IT_CRI HOSTILE_CROWD"
 
 it_setup
 D=$PINLET_IT_DIR

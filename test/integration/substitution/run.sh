@@ -71,14 +71,8 @@ fi
 # shellcheck source=../lib/cri_assert.sh
 . "$lib/cri_assert.sh"
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq curl \
-	htpasswd openssl ss; do
-	command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-done
-for var in PINLET_BIN PINLET_IT_CRI; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
+it_require run.sh "containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq curl htpasswd openssl ss" \
+	"PINLET_BIN PINLET_IT_CRI"
 PW=${PINLET_SUBST_PASSWORD:?}
 
 it_setup
@@ -107,24 +101,11 @@ head_digest() {
 		tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }'
 }
 
-# Three images from one static pause binary: the sandbox image and two app images whose
-# binaries differ by a few trailing bytes (different layers, configs, digests, IDs).
-build_images() {
-	mkdir -p "$D/img"
-	build_pause_binary "$D/img/pause.bin" || it_fail "build_pause_binary"
-	local v
-	for v in app1 app2; do
-		cp "$D/img/pause.bin" "$D/img/$v.bin"
-		printf '\npinlet-substitution-%s\n' "$v" >>"$D/img/$v.bin"
-		build_pause_image "$D/img/$v" "$v" "$D/img/$v.bin" || it_fail "image $v"
-	done
-	build_pause_image "$D/img/pause" pause "$D/img/pause.bin" || it_fail "pause image"
-}
-
 # Registry (REG), images pushed (tiny/pause:v1, tiny/app:v1 = app1), containerd.
-# D1 is app1's digest, checked three ways: the layout, skopeo inspect --raw, HEAD.
+# D1 is app1's digest, checked three ways: the layout, skopeo inspect --raw, HEAD. The
+# images: the sandbox and two app images from one static pause binary (lib/images.sh).
 setup_base() {
-	build_images
+	build_app_images "$D/img" pinlet-substitution
 	start_registry "$D/registry" || it_fail "registry"
 	REG=$REGISTRY_ADDR
 	push_image "$D/img/pause" "$REG" tiny/pause:v1 || it_fail "push pause"

@@ -35,13 +35,8 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 # shellcheck source=../lib/cri_assert.sh
 . "$lib/cri_assert.sh"
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (containerd, runc)" >&2; exit 1; }
-for tool in containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq curl; do
-	command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 1; }
-done
-for var in PINLET_BIN PINLET_IT_CRI; do
-	[ -x "${!var:-}" ] || { echo "run.sh: $var must name an executable" >&2; exit 1; }
-done
+it_require run.sh "containerd containerd-shim-runc-v2 runc docker-registry skopeo gcc jq curl" \
+	"PINLET_BIN PINLET_IT_CRI"
 
 it_setup
 D=$PINLET_IT_DIR
@@ -127,13 +122,7 @@ has_pin() {
 
 # ---- setup -----------------------------------------------------------------------------
 
-mkdir -p "$D/img"
-build_pause_binary "$D/img/pause.bin" || it_fail "build_pause_binary"
-for v in app1 app2; do
-	cp "$D/img/pause.bin" "$D/img/$v.bin"
-	printf '\npinlet-tags-%s\n' "$v" >>"$D/img/$v.bin"
-	build_pause_image "$D/img/$v" "$v" "$D/img/$v.bin" || it_fail "image $v"
-done
+build_app_images "$D/img" pinlet-tags
 start_registry "$D/registry" || it_fail "registry"
 REG=$REGISTRY_ADDR
 for t in v1 a b c; do

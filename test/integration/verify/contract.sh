@@ -24,7 +24,7 @@ verify_start contract.sh "containerd runc docker-registry skopeo jq" "PINLET_BIN
 V=$D/verifiers
 mkdir -p "$D/img" "$V" "$D/rec"
 
-pull() { "$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 60 pull "$REG/$1" 2>>"$D/cri.stderr" || true; }
+pull() { cri_answer pull "$REG/$1" || true; }
 runs() { find "$D/rec" -name '*.argv' | wc -l; }
 last_record() { jq -sc --arg i "$REG/$1" '[.[] | select(.image == $i)] | last' "$D/pinlet/audit.jsonl"; }
 config() { # EXTRA_VERIFIERS_YAML [MODE]

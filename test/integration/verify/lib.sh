@@ -3,16 +3,15 @@
 #
 # What the verifier tests (run.sh, contract.sh, mirror.sh) share. Source it after setting
 # `here` (the script's directory); it sources the harness (lib/common.sh, containerd.sh,
-# images.sh, pinlet.sh) and defines:
+# images.sh, pinlet.sh, and cri_assert.sh for expect, the jq assertion) and defines:
 #
 #   verify_start NAME TOOLS VARS
-#           root, the TOOLS (space-separated commands) installed, the VARS (names of
-#           environment variables) naming executables, then it_setup; sets D (the work
-#           directory). NAME prefixes the messages.
-#   expect LABEL JSON FILTER [jq args...]
-#           jq -e FILTER on JSON, or it_fail naming both; logs "ok: LABEL"
-#   cri ARGS...
-#           pinlet_it_cri through pinlet ($PINLET_ENDPOINT), 60 s, stderr to $D/cri.stderr
+#           it_require NAME TOOLS VARS (common.sh: root, the TOOLS installed, the VARS
+#           naming executables), then it_setup; sets D (the work directory)
+#   cri_answer ARGS...
+#           pinlet_it_cri through pinlet ($PINLET_ENDPOINT), 60 s, stderr appended to
+#           $D/cri.stderr; prints the JSON answer, returns the client's status (unlike
+#           cri_assert.sh's cri, it neither logs nor asserts: the callers do)
 #   verify_images
 #           $D/img/pause (the sandbox image) and $D/img/app (tag v1), both the static
 #           pause binary, as OCI layouts; sets DIG to the app's manifest digest
@@ -21,6 +20,11 @@
 #           not in the policy), $D/sigstore.yaml requiring key A for REPO_GLOB (default
 #           deny), and pinlet-verify-sigstore ($PINLET_VERIFY_SIGSTORE) installed in
 #           $D/verifiers
+#   verify_pinlet EXTRA_YAML
+#           pinlet (lib/pinlet.sh) in $D/pinlet in front of $CONTAINERD_ENDPOINT: enforce,
+#           no credentials, EXTRA_YAML (how to reach the registries), verifiers.bin_dir
+#           $D/verifiers with a 20 s timeout, PINLET_SIGSTORE_POLICY=$D/sigstore.yaml in
+#           its environment; sets AUDIT
 
 lib=${PINLET_IT_LIB:-$here/../lib}
 # shellcheck source=../lib/common.sh
@@ -31,35 +35,23 @@ lib=${PINLET_IT_LIB:-$here/../lib}
 . "$lib/images.sh"
 # shellcheck source=../lib/pinlet.sh
 . "$lib/pinlet.sh"
+# shellcheck source=../lib/cri_assert.sh
+. "$lib/cri_assert.sh"
 
 verify_start() {
-	local name=$1 tool var
-	[ "$(id -u)" = 0 ] || { echo "$name: must run as root (containerd, runc)" >&2; exit 1; }
-	for tool in $2; do
-		command -v "$tool" >/dev/null || { echo "$name: $tool is not installed" >&2; exit 1; }
-	done
-	for var in $3; do
-		[ -x "${!var:-}" ] || { echo "$name: $var must name an executable" >&2; exit 1; }
-	done
+	it_require "$@"
 	it_setup
 	D=$PINLET_IT_DIR
 }
 
-expect() {
-	local label=$1 json=$2 filter=$3
-	shift 3
-	jq -e "$@" "$filter" <<<"$json" >/dev/null 2>&1 ||
-		it_fail "$label: expected ($filter) [$*]; got: $json"
-	it_log "ok: $label"
-}
-
-cri() { "$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 60 "$@" 2>>"$D/cri.stderr"; }
+cri_answer() { "$PINLET_IT_CRI" -e "$PINLET_ENDPOINT" -t 60 "$@" 2>>"$D/cri.stderr"; }
 
 verify_images() {
 	mkdir -p "$D/img"
 	build_pause_binary "$D/img/pause.bin" || it_fail "build_pause_binary"
 	build_pause_image "$D/img/pause" pause "$D/img/pause.bin" || it_fail "pause image"
 	build_pause_image "$D/img/app" v1 "$D/img/pause.bin" || it_fail "app image"
+	# shellcheck disable=SC2034 # read by the scripts
 	DIG=$(layout_digest "$D/img/app")
 }
 
@@ -75,4 +67,22 @@ rules:
 default: deny
 YAML
 	install -m 0755 "$PINLET_VERIFY_SIGSTORE" "$D/verifiers/pinlet-verify-sigstore"
+}
+
+# shellcheck disable=SC2034 # AUDIT is read by the scripts
+verify_pinlet() {
+	mkdir -p "$D/pinlet"
+	cat >"$D/pinlet/config.yaml" <<YAML
+mode: enforce
+credentials: {docker_config: ["$D/no-docker-config.json"]}
+$1
+verifiers:
+  bin_dir: "$D/verifiers"
+  timeout: 20s
+YAML
+	"$PINLET_BIN" check-config "$D/pinlet/config.yaml" || it_fail "check-config"
+	# the verifiers inherit pinlet's environment: the policy path travels that way
+	PINLET_SIGSTORE_POLICY=$D/sigstore.yaml start_pinlet "$D/pinlet" "$CONTAINERD_ENDPOINT" ||
+		it_fail "pinlet"
+	AUDIT=$D/pinlet/audit.jsonl
 }

@@ -51,22 +51,10 @@ PINLET_SANDBOX_IMAGE=$MIR/tiny/pause:v1 start_containerd "$D/containerd" "$MIR" 
 containerd_add_mirror "$CONTAINERD_DIR/certs.d" "$UP" "http://$UP" "http://$MIR"
 HOSTS=$CONTAINERD_DIR/certs.d
 
-mkdir -p "$D/pinlet"
-cat >"$D/pinlet/config.yaml" <<YAML
-mode: enforce
-credentials: {docker_config: ["$D/no-docker-config.json"]}
-hosts_dir: "$HOSTS"
-verifiers:
-  bin_dir: "$D/verifiers"
-  timeout: 20s
-YAML
-"$PINLET_BIN" check-config "$D/pinlet/config.yaml" || it_fail "check-config"
-PINLET_SIGSTORE_POLICY=$D/sigstore.yaml start_pinlet "$D/pinlet" "$CONTAINERD_ENDPOINT" ||
-	it_fail "pinlet"
-AUDIT=$D/pinlet/audit.jsonl
+verify_pinlet "hosts_dir: \"$HOSTS\""
 
 # ---- signed: pulls and runs, the signature came from the mirror -------------------------
-out=$(cri pull "$UP/tiny/signed:v1") || it_fail "pull signed: $out $(cat "$D/cri.stderr")"
+out=$(cri_answer pull "$UP/tiny/signed:v1") || it_fail "pull signed: $out $(cat "$D/cri.stderr")"
 expect "the signed image pulls through the mirror" "$out" '.status == "OK"'
 ID=$(jq -r .image_ref <<<"$out")
 expect "its record carries the verifier's allow" \
@@ -80,7 +68,7 @@ for path in "/v2/tiny/signed/manifests/$SIG_TAG" "/v2/tiny/signed/manifests/sha2
 done
 it_log "ok: the signature tag, its manifest and its payload were fetched from the mirror"
 
-out=$(cri run "$ID" -U "$UP/tiny/signed:v1" -n verify -N signed -I uid-signed) ||
+out=$(cri_answer run "$ID" -U "$UP/tiny/signed:v1" -n verify -N signed -I uid-signed) ||
 	it_fail "run signed: $out"
 expect "the signed image runs" "$out" '.status == "OK" and .step == "StartContainer"'
 
@@ -88,7 +76,7 @@ expect "the signed image runs" "$out" '.status == "OK" and .step == "StartContai
 # The mirror answers "manifest unknown" for its signature tag and the upstream is down: as
 # containerd's resolver does, the failure that was not a 404 is the error (the upstream
 # might hold a signature), and the 404 is named beside it. Refused either way.
-out=$(cri pull "$UP/tiny/unsigned:v1") || true
+out=$(cri_answer pull "$UP/tiny/unsigned:v1") || true
 expect "the unsigned image is refused, the reason naming both endpoints' answers" "$out" \
 	'.status == "PERMISSION_DENIED" and (.message | startswith($p)) and
 	 (.message | contains($sig)) and (.message | contains("endpoint http://" + $up)) and
@@ -104,11 +92,11 @@ expect "the audit log says rejected, with the verifier's reason" \
 # on the server, as an air-gapped node may say), the mirror's 404 is the whole answer:
 # "no signature". (Pulled by digest: another -name, so not the deny verdict just cached.)
 sed -i '1a capabilities = []' "$HOSTS/$UP/hosts.toml"
-out=$(cri pull "$UP/tiny/unsigned@$DIG") || true
+out=$(cri_answer pull "$UP/tiny/unsigned@$DIG") || true
 expect "the unsigned image is refused: no signature" "$out" \
 	'.status == "PERMISSION_DENIED" and (.message | startswith($p))' \
 	--arg p "pinlet: $UP/tiny/unsigned@$DIG blocked by verifier pinlet-verify-sigstore: no signature: "
-out=$(cri pull "$UP/tiny/signed@$DIG") || it_fail "pull signed again: $out"
+out=$(cri_answer pull "$UP/tiny/signed@$DIG") || it_fail "pull signed again: $out"
 expect "the signed image still pulls" "$out" '.status == "OK"'
 
 # ---- containerd's capabilities: a pull-only host serves content, never a tag --------------
@@ -133,7 +121,7 @@ server = "http://$UP"
 EOF
 sig_tag_asks() { grep -cE "\"(HEAD|GET) /v2/tiny/signed/manifests/$SIG_TAG .*\"pinlet/" "$1" || true; }
 before=$(sig_tag_asks "$D/logs/mirror.log")
-out=$(cri pull "$UP/tiny/signed:v2") || it_fail "pull signed:v2: $out"
+out=$(cri_answer pull "$UP/tiny/signed:v2") || it_fail "pull signed:v2: $out"
 expect "tiny/signed:v2 pulls" "$out" '.status == "OK"'
 [ "$(sig_tag_asks "$D/logs/mirror.log")" -gt "$before" ] ||
 	it_fail "the signature tag was not asked of the pull+resolve mirror"

@@ -47,30 +47,17 @@ sign_push imported a
 it_log "signatures pushed as $SIG_TAG"
 
 start_containerd "$D/containerd" "$REG" || it_fail "containerd"
-mkdir -p "$D/pinlet"
-cat >"$D/pinlet/config.yaml" <<YAML
-mode: enforce
-credentials: {docker_config: ["$D/no-docker-config.json"]}
-registries:
-  "$REG": {insecure: true}
-verifiers:
-  bin_dir: "$D/verifiers"
-  timeout: 20s
-YAML
-"$PINLET_BIN" check-config "$D/pinlet/config.yaml" || it_fail "check-config"
-# the verifiers inherit pinlet's environment: the policy path travels that way
-PINLET_SIGSTORE_POLICY=$D/sigstore.yaml start_pinlet "$D/pinlet" "$CONTAINERD_ENDPOINT" ||
-	it_fail "pinlet"
-AUDIT=$D/pinlet/audit.jsonl
+verify_pinlet "registries:
+  \"$REG\": {insecure: true}"
 
 # ---- pulls through pinlet ---------------------------------------------------------------
-out=$(cri pull "$REG/tiny/signed:v1") || it_fail "pull signed: $out"
+out=$(cri_answer pull "$REG/tiny/signed:v1") || it_fail "pull signed: $out"
 expect "the image signed with key A pulls" "$out" '.status == "OK"'
 ID=$(jq -r .image_ref <<<"$out")
 
 deny() { # REPO REASON
 	local out
-	out=$(cri pull "$REG/tiny/$1:v1") || true
+	out=$(cri_answer pull "$REG/tiny/$1:v1") || true
 	expect "tiny/$1 is refused: $2" "$out" \
 		'.status == "PERMISSION_DENIED" and (.message | startswith($p)) and (.message | contains($r))' \
 		--arg p "pinlet: $REG/tiny/$1@$DIG blocked by verifier pinlet-verify-sigstore: " \
@@ -92,7 +79,7 @@ expect "the allowed pull's record carries the allow" \
 sig_fetches() { grep -c "/v2/tiny/signed/manifests/$SIG_TAG" "$D/logs/registry.log" || true; }
 before=$(sig_fetches)
 for i in $(seq 1 10); do
-	out=$(cri pull "$REG/tiny/signed:v1") || it_fail "pull $i: $out"
+	out=$(cri_answer pull "$REG/tiny/signed:v1") || it_fail "pull $i: $out"
 	[ "$(jq -r .status <<<"$out")" = OK ] || it_fail "pull $i: $out"
 done
 [ "$(sig_fetches)" = "$before" ] ||
@@ -101,7 +88,7 @@ done
 it_log "ok: ten more pulls of one digest, no verifier run (signature fetched $before time(s) in all)"
 
 # ---- CreateContainer ------------------------------------------------------------------
-out=$(cri run "$ID" -U "$REG/tiny/signed:v1" -n verify -N signed -I uid-signed) ||
+out=$(cri_answer run "$ID" -U "$REG/tiny/signed:v1" -n verify -N signed -I uid-signed) ||
 	it_fail "run signed: $out"
 expect "the signed image runs (CreateContainer by image ID, cached verdict)" "$out" \
 	'.status == "OK" and .step == "StartContainer"'
@@ -109,7 +96,7 @@ expect "the signed image runs (CreateContainer by image ID, cached verdict)" "$o
 # pre-pulled: tiny/unsigned straight into containerd; started through pinlet -> refused
 out=$("$PINLET_IT_CRI" -e "$CONTAINERD_ENDPOINT" -t 60 pull "$REG/tiny/unsigned@$DIG") ||
 	it_fail "direct pull: $out"
-out=$(cri run "$ID" -U "$REG/tiny/unsigned:v1" -n verify -N unsigned -I uid-unsigned) || true
+out=$(cri_answer run "$ID" -U "$REG/tiny/unsigned:v1" -n verify -N unsigned -I uid-unsigned) || true
 expect "a pre-pulled unsigned image never starts" "$out" \
 	'.status == "PERMISSION_DENIED" and .step == "CreateContainer" and (.message | contains("no signature"))'
 
@@ -124,7 +111,7 @@ _imported_known() {
 }
 wait_until 20 _imported_known || it_fail "containerd's CRI does not list the imported image"
 before=$(grep -c "/v2/tiny/imported/manifests/$SIG_TAG" "$D/logs/registry.log" || true)
-out=$(cri run "$ID" -U "$REG/tiny/imported:v1" -n verify -N imported -I uid-imported) ||
+out=$(cri_answer run "$ID" -U "$REG/tiny/imported:v1" -n verify -N imported -I uid-imported) ||
 	it_fail "run imported: $out"
 expect "the ctr-imported, signed image starts" "$out" '.status == "OK" and .step == "StartContainer"'
 [ "$(grep -c "/v2/tiny/imported/manifests/$SIG_TAG" "$D/logs/registry.log")" -gt "$before" ] ||

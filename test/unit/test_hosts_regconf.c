@@ -146,12 +146,18 @@ static void test_short_names(void **state)
         assert_int_equal(pinlet_regconf_short_name(c, "app", &name, &reason), 1);
         assert_string_equal(name, "quay.io/team/app");
         free(TAKE_PTR(name));
+        /* docker.io ahead of quay.io: qualified, with the reason to pass it through when
+         * docker.io has no answer */
         assert_int_equal(pinlet_regconf_short_name(c, "nginx", &name, &reason), 1);
         assert_string_equal(name, "docker.io/library/nginx");
+        assert_non_null(strstr(reason, "(quay.io)"));
         free(TAKE_PTR(name));
+        free(TAKE_PTR(reason));
         assert_int_equal(pinlet_regconf_short_name(c, "team/x", &name, &reason), 1);
         assert_string_equal(name, "docker.io/team/x");
+        assert_non_null(reason);
         free(TAKE_PTR(name));
+        free(TAKE_PTR(reason));
         assert_int_equal(pinlet_regconf_short_name(one, "x", &name, &reason), 1);
         assert_string_equal(name, "registry.corp/x");
         free(TAKE_PTR(name));

@@ -181,7 +181,10 @@ struct pending {
 };
 
 struct call {
-        struct pinlet_interceptor *ic;
+        struct pinlet_interceptor *ic; /* NULL in a call's records written later (after) */
+        /* where records go: the daemon's, which outlive the interceptor's generation */
+        struct pinlet_audit *audit;
+        struct pinlet_metrics *metrics;
         struct pinlet_intercept_request *req;
         const char *method;         /* "PullImage" */
         const char *mode;           /* "enforce", "audit" */
@@ -301,9 +304,9 @@ static void write_record(const struct call *c, const struct pending *p)
                 .n_verifiers = nv,
         };
 
-        (void)pinlet_audit_write(c->ic->audit, &rec);
+        (void)pinlet_audit_write(c->audit, &rec);
         /* pinlet_decisions_total counts exactly the audit records */
-        (void)pinlet_metrics_decision(c->ic->metrics, rec.method, rec.decision, rec.source);
+        (void)pinlet_metrics_decision(c->metrics, rec.method, rec.decision, rec.source);
 }
 
 static void pending_done(struct pending *p)
@@ -345,7 +348,7 @@ static void audit(struct call *c, const char *image, const char *resolved, const
         const char *endpoint = a && a->source == PINLET_SOURCE_REGISTRY ? a->endpoint : NULL;
         struct pending *grown;
 
-        if (!c->ic->audit)
+        if (!c->audit)
                 return;
         p.resolved = resolved ? strdup(resolved) : NULL;
         p.previous = previous ? strdup(previous) : NULL;
@@ -380,6 +383,51 @@ static void flush_audit(struct call *c, bool failed)
         free(c->pending);
         c->pending = NULL;
         c->n_pending = 0;
+}
+
+/* A call's records, written once the proxy has forwarded the call (or sent its failure):
+ * what the records borrow (the request, the lock set) goes with them. */
+struct later {
+        struct call c; /* audit, metrics, method, mode, req (owned), lock (a reference) */
+        bool failed;
+};
+
+static void write_later(void *arg)
+{
+        struct later *l = arg;
+
+        flush_audit(&l->c, l->failed);
+        pinlet_intercept_request_free(l->c.req);
+        pinlet_lock_set_unref(l->c.lock);
+        free(l);
+}
+
+/*
+ * On the completion-queue thread the records wait for the forward: formatting and writing
+ * them (a JSON line and a write(2), about as much CPU as the rest of the decision) then
+ * overlaps with the runtime's work on the call instead of adding to its latency. On a
+ * worker, or without memory, they are written now. Takes *req and the lock reference when
+ * it defers them.
+ */
+static void flush_audit_after(struct call *c, struct pinlet_intercept_request **req,
+                              struct pinlet_intercept_result *ret)
+{
+        bool failed = ret->action == PINLET_FAIL;
+        struct later *l;
+
+        if (c->may_block || c->n_pending == 0 || !(l = malloc(sizeof(*l)))) {
+                flush_audit(c, failed);
+                return;
+        }
+        *l = (struct later){ .c = *c, .failed = failed };
+        l->c.ic = NULL;
+        l->c.pod = l->c.fail_message = l->c.queue = NULL; /* the call frees its own */
+        l->c.req = TAKE_PTR(*req);
+        c->lock = NULL;
+        c->pending = NULL;
+        c->n_pending = 0;
+        ret->after = write_later;
+        ret->after_arg = l;
 }
 
 /* A PullImage passed through unpinned: the runtime pulls whatever the tag is now, which
@@ -933,6 +981,8 @@ static void undecodable(struct pinlet_interceptor *ic, enum pinlet_intercept_kin
         if (r == PINLET_INTERCEPT_ENUL) {
                 struct call c = {
                         .ic = ic,
+                        .audit = ic->audit,
+                        .metrics = ic->metrics,
                         .method = method,
                         .mode = pinlet_mode_to_string(ic->cfg->mode),
                 };
@@ -981,6 +1031,8 @@ static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind 
 
         c = (struct call){
                 .ic = ic,
+                .audit = ic->audit,
+                .metrics = ic->metrics,
                 .req = req,
                 .method = pinlet_intercept_kind_method(kind),
                 .mode = pinlet_mode_to_string(ic->cfg->mode),
@@ -1041,7 +1093,7 @@ static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind 
                 ret->len = out_len;
         }
 done:
-        flush_audit(&c, ret->action == PINLET_FAIL);
+        flush_audit_after(&c, &req, ret);
         free(c.pod);
         free(c.fail_message);
         free(c.queue);

@@ -207,6 +207,16 @@ static void report_call(struct pcall *c, int status)
         c->p->opts.on_call_done(c->p->opts.userdata, path, status, now_ns() - c->start_ns);
 }
 
+/* The result's after-work (see pinlet_intercept_result), once. */
+static void run_after(struct pinlet_intercept_result *r)
+{
+        void (*after)(void *) = r->after;
+
+        r->after = NULL;
+        if (after)
+                after(TAKE_PTR(r->after_arg));
+}
+
 static void pcall_free(struct pcall *c)
 {
         struct pinlet_proxy *p = c->p;
@@ -238,6 +248,7 @@ static void pcall_free(struct pcall *c)
                 grpc_byte_buffer_destroy(c->b2c);
         if (c->req_orig)
                 grpc_byte_buffer_destroy(c->req_orig);
+        run_after(&c->ires);
         free(c->ires.data);
         free(c->ires.message);
         free(c->ires.queue);
@@ -440,6 +451,7 @@ static void send_unary_answer(struct pcall *c)
         }
         backend_status_op(c, &ops[n++]);
         start(c, c->server, ops, n, &c->t_status_sent);
+        run_after(&c->ires);
 }
 
 /* Carries out the responder's decision (CQ thread): the original answer, or a new
@@ -574,6 +586,7 @@ static void call_responder(struct pcall *c, bool may_block)
         grpc_slice req = buffer_slice(c->req_orig ? c->req_orig : c->c2b);
         grpc_slice resp = buffer_slice(c->b2c);
 
+        run_after(&c->ires);
         free(c->ires.data);
         free(c->ires.message);
         free(c->ires.queue);
@@ -608,6 +621,7 @@ static void call_interceptor(struct pcall *c, bool may_block)
         };
         grpc_slice flat = buffer_slice(c->c2b);
 
+        run_after(&c->ires);
         free(c->ires.data);
         free(c->ires.message);
         free(c->ires.queue);
@@ -698,6 +712,7 @@ static void apply_intercept_result(struct pcall *c)
                 break;
         }
         }
+        run_after(r);
 }
 
 /* ---------------------------------------------------------------------------------------- */

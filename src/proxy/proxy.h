@@ -63,6 +63,14 @@ struct pinlet_intercept_result {
          * with, e.g. its configuration), then released with opts.state_free when the call
          * ends, whether or not the second call ran. */
         void *state;
+        /* Optional, with any action but DEFER: work the decision does not wait for (the
+         * call's audit records). The proxy calls after(after_arg) exactly once, on the
+         * thread that applies the result, right after it has started the forward (or
+         * sent the failure): the backend is at work on the call meanwhile, so this work
+         * adds nothing to the call's latency. Also called, at the latest when the call is
+         * freed, when the call ended before the result could be applied. */
+        void (*after)(void *arg);
+        void *after_arg;
 };
 
 /* Must fill *ret. With info->may_block false it runs on the completion-queue thread and

@@ -143,6 +143,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fns[m](ic, &info, data, size, &r);
                 CHECK(r.action != PINLET_DEFER);
         }
+        /* the records written after the forward, as the proxy does */
+        if (r.after) {
+                CHECK(r.action != PINLET_DEFER && !info.may_block);
+                r.after(r.after_arg);
+        }
 
         switch (r.action) {
         case PINLET_FORWARD_ORIGINAL:

@@ -383,8 +383,8 @@ static struct blob with_padding(struct blob b, size_t n)
 typedef void (*icept_fn)(void *, const struct pinlet_call_info *, const uint8_t *, size_t,
                          struct pinlet_intercept_result *);
 
-static struct pinlet_intercept_result run_info(struct fx *fx, icept_fn fn, struct blob req,
-                                               bool may_block)
+static struct pinlet_intercept_result run_info_after(struct fx *fx, icept_fn fn, struct blob req,
+                                                     bool may_block, bool after)
 {
         struct pinlet_call_info info = {
                 .method = "/runtime.v1.X/Y",
@@ -398,7 +398,21 @@ static struct pinlet_intercept_result run_info(struct fx *fx, icept_fn fn, struc
         free(req.d);
         if (may_block)
                 assert_int_not_equal(r.action, PINLET_DEFER);
+        /* records wait for the forward only on the completion-queue thread, never with a
+         * deferral; the proxy runs them right after the forward */
+        if (r.after && after) {
+                assert_false(may_block);
+                assert_int_not_equal(r.action, PINLET_DEFER);
+                r.after(r.after_arg);
+                r.after = NULL;
+        }
         return r;
+}
+
+static struct pinlet_intercept_result run_info(struct fx *fx, icept_fn fn, struct blob req,
+                                               bool may_block)
+{
+        return run_info_after(fx, fn, req, may_block, true);
 }
 
 /* On a worker (may_block true): the call is decided, never deferred. */
@@ -1364,6 +1378,54 @@ static void test_fast_status(void **state)
         json_decref(recs);
 }
 
+/* On the completion-queue thread the records wait for the forward: they are in the
+ * result's after-work, which the proxy runs once it has forwarded the call; on a worker
+ * they are written before the result returns. */
+static void test_fast_audit_after(void **state)
+{
+        struct fx *fx = *state;
+        struct pinlet_intercept_result r;
+        json_t *recs;
+
+        r = run(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"));
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        assert_null(r.after);
+        result_done(&r);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 1);
+        json_decref(recs);
+
+        r = run_info_after(fx, pinlet_interceptor_image_status, status_request("nginx:1.25"), false,
+                           false);
+        assert_int_equal(r.action, PINLET_FORWARD_REWRITTEN);
+        assert_non_null(r.after);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 1); /* not yet */
+        json_decref(recs);
+        r.after(r.after_arg); /* what the proxy does after the forward */
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 2);
+        /* the record borrows from the request, which went with it */
+        assert_string_equal(rec_str(recs, 1, "image"), "nginx:1.25");
+        assert_string_equal(rec_str(recs, 1, "source"), "cache");
+        assert_string_equal(rec_str(recs, 1, "decision"), "substituted");
+        json_decref(recs);
+        result_done(&r);
+
+        /* so do the records of a call forwarded as it came (a name that is no reference) */
+        r = run_info_after(fx, pinlet_interceptor_image_status, status_request("Bad Name:1"), false,
+                           false);
+        assert_int_equal(r.action, PINLET_FORWARD_ORIGINAL);
+        assert_non_null(r.after);
+        r.after(r.after_arg);
+        recs = audit_records(fx);
+        assert_int_equal(json_array_size(recs), 3);
+        assert_string_equal(rec_str(recs, 2, "image"), "Bad Name:1");
+        assert_string_equal(rec_str(recs, 2, "decision"), "passed_through");
+        json_decref(recs);
+        result_done(&r);
+}
+
 /* CreateContainer: a pin, a digest reference, an image ID, an out-of-scope image and mode
  * off need no registry: decided at once. */
 static void test_fast_create(void **state)
@@ -2254,6 +2316,7 @@ int main(void)
                 T(test_no_secret_in_logs),
                 T(test_concurrent_pulls),
                 T(test_fast_status),
+                T(test_fast_audit_after),
                 T(test_fast_create),
                 T(test_fast_pull),
                 T(test_nul),

@@ -31,7 +31,8 @@
 #               (passed through), one at a
 #               time; instructions per call in pinlet's process, counters zeroed before
 #               and dumped after each phase (callgrind_control). Instruction counts do not
-#               depend on what else the machine runs: profile.md
+#               depend on what else the machine runs: profile.md, and the dumps in
+#               callgrind-a/ (-b/) for callgrind_annotate (.1 ImageStatus, .2 Version)
 #
 # Steps, all in one private /tmp/pinlet-it-XXXX directory, every daemon stopped by PID on
 # exit (also on failure):
@@ -340,6 +341,9 @@ profile_pinlet() { # LABEL BINARY -> "status_instr version_instr" per call
 		callgrind_control -d "$phase" "$pid" >/dev/null || it_fail "callgrind_control -d"
 	done
 	stop_bg "profile-$label" 60
+	# kept for callgrind_annotate: callgrind.out.1 is the ImageStatus phase, .2 Version
+	mkdir -p "$out/callgrind-$label"
+	cp "$pd"/callgrind.out.[12] "$out/callgrind-$label/"
 	for phase in 1 2; do
 		# each dump holds the costs since the zeroing before its phase
 		awk '/^(summary|totals):/ { print $2; exit }' "$pd/callgrind.out.$phase"

@@ -25,6 +25,7 @@
 #include "resolve/resolve.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
+#include "util/str.h"
 #include "util/time.h"
 #include "verify/verify.h"
 
@@ -1045,9 +1046,8 @@ static void intercept(struct pinlet_interceptor *ic, enum pinlet_intercept_kind 
         };
         method_api(info, c.api, sizeof(c.api));
         if (nonempty(req->pod_namespace) || nonempty(req->pod_name)) {
-                if (asprintf(&c.pod, "%s/%s/%s", strempty(req->pod_namespace),
-                             strempty(req->pod_name), strempty(req->pod_uid)) < 0)
-                        c.pod = NULL;
+                c.pod = pinlet_strjoin(strempty(req->pod_namespace), "/", strempty(req->pod_name),
+                                       "/", strempty(req->pod_uid));
         }
         if (req->auth) {
                 c.auth = (struct pinlet_registry_auth){

@@ -43,6 +43,7 @@
 #include <strings.h>
 
 #include "ref/ref.h"
+#include "util/str.h"
 
 #define DEFAULT_DOMAIN        "docker.io"       /* normalize.go defaultDomain */
 #define LEGACY_DEFAULT_DOMAIN "index.docker.io" /* folded into docker.io */
@@ -467,9 +468,12 @@ int pinlet_ref_parse(const char *s, struct pinlet_ref **ret, struct pinlet_error
         if (!r)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         r->domain = strndup(domain, domain_len);
-        if (asprintf(&r->path, "%s%.*s", library ? OFFICIAL_REPO_PREFIX : "", (int)path_len, rest) <
-            0)
-                r->path = NULL;
+        r->path = strndup(rest, path_len);
+        if (r->path && library) {
+                _cleanup_free_ char *bare = TAKE_PTR(r->path);
+
+                r->path = pinlet_strjoin(OFFICIAL_REPO_PREFIX, bare);
+        }
         if (colon)
                 r->tag = strndup(colon + 1, (size_t)((at ? at : rest + rest_len) - colon - 1));
         else if (!at) {
@@ -488,11 +492,7 @@ int pinlet_ref_parse(const char *s, struct pinlet_ref **ret, struct pinlet_error
 
 char *pinlet_ref_name(const struct pinlet_ref *r)
 {
-        char *s;
-
-        if (asprintf(&s, "%s/%s", r->domain, r->path) < 0)
-                return NULL;
-        return s;
+        return pinlet_strjoin(r->domain, "/", r->path);
 }
 
 char *pinlet_ref_key(const struct pinlet_ref *r)
@@ -536,12 +536,8 @@ char *pinlet_ref_host_key(const struct pinlet_ref *r)
 /* prefix + [":" tag] + ["@" digest]; prefix is the name in whichever form. */
 static char *with_suffix(const char *prefix, const char *tag, const char *digest)
 {
-        char *s;
-
-        if (asprintf(&s, "%s%s%s%s%s", prefix, tag ? ":" : "", strempty(tag), digest ? "@" : "",
-                     strempty(digest)) < 0)
-                return NULL;
-        return s;
+        return pinlet_strjoin(prefix, tag ? ":" : "", strempty(tag), digest ? "@" : "",
+                              strempty(digest));
 }
 
 char *pinlet_ref_string(const struct pinlet_ref *r)

@@ -19,6 +19,7 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/lru.h"
+#include "util/str.h"
 #include "util/time.h"
 
 /* A timeout marks a registry failing only when it had at least this long to answer. */
@@ -275,7 +276,8 @@ static int cache_key(struct pinlet_resolver *r, const struct pinlet_resolve_quer
                         return 0;
                 }
         }
-        if (asprintf(&key, "%s node", q->key) < 0)
+        key = pinlet_strjoin(q->key, " node"); /* on every call: no asprintf */
+        if (!key)
                 return pinlet_error_set(err, -ENOMEM, "out of memory");
         *ret = key;
         return 0;

@@ -79,6 +79,8 @@ int pinlet_answers_index_add(struct pinlet_answers_index *idx, const char *refer
 
         if (!colon || !digest || !*digest)
                 return -EINVAL;
+        if (json_object_get(idx->by_tag, reference))
+                return -EEXIST;
         if (asprintf(&pinned, "%.*s@%s", (int)(colon - reference), reference, digest) < 0)
                 return -ENOMEM;
         /* Keys come from the pin store (validated references and digests): ASCII, so
@@ -100,7 +102,7 @@ static int index_one(void *userdata, const struct pinlet_pin *pin)
 {
         int r = pinlet_answers_index_add(userdata, pin->reference, pin->digest);
 
-        return r == -EINVAL ? 0 : r; /* not a tag: nothing to list */
+        return r == -EINVAL || r == -EEXIST ? 0 : r; /* not a tag: nothing to list */
 }
 
 int pinlet_answers_index_load(struct pinlet_answers_index *idx, struct pinlet_pins *pins)
@@ -216,30 +218,74 @@ static int cmp_tag(const void *a, const void *b)
         return x->name.len < y->name.len ? -1 : x->name.len > y->name.len ? 1 : 0;
 }
 
+/* Normalized names of one answer (malloc'ed), sorted for bsearch: a few per image, where
+ * a hash table (one per image, per call) cost more than the rest of the answer. */
+struct keys {
+        char **v;
+        size_t n;
+};
+
+static void keys_done(struct keys *k)
+{
+        for (size_t i = 0; i < k->n; i++)
+                free(k->v[i]);
+        free(k->v);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the keys and drops repeated ones. */
+static void keys_sort(struct keys *k)
+{
+        size_t n = 0;
+
+        if (k->n > 1)
+                qsort(k->v, k->n, sizeof(*k->v), cmp_str);
+        for (size_t i = 0; i < k->n; i++) {
+                if (n > 0 && strcmp(k->v[n - 1], k->v[i]) == 0)
+                        free(k->v[i]);
+                else
+                        k->v[n++] = k->v[i];
+        }
+        k->n = n;
+}
+
+static bool keys_has(const struct keys *k, const char *s)
+{
+        return k->n > 0 && bsearch(&s, k->v, k->n, sizeof(*k->v), cmp_str);
+}
+
 /* The repo_tags one image should have. *ret_tags is NULL when they are the runtime's own;
  * otherwise a malloc'ed array (*ret_n entries) whose data borrow from img and idx. */
 static int fix_image(const struct pinlet_answers_index *idx, const Pinlet__Cri__Image *img,
                      ProtobufCBinaryData **ret_tags, size_t *ret_n)
 {
-        _cleanup_(json_decrefp) json_t *digests = json_object(), *seen = json_object();
+        _cleanup_(keys_done) struct keys digests = { 0 }, own = { 0 };
         _cleanup_free_ struct tag_entry *tags = NULL;
         ProtobufCBinaryData *out;
         bool oom = false, changed = false;
         size_t n = 0, cap = img->n_repo_tags;
 
-        if (!digests || !seen)
+        digests.v = calloc(img->n_repo_digests ? img->n_repo_digests : 1, sizeof(*digests.v));
+        own.v = calloc(img->n_repo_tags ? img->n_repo_tags : 1, sizeof(*own.v));
+        if (!digests.v || !own.v)
                 return -ENOMEM;
         for (size_t i = 0; i < img->n_repo_digests; i++) {
-                _cleanup_free_ char *key = wire_key(&img->repo_digests[i], &oom);
-                json_t *pinned;
+                char *key = wire_key(&img->repo_digests[i], &oom);
 
                 if (oom)
                         return -ENOMEM;
-                if (!key || json_object_set_new_nocheck(digests, key, json_true()) < 0)
-                        continue;
-                pinned = json_object_get(idx->by_digest, key);
-                cap += json_array_size(pinned);
+                if (key)
+                        digests.v[digests.n++] = key;
         }
+        /* unique: two spellings of one digest reference must not list its tags twice (the
+         * index lists each pinned tag under one digest reference only) */
+        keys_sort(&digests);
+        for (size_t i = 0; i < digests.n; i++)
+                cap += json_array_size(json_object_get(idx->by_digest, digests.v[i]));
         tags = calloc(cap ? cap : 1, sizeof(*tags));
         if (!tags)
                 return -ENOMEM;
@@ -247,38 +293,33 @@ static int fix_image(const struct pinlet_answers_index *idx, const Pinlet__Cri__
         /* The runtime's own tags stay, byte for byte, unless pinned to another image. */
         for (size_t i = 0; i < img->n_repo_tags; i++) {
                 bool bad;
-                _cleanup_free_ char *key = wire_key_bad(&img->repo_tags[i], &oom, &bad);
+                char *key = wire_key_bad(&img->repo_tags[i], &oom, &bad);
                 const char *pinned;
 
                 if (oom)
                         return -ENOMEM;
                 pinned = key ? json_string_value(json_object_get(idx->by_tag, key)) : NULL;
-                if (pinned && !json_object_get(digests, pinned)) {
+                if (pinned && !keys_has(&digests, pinned)) {
+                        free(key);
                         changed = true; /* the tag moved: it belongs to its new image */
                         continue;
                 }
-                if (key && json_object_set_new_nocheck(seen, key, json_true()) < 0)
-                        return -ENOMEM;
+                if (key)
+                        own.v[own.n++] = key;
                 tags[n++] = (struct tag_entry){ .name = img->repo_tags[i], .bad = bad };
         }
+        keys_sort(&own);
         /* Then every tag pinned to one of this image's digests. */
-        for (size_t i = 0; i < img->n_repo_digests; i++) {
-                _cleanup_free_ char *key = wire_key(&img->repo_digests[i], &oom);
-                json_t *pinned, *tag;
+        for (size_t i = 0; i < digests.n; i++) {
+                json_t *pinned = json_object_get(idx->by_digest, digests.v[i]), *tag;
                 size_t j;
 
-                if (oom)
-                        return -ENOMEM;
-                if (!key || !(pinned = json_object_get(idx->by_digest, key)))
-                        continue;
                 json_array_foreach(pinned, j, tag)
                 {
                         const char *t = json_string_value(tag);
 
-                        if (json_object_get(seen, t))
+                        if (!t || keys_has(&own, t))
                                 continue;
-                        if (json_object_set_new_nocheck(seen, t, json_true()) < 0)
-                                return -ENOMEM;
                         tags[n++] = (struct tag_entry){
                                 .name = { .len = strlen(t), .data = (uint8_t *)t },
                         };

@@ -63,7 +63,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pinlet_answers_index *, pinlet_answers_index_
 #define _cleanup_answers_index_ _cleanup_(pinlet_answers_index_freep)
 
 /* Adds one pin: reference is a pin store key ("host/path:tag", no digest), digest
- * "algo:hex". -EINVAL for a reference without a tag or with a digest, -ENOMEM. */
+ * "algo:hex". -EINVAL for a reference without a tag or with a digest, -EEXIST for a
+ * reference already added (a tag has one pin, and the answers list it once), -ENOMEM. */
 int pinlet_answers_index_add(struct pinlet_answers_index *idx, const char *reference,
                              const char *digest);
 

@@ -153,6 +153,20 @@ static void test_status_three_tags_sorted_no_duplicates(void **state)
         pinlet_answers_index_free(idx);
 }
 
+/* Two spellings of one digest reference (the runtime's answer is not pinlet's to
+ * trust): the tags pinned to it are listed once. */
+static void test_status_digest_spellings(void **state)
+{
+        struct pinlet_answers_index *idx = index_of(S("docker.io/library/busybox:1", D3));
+        struct pbw in = status_answer("sha256:cccc", NONE,
+                                      S("docker.io/library/busybox@" D3, "busybox@" D3));
+        struct pbw want = status_answer("sha256:cccc", S("docker.io/library/busybox:1"),
+                                        S("docker.io/library/busybox@" D3, "busybox@" D3));
+
+        check(PINLET_ANSWERS_IMAGE_STATUS, idx, &in, &want);
+        pinlet_answers_index_free(idx);
+}
+
 static void test_status_unchanged(void **state)
 {
         struct pinlet_answers_index *idx = index_of(S(REG "/tiny/app:v1", D1));
@@ -295,6 +309,10 @@ static void test_errors(void **state)
         assert_int_equal(pinlet_answers_index_add(idx, REG "/tiny/app@" D1, D1), -EINVAL);
         assert_int_equal(pinlet_answers_index_add(idx, REG "/tiny/app", D1), -EINVAL);
         assert_int_equal(pinlet_answers_index_add(idx, REG "/tiny/app:v1", ""), -EINVAL);
+        /* a tag is listed once: a second pin of it is refused */
+        assert_int_equal(pinlet_answers_index_add(idx, REG "/tiny/app:v9", D1), 0);
+        assert_int_equal(pinlet_answers_index_add(idx, REG "/tiny/app:v9", D1), -EEXIST);
+        assert_int_equal(pinlet_answers_index_add(idx, REG "/tiny/app:v9", D2), -EEXIST);
         pinlet_answers_index_free(idx);
 }
 
@@ -542,6 +560,7 @@ int main(void)
                 cmocka_unit_test(test_remove_short_names),
                 cmocka_unit_test(test_status_pinned_tag_added),
                 cmocka_unit_test(test_status_three_tags_sorted_no_duplicates),
+                cmocka_unit_test(test_status_digest_spellings),
                 cmocka_unit_test(test_status_unchanged),
                 cmocka_unit_test(test_status_moved_tag_removed),
                 cmocka_unit_test(test_status_host_case_and_docker_hub),

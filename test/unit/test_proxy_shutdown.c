@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
+ * How the proxy carries out interceptor results.
+ *
+ * An interceptor's after-work (pinlet_intercept_result.after: the audit records) runs
+ * exactly once per call, on the completion-queue thread, whether the call was forwarded
+ * or refused.
+ *
  * The proxy's shutdown with interceptor jobs still queued: once the grace period has ended
  * a call (the client got "pinlet: shutting down"), a queued interceptor for it must not
  * run any more. One worker, an interceptor held at a gate and several calls: before the
@@ -32,6 +38,7 @@
 
 #include "proxy/proxy.h"
 #include "util/log.h"
+#include "util/macro.h"
 
 #define N_CALLS 4
 
@@ -67,9 +74,50 @@ static void slow_intercept(void *userdata, const struct pinlet_call_info *info,
         ret->message = strdup("refused by the test");
 }
 
+/* ---- after-work ---- */
+
+static atomic_int afters, after_other_thread;
+static pthread_t icept_thread;
+
+static void count_after(void *arg)
+{
+        if (!pthread_equal(pthread_self(), icept_thread))
+                atomic_fetch_add(&after_other_thread, 1);
+        atomic_fetch_add(&afters, 1);
+        free(arg);
+}
+
+/* Decides on the completion-queue thread, with after-work that owns memory (a leak or a
+ * double run shows under the sanitizers). */
+static void decide_with_after(struct pinlet_intercept_result *ret)
+{
+        icept_thread = pthread_self();
+        ret->after = count_after;
+        ret->after_arg = strdup("record");
+}
+
+static void refuse_intercept(void *userdata, const struct pinlet_call_info *info,
+                             const uint8_t *request, size_t len,
+                             struct pinlet_intercept_result *ret)
+{
+        ret->action = PINLET_FAIL;
+        ret->status = GRPC_STATUS_PERMISSION_DENIED;
+        ret->message = strdup("refused by the test");
+        decide_with_after(ret);
+}
+
+static void forward_intercept(void *userdata, const struct pinlet_call_info *info,
+                              const uint8_t *request, size_t len,
+                              struct pinlet_intercept_result *ret)
+{
+        ret->action = PINLET_FORWARD_ORIGINAL;
+        decide_with_after(ret);
+}
+
 struct client {
         pthread_t thread;
         const char *target;
+        const char *method; /* NULL: /test.Svc/Slow */
         grpc_status_code status;
         char details[128];
 };
@@ -81,7 +129,8 @@ static void *client_main(void *arg)
         grpc_channel_credentials *creds = grpc_insecure_credentials_create();
         grpc_channel *ch = grpc_channel_create(cl->target, creds, NULL);
         grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-        grpc_slice method = grpc_slice_from_static_string("/test.Svc/Slow");
+        grpc_slice method =
+                grpc_slice_from_static_string(cl->method ? cl->method : "/test.Svc/Slow");
         gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
                                              gpr_time_from_millis(20000, GPR_TIMESPAN));
         grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method,
@@ -165,35 +214,58 @@ static void *run_main(void *arg)
         return NULL;
 }
 
+/* A proxy on a socket in a private directory, run by a thread of its own; its backend
+ * is a socket nobody listens on. */
+struct fx {
+        char dir[32];
+        char listen[256], backend[256], target[300];
+        struct pinlet_proxy *p;
+        pthread_t runner;
+};
+
+static void fx_init(struct fx *f)
+{
+        snprintf(f->dir, sizeof(f->dir), "/tmp/pinlet-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->listen, sizeof(f->listen), "%s/pinlet.sock", f->dir);
+        snprintf(f->backend, sizeof(f->backend), "%s/backend.sock", f->dir);
+        snprintf(f->target, sizeof(f->target), "unix:%s", f->listen);
+}
+
+static void fx_start(struct fx *f, const struct pinlet_method *methods, size_t n)
+{
+        struct pinlet_proxy_options o = {
+                .listen_path = f->listen,
+                .socket_mode = 0600,
+                .socket_uid = (uid_t)-1,
+                .socket_gid = (gid_t)-1,
+                .runtime_endpoint = f->backend,
+                .max_message_size = 4u << 20,
+                .shutdown_grace_ms = 200,
+                .workers = 1,
+                .methods = methods,
+                .n_methods = n,
+        };
+        struct pinlet_error *err = NULL;
+
+        assert_int_equal(pinlet_proxy_new(&o, &f->p, &err), 0);
+        assert_int_equal(pthread_create(&f->runner, NULL, run_main, f->p), 0);
+}
+
 static void test_queued_interceptors_skipped_after_grace(void **state)
 {
         static const struct pinlet_method methods[] = {
                 { .path = "/test.Svc/Slow", .unary = true, .intercept = slow_intercept },
         };
-        char dir[] = "/tmp/pinlet-XXXXXX";
-        char listen[256], backend[256], target[300], logpath[300];
-        struct pinlet_proxy_options o = {
-                .listen_path = listen,
-                .socket_mode = 0600,
-                .socket_uid = (uid_t)-1,
-                .socket_gid = (gid_t)-1,
-                .runtime_endpoint = backend,
-                .max_message_size = 4u << 20,
-                .shutdown_grace_ms = 200,
-                .workers = 1,
-                .methods = methods,
-                .n_methods = 1,
-        };
-        struct pinlet_error *err = NULL;
-        struct pinlet_proxy *p = NULL;
+        char logpath[300];
+        struct fx f;
         struct client cl[N_CALLS] = {};
-        pthread_t runner;
         int saved_stderr, logfd;
 
-        assert_non_null(mkdtemp(dir));
+        fx_init(&f);
         /* The proxy logs each call it accepts at debug level, to stderr: captured in a file
          * for the time the calls arrive. */
-        snprintf(logpath, sizeof(logpath), "%s/stderr.log", dir);
+        snprintf(logpath, sizeof(logpath), "%s/stderr.log", f.dir);
         logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         assert_true(logfd >= 0);
         saved_stderr = dup(STDERR_FILENO);
@@ -201,15 +273,11 @@ static void test_queued_interceptors_skipped_after_grace(void **state)
         assert_int_equal(dup2(logfd, STDERR_FILENO), STDERR_FILENO);
         close(logfd);
         pinlet_log_setup(PINLET_LOG_DEBUG, PINLET_LOG_TEXT);
-        snprintf(listen, sizeof(listen), "%s/pinlet.sock", dir);
-        /* never reached: every call is refused or ended by the shutdown */
-        snprintf(backend, sizeof(backend), "%s/backend.sock", dir);
-        snprintf(target, sizeof(target), "unix:%s", listen);
-        assert_int_equal(pinlet_proxy_new(&o, &p, &err), 0);
-        assert_int_equal(pthread_create(&runner, NULL, run_main, p), 0);
+        /* the backend is never reached: every call is refused or ended by the shutdown */
+        fx_start(&f, methods, ELEMENTSOF(methods));
 
         for (int i = 0; i < N_CALLS; i++) {
-                cl[i].target = target;
+                cl[i].target = f.target;
                 assert_int_equal(pthread_create(&cl[i].thread, NULL, client_main, &cl[i]), 0);
         }
         /* The first call is in its interceptor (held at the gate); the proxy accepted every
@@ -220,7 +288,7 @@ static void test_queued_interceptors_skipped_after_grace(void **state)
         assert_int_equal(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
         close(saved_stderr);
 
-        pinlet_proxy_shutdown(p);
+        pinlet_proxy_shutdown(f.p);
         /* Every client is answered by the end of the grace period, while the first
          * interceptor is still held. */
         for (int i = 0; i < N_CALLS; i++) {
@@ -234,17 +302,51 @@ static void test_queued_interceptors_skipped_after_grace(void **state)
         gate_open = true;
         pthread_cond_broadcast(&gate_cond);
         pthread_mutex_unlock(&gate_lock);
-        assert_int_equal(pthread_join(runner, NULL), 0);
+        assert_int_equal(pthread_join(f.runner, NULL), 0);
         assert_int_equal(atomic_load(&intercepted), 1);
-        pinlet_proxy_free(p);
-        assert_int_equal(access(listen, F_OK), -1);
+        pinlet_proxy_free(f.p);
+        assert_int_equal(access(f.listen, F_OK), -1);
         assert_int_equal(unlink(logpath), 0);
-        assert_int_equal(rmdir(dir), 0);
+        assert_int_equal(rmdir(f.dir), 0);
+}
+
+/* Refused calls and forwarded ones (to a backend that is not there: the forward fails,
+ * the after-work still runs): one run each, on the completion-queue thread. */
+static void test_after_runs_once(void **state)
+{
+        static const struct pinlet_method methods[] = {
+                { .path = "/test.Svc/Forward", .unary = true, .intercept = forward_intercept },
+                { .path = "/test.Svc/Refuse", .unary = true, .intercept = refuse_intercept },
+        };
+        struct client cl[2 * N_CALLS] = {};
+        struct fx f;
+
+        fx_init(&f);
+        fx_start(&f, methods, ELEMENTSOF(methods));
+        for (int i = 0; i < 2 * N_CALLS; i++) {
+                cl[i].target = f.target;
+                cl[i].method = i % 2 ? "/test.Svc/Refuse" : "/test.Svc/Forward";
+                assert_int_equal(pthread_create(&cl[i].thread, NULL, client_main, &cl[i]), 0);
+        }
+        for (int i = 0; i < 2 * N_CALLS; i++) {
+                assert_int_equal(pthread_join(cl[i].thread, NULL), 0);
+                if (i % 2)
+                        assert_int_equal(cl[i].status, GRPC_STATUS_PERMISSION_DENIED);
+                else
+                        assert_int_not_equal(cl[i].status, GRPC_STATUS_OK);
+        }
+        pinlet_proxy_shutdown(f.p);
+        assert_int_equal(pthread_join(f.runner, NULL), 0);
+        pinlet_proxy_free(f.p);
+        assert_int_equal(atomic_load(&afters), 2 * N_CALLS);
+        assert_int_equal(atomic_load(&after_other_thread), 0);
+        assert_int_equal(rmdir(f.dir), 0);
 }
 
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_after_runs_once),
                 cmocka_unit_test(test_queued_interceptors_skipped_after_grace),
         };
         int rc;

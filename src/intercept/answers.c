@@ -21,6 +21,7 @@
 #include "pins/pins.h"
 #include "ref/ref.h"
 #include "util/log.h"
+#include "util/str.h"
 
 /* jansson's objects are the hash tables here: keys are NUL-terminated, which every name
  * used as a key is (a name from the wire with a NUL byte is never looked up). */
@@ -232,18 +233,13 @@ static void keys_done(struct keys *k)
         free(k->v);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sorts the keys and drops repeated ones. */
 static void keys_sort(struct keys *k)
 {
         size_t n = 0;
 
         if (k->n > 1)
-                qsort(k->v, k->n, sizeof(*k->v), cmp_str);
+                qsort(k->v, k->n, sizeof(*k->v), pinlet_strcmp_ptr);
         for (size_t i = 0; i < k->n; i++) {
                 if (n > 0 && strcmp(k->v[n - 1], k->v[i]) == 0)
                         free(k->v[i]);
@@ -255,7 +251,7 @@ static void keys_sort(struct keys *k)
 
 static bool keys_has(const struct keys *k, const char *s)
 {
-        return k->n > 0 && bsearch(&s, k->v, k->n, sizeof(*k->v), cmp_str);
+        return k->n > 0 && bsearch(&s, k->v, k->n, sizeof(*k->v), pinlet_strcmp_ptr);
 }
 
 /* The repo_tags one image should have. *ret_tags is NULL when they are the runtime's own;

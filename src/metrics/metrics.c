@@ -16,6 +16,7 @@
 
 #include "metrics/metrics-internal.h"
 #include "util/error.h"
+#include "util/str.h"
 
 #ifndef PINLET_VERSION
 #define PINLET_VERSION "unknown"
@@ -695,11 +696,6 @@ int pinlet_metrics_format(struct pinlet_metrics *m, char **ret_text, size_t *ret
 
 /* ---- lifetime ---- */
 
-static int cmp_strp(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static char *strdup_lower(const char *s)
 {
         char *d = strdup(s);
@@ -729,7 +725,7 @@ static int init_methods(struct pinlet_metrics *m, const char *const *names)
                         return -ENOMEM;
                 k++;
         }
-        qsort(m->method_names, k, sizeof(char *), cmp_strp);
+        qsort(m->method_names, k, sizeof(char *), pinlet_strcmp_ptr);
         /* Unique: v1 and v1alpha2 paths name the same methods. */
         m->n_methods = 0;
         for (size_t i = 0; i < k; i++) {

@@ -217,6 +217,17 @@ static void run_after(struct pinlet_intercept_result *r)
                 after(TAKE_PTR(r->after_arg));
 }
 
+/* Releases what the last interceptor or responder result holds, its after-work run,
+ * and leaves an empty FORWARD_ORIGINAL result. */
+static void result_clear(struct pinlet_intercept_result *r)
+{
+        run_after(r);
+        free(r->data);
+        free(r->message);
+        free(r->queue);
+        *r = (struct pinlet_intercept_result){ .action = PINLET_FORWARD_ORIGINAL };
+}
+
 static void pcall_free(struct pcall *c)
 {
         struct pinlet_proxy *p = c->p;
@@ -248,10 +259,7 @@ static void pcall_free(struct pcall *c)
                 grpc_byte_buffer_destroy(c->b2c);
         if (c->req_orig)
                 grpc_byte_buffer_destroy(c->req_orig);
-        run_after(&c->ires);
-        free(c->ires.data);
-        free(c->ires.message);
-        free(c->ires.queue);
+        result_clear(&c->ires);
         free(c->queue);
         if (c->istate && p->opts.state_free)
                 p->opts.state_free(c->istate);
@@ -586,11 +594,7 @@ static void call_responder(struct pcall *c, bool may_block)
         grpc_slice req = buffer_slice(c->req_orig ? c->req_orig : c->c2b);
         grpc_slice resp = buffer_slice(c->b2c);
 
-        run_after(&c->ires);
-        free(c->ires.data);
-        free(c->ires.message);
-        free(c->ires.queue);
-        c->ires = (struct pinlet_intercept_result){ .action = PINLET_FORWARD_ORIGINAL };
+        result_clear(&c->ires);
         c->method->respond(c->p->opts.userdata, &info, GRPC_SLICE_START_PTR(req),
                            GRPC_SLICE_LENGTH(req), (int)c->status,
                            c->b2c ? GRPC_SLICE_START_PTR(resp) : NULL, GRPC_SLICE_LENGTH(resp),
@@ -621,11 +625,7 @@ static void call_interceptor(struct pcall *c, bool may_block)
         };
         grpc_slice flat = buffer_slice(c->c2b);
 
-        run_after(&c->ires);
-        free(c->ires.data);
-        free(c->ires.message);
-        free(c->ires.queue);
-        c->ires = (struct pinlet_intercept_result){ .action = PINLET_FORWARD_ORIGINAL };
+        result_clear(&c->ires);
         c->method->intercept(c->p->opts.userdata, &info, GRPC_SLICE_START_PTR(flat),
                              GRPC_SLICE_LENGTH(flat), &c->ires);
         grpc_slice_unref(flat);

@@ -52,3 +52,8 @@ char *pinlet_strjoin_internal(const char *first, ...)
         va_end(ap);
         return s;
 }
+
+int pinlet_strcmp_ptr(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}

@@ -12,3 +12,6 @@
  * memory (errno ENOMEM, also when the total would overflow size_t). */
 char *pinlet_strjoin_internal(const char *first, ...);
 #define pinlet_strjoin(...) pinlet_strjoin_internal(__VA_ARGS__, (const char *)NULL)
+
+/* strcmp for qsort(3) and bsearch(3) over arrays of char *. */
+int pinlet_strcmp_ptr(const void *a, const void *b);

@@ -77,6 +77,27 @@ static void check_short_names(const struct pinlet_regconf *c)
         }
 }
 
+typedef int (*regconf_add_fn)(struct pinlet_regconf *c, const char *name, const char *data,
+                              size_t len, struct pinlet_error **err);
+
+/* The bytes merged by add into an empty registries.conf set; NULL when refused (the
+ * error checked). */
+static struct pinlet_regconf *regconf_from(regconf_add_fn add, const uint8_t *data, size_t size)
+{
+        struct pinlet_regconf *c = NULL;
+        struct pinlet_error *err = NULL;
+        int r;
+
+        check(pinlet_regconf_new(&c) == 0);
+        r = add(c, NAME, (const char *)data, size, &err);
+        if (r >= 0)
+                return c;
+        check_error(err, r);
+        pinlet_error_free(err);
+        pinlet_regconf_free(c);
+        return NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct pinlet_toml_value *root = NULL;
@@ -108,12 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 pinlet_hosts_list_unref(TAKE_PTR(l));
         }
 
-        check(pinlet_regconf_new(&c) == 0);
-        r = pinlet_regconf_add(c, NAME, (const char *)data, size, &err);
-        if (r < 0) {
-                check_error(err, r);
-                pinlet_error_free(TAKE_PTR(err));
-        } else {
+        c = regconf_from(pinlet_regconf_add, data, size);
+        if (c) {
                 static const char *const refs[][2] = {
                         { "docker.io", "library/nginx" },
                         { "a.example.com", "x/y" },
@@ -133,14 +150,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pinlet_regconf_free(c);
 
         /* the same bytes as containers' short-name-aliases.conf, over an empty set */
-        check(pinlet_regconf_new(&c) == 0);
-        r = pinlet_regconf_add_aliases(c, NAME, (const char *)data, size, &err);
-        if (r < 0) {
-                check_error(err, r);
-                pinlet_error_free(TAKE_PTR(err));
-        } else {
+        c = regconf_from(pinlet_regconf_add_aliases, data, size);
+        if (c)
                 check_short_names(c);
-        }
         pinlet_regconf_free(c);
         return 0;
 }
